@@ -1,0 +1,36 @@
+"""The ``tandem`` command line.
+
+Each command group lives beside the code it drives and is registered here, so this file stays a
+table of contents. Commands other than ``init``/``run``/``relay``/``emulate`` talk to the running node
+through its admin API.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import click
+
+# (module, attribute) of every command; imported lazily so `tandem --help` stays fast.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "emulate": ("node.trackers.emulate", "emulate"),
+}
+
+
+class _LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(COMMANDS))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            module, attr = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tandem-sync", prog_name="tandem")
+def main() -> None:
+    """Tandem keeps issues in sync between the trackers of different organisations."""
