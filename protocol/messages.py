@@ -8,6 +8,7 @@ Sequenced messages (``seq >= 1``, delivered exactly once, in order, acked cumula
     blob      a chunk of attachment content (sha256-verified by the receiver)
     blob_request  ask the peer for attachment content
     bye       the connection was deleted by the sender
+    probe     a diagnostic message (``tandem connection test``, delivery tests, latency benchmarks)
 
 Control messages (``seq == 0``; idempotent, never acked, safe to replay):
     hello     sent first on every link: where the sender's receive side stands (``recv_next``)
@@ -107,6 +108,14 @@ class Bye(_Msg):
     reason: str = ""
 
 
+class Probe(_Msg):
+    t: Literal["probe"] = "probe"
+    ack: int = Field(default=0, ge=0)
+    n: int = Field(ge=0)
+    sent_ms: int = 0
+    payload: str = ""
+
+
 class Ack(_Msg):
     t: Literal["ack"] = "ack"
     upto: int = Field(ge=0)
@@ -131,7 +140,7 @@ class UnknownMessage(_Msg):
 
 
 KnownMessage = Annotated[
-    Hello | Welcome | ReplicaMessage | Result | Unlink | BlobRequest | Blob | Bye | Ack | Ping | Pong,
+    Hello | Welcome | ReplicaMessage | Result | Unlink | BlobRequest | Blob | Bye | Probe | Ack | Ping | Pong,
     Field(discriminator="t"),
 ]
 Message = (
@@ -152,7 +161,20 @@ Message = (
 CONTROL_TYPES = frozenset({"hello", "ack", "ping", "pong"})
 _KNOWN: TypeAdapter[Any] = TypeAdapter(KnownMessage)
 _KNOWN_TYPES = frozenset(
-    {"hello", "welcome", "replica", "result", "unlink", "blob_request", "blob", "bye", "ack", "ping", "pong"}
+    {
+        "hello",
+        "welcome",
+        "replica",
+        "result",
+        "unlink",
+        "blob_request",
+        "blob",
+        "bye",
+        "probe",
+        "ack",
+        "ping",
+        "pong",
+    }
 )
 
 
