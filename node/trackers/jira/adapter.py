@@ -1,0 +1,723 @@
+"""The Jira adapter: :class:`~node.trackers.base.TrackerAdapter` for Jira Cloud and Server/DC.
+
+Decisions worth knowing (details in ``docs/trackers/jira.md``):
+
+* **Attachment hashes.** Jira does not publish a content hash, but replicas need ``sha256``. An
+  attachment's content never changes under its id, so the adapter hashes each attachment once (by
+  streaming it, on the first snapshot that lists it, or on upload/download) and keeps the result in
+  ``attachment_hashes`` — a mapping the node may back with its store so restarts do not re-download.
+  Snapshots therefore always carry complete attachment metadata.
+* **Twin markers** live in the issue property / comment property ``tandem.marker``
+  (``{"marker": "..."}``), written in the same create request as the issue or comment, so an issue
+  never exists without its marker. Issue properties are not JQL-searchable on stock Jira, so
+  :meth:`JiraAdapter.find_issue_by_marker` scans the issues the proxy user created in the project
+  recently (newest first, bounded) asking for that property.
+* **Internal comments**: written as JSM's ``sd.public.comment = {"internal": true}`` (and, when
+  ``internal_visibility`` is configured, a visibility restriction too); read as internal when either
+  is present or ``jsdPublic`` is false.
+* **Polling** (:meth:`JiraAdapter.changed_since`): JQL dates have minute granularity and are read in
+  the proxy user's time zone, so the query starts ``poll_margin`` earlier, floored to the minute, in
+  that zone; pages overlap; results are de-duplicated by ``(id, updated)``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import hashlib
+import logging
+from collections.abc import AsyncIterator, Mapping, MutableMapping
+from typing import Any, ClassVar, Literal
+from urllib.parse import quote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import aiohttp
+
+from node.trackers.base import (
+    IssueSnapshot,
+    IssueUpdate,
+    SearchPage,
+    TrackerAccount,
+    TrackerAdapter,
+    TrackerError,
+    TrackerEvent,
+    TrackerNotFound,
+    TrackerRejected,
+    Transition,
+)
+from node.trackers.http import RetryPolicy
+from protocol.replica import Attachment, Comment, UserRef
+from protocol.richtext import Doc, from_plain_text
+
+from . import mapping
+from .client import AuthKind, Deployment, JiraClient
+from .markup import to_native
+from .webhooks import SUBSCRIBED_EVENTS
+from .webhooks import parse_webhook as _parse_webhook
+
+log = logging.getLogger(__name__)
+
+_PAGE = 100  # comments / changelog page size (Jira's maximum for both)
+_ISSUE_FIELDS = "*all"
+
+
+class JiraAdapter(TrackerAdapter):
+    kind: ClassVar[str] = "jira"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        deployment: Deployment,
+        user: str | None,
+        token: str,
+        auth: AuthKind = "basic",
+        session: aiohttp.ClientSession | None = None,
+        max_attempts: int = 6,
+        base_delay: float = 0.5,
+        max_delay: float = 30.0,
+        max_retry_after: float = 120.0,
+        connection_limit: int = 10,
+        timeout: float = 60.0,
+        concurrency: int = 4,
+        webhook_secret: str | None = None,
+        internal_visibility: Mapping[str, str] | None = None,
+        default_issue_type: str = "Task",
+        marker_window_days: int = 30,
+        marker_scan_limit: int = 1000,
+        poll_margin: dt.timedelta = dt.timedelta(minutes=2),
+        poll_page_size: int = 50,
+        attachment_hashes: MutableMapping[str, str] | None = None,
+    ) -> None:
+        self.client = JiraClient(
+            base_url,
+            deployment=deployment,
+            user=user,
+            token=token,
+            auth=auth,
+            session=session,
+            policy=RetryPolicy(
+                max_attempts=max_attempts,
+                base_delay=base_delay,
+                max_delay=max_delay,
+                max_retry_after=max_retry_after,
+            ),
+            connection_limit=connection_limit,
+            timeout=timeout,
+        )
+        self.base_url = self.client.base_url
+        self.deployment: Deployment = deployment
+        self.webhook_secret = webhook_secret
+        self.internal_visibility = dict(internal_visibility) if internal_visibility else None
+        self.default_issue_type = default_issue_type
+        self.marker_window_days = marker_window_days
+        self.marker_scan_limit = marker_scan_limit
+        self.poll_margin = poll_margin
+        self.poll_page_size = max(10, poll_page_size)
+        self.attachment_hashes: MutableMapping[str, str] = (
+            attachment_hashes if attachment_hashes is not None else {}
+        )
+        self._limit = asyncio.Semaphore(max(1, concurrency))
+        self._fields: dict[str, dict[str, Any]] | None = None
+        self._myself: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"JiraAdapter({self.base_url!r}, deployment={self.deployment!r}, user={self.client.user!r})"
+
+    @property
+    def text_format(self) -> Literal["adf", "wiki"]:
+        return "adf" if self.deployment == "cloud" else "wiki"
+
+    async def close(self) -> None:
+        await self.client.close()
+
+    # -------------------------------------------------------------------------------------------
+    # Account and metadata
+
+    async def check(self) -> TrackerAccount:
+        me = await self._me(refresh=True)
+        info: dict[str, Any] = {}
+        try:
+            info = await self.client.request("GET", "serverInfo") or {}
+        except TrackerNotFound:
+            pass
+        user = mapping.user_ref(me) or UserRef(username=self.client.user)
+        return TrackerAccount(
+            user=user,
+            tracker="jira",
+            base_url=self.base_url,
+            server_title=info.get("serverTitle"),
+            version=info.get("version"),
+        )
+
+    async def _me(self, *, refresh: bool = False) -> dict[str, Any]:
+        if self._myself is None or refresh:
+            me = await self.client.request("GET", "myself")
+            if not isinstance(me, dict):
+                raise TrackerError(f"Jira at {self.base_url}: /myself returned no user")
+            self._myself = me
+        return self._myself
+
+    async def _time_zone(self) -> dt.tzinfo:
+        name = (await self._me()).get("timeZone")
+        if isinstance(name, str) and name:
+            try:
+                return ZoneInfo(name)
+            except (ZoneInfoNotFoundError, ValueError):
+                log.warning("Jira user time zone %r unknown; assuming UTC", name)
+        return dt.UTC
+
+    async def fields(self, *, refresh: bool = False) -> dict[str, dict[str, Any]]:
+        """Field metadata from ``/field`` by id (cached; ``refresh`` after an admin adds fields)."""
+        if self._fields is None or refresh:
+            rows = await self.client.request("GET", "field") or []
+            self._fields = {str(f["id"]): f for f in rows if isinstance(f, dict) and "id" in f}
+        return self._fields
+
+    # -------------------------------------------------------------------------------------------
+    # Reading
+
+    async def get_issue(self, key_or_id: str) -> IssueSnapshot:
+        raw = await self.client.request(
+            "GET",
+            f"issue/{_seg(key_or_id)}",
+            params={"expand": "names,changelog", "fields": _ISSUE_FIELDS, "properties": "*all"},
+        )
+        if not isinstance(raw, dict):
+            raise TrackerError(f"Jira returned no issue for {key_or_id}")
+        return await self._complete(raw)
+
+    async def _complete(self, raw: dict[str, Any], names: Mapping[str, str] | None = None) -> IssueSnapshot:
+        """Fetch what the issue JSON left out (changelog pages, comment properties, attachment
+        hashes) and map it."""
+        issue_id = str(raw.get("id"))
+        fields = raw.get("fields") or {}
+        histories = await self._histories(issue_id, raw.get("changelog"))
+        comment_block = fields.get("comment") or {}
+        comments: list[dict[str, Any]] | None = None
+        if comment_block.get("total", len(comment_block.get("comments") or [])) or comment_block.get(
+            "comments"
+        ):
+            comments = await self._comments(issue_id)
+        hashes = await self._attachment_hashes(fields.get("attachment") or [])
+        return mapping.issue_snapshot(
+            raw,
+            base_url=self.base_url,
+            names=names,
+            histories=histories,
+            comments=comments,
+            attachment_hashes=hashes,
+        )
+
+    async def _histories(self, issue_id: str, embedded: Any) -> list[dict[str, Any]] | None:
+        if not isinstance(embedded, dict):
+            return None
+        histories = list(embedded.get("histories") or [])
+        total = embedded.get("total")
+        if not isinstance(total, int) or total <= len(histories) or self.deployment != "cloud":
+            return histories
+        # Cloud embeds at most 100 entries; the paginated endpoint has them all, oldest first.
+        out: list[dict[str, Any]] = []
+        start = 0
+        for _ in range(10_000):
+            page = await self.client.request(
+                "GET", f"issue/{issue_id}/changelog", params={"startAt": start, "maxResults": _PAGE}
+            )
+            values = (page or {}).get("values") or []
+            out.extend(values)
+            start += len(values)
+            if not values or page.get("isLast", True) or start >= int(page.get("total") or 0):
+                break
+        return out
+
+    async def _comments(self, issue_id: str) -> list[dict[str, Any]]:
+        """All comments with their properties (markers, JSM internal flag)."""
+        out: list[dict[str, Any]] = []
+        start = 0
+        for _ in range(10_000):
+            page = await self.client.request(
+                "GET",
+                f"issue/{issue_id}/comment",
+                params={"startAt": start, "maxResults": _PAGE, "expand": "properties", "orderBy": "created"},
+            )
+            values = (page or {}).get("comments") or []
+            out.extend(values)
+            start += len(values)
+            if not values or start >= int((page or {}).get("total") or 0):
+                break
+        return out
+
+    async def _attachment_hashes(self, attachments: list[Any]) -> dict[str, str]:
+        ids = [str(a["id"]) for a in attachments if isinstance(a, dict) and "id" in a]
+        missing = [i for i in ids if i not in self.attachment_hashes]
+
+        async def one(attachment_id: str) -> None:
+            async with self._limit:
+                try:
+                    digest, _size = await self.client.sha256(await self._content_path(attachment_id))
+                except TrackerNotFound:
+                    return  # deleted meanwhile; the next snapshot will not list it
+                self.attachment_hashes[attachment_id] = digest
+
+        await asyncio.gather(*(one(i) for i in missing))
+        return {i: self.attachment_hashes[i] for i in ids if i in self.attachment_hashes}
+
+    async def _content_path(self, attachment_id: str) -> str:
+        if self.deployment == "cloud":
+            return f"attachment/content/{_seg(attachment_id)}"
+        meta = await self.client.request("GET", f"attachment/{_seg(attachment_id)}")
+        content = (meta or {}).get("content")
+        if not isinstance(content, str) or not content:
+            raise TrackerError(f"Jira attachment {attachment_id} has no content URL")
+        if self.client.same_origin(content):
+            return content
+        # Jira builds ``content`` from its configured base URL, which may differ from how we reach
+        # it (proxy, emulator): keep the path, use our origin, never send credentials elsewhere.
+        parts = urlsplit(content)
+        base_path = urlsplit(self.base_url).path.rstrip("/")
+        path = parts.path if parts.path.startswith(base_path) else base_path + parts.path
+        return f"{self.base_url[: len(self.base_url) - len(base_path)]}{path}"
+
+    async def search(self, query: str, *, page_token: str | None = None, page_size: int = 50) -> SearchPage:
+        raw_issues, names, next_token, total = await self._search_raw(
+            query, page_token=page_token, page_size=page_size, fields=_ISSUE_FIELDS, expand=True
+        )
+        snapshots = await asyncio.gather(*(self._complete(i, names) for i in raw_issues))
+        return SearchPage(issues=list(snapshots), next_page_token=next_token, total=total)
+
+    async def _search_raw(
+        self,
+        jql: str,
+        *,
+        page_token: str | None,
+        page_size: int,
+        fields: str,
+        expand: bool,
+        properties: str = mapping.MARKER_PROPERTY,
+        overlap: int = 0,
+    ) -> tuple[list[dict[str, Any]], dict[str, str], str | None, int | None]:
+        page_size = max(1, min(page_size, 100))
+        params: dict[str, str | int] = {"jql": jql, "maxResults": page_size, "fields": fields}
+        if expand:
+            params["expand"] = "names,changelog"
+        if properties:
+            params["properties"] = properties
+        if self.deployment == "cloud":
+            if page_token:
+                params["nextPageToken"] = page_token
+            body = await self.client.request("GET", "search/jql", params=params) or {}
+            issues = list(body.get("issues") or [])
+            token = body.get("nextPageToken")
+            last = body.get("isLast", token is None)
+            next_token = None if last or not token else str(token)
+            total = body.get("total") if isinstance(body.get("total"), int) else None
+        else:
+            start = _start_at(page_token)
+            params["startAt"] = start
+            body = await self.client.request("GET", "search", params=params) or {}
+            issues = list(body.get("issues") or [])
+            total = body.get("total") if isinstance(body.get("total"), int) else None
+            end = start + len(issues)
+            more = bool(issues) and (end < total if total is not None else len(issues) >= page_size)
+            step = max(1, len(issues) - overlap) if len(issues) > overlap else len(issues)
+            next_token = str(start + step) if more else None
+        raw_names = body.get("names")
+        names = {str(k): str(v) for k, v in raw_names.items()} if isinstance(raw_names, dict) else {}
+        return issues, names, next_token, total
+
+    async def changed_since(
+        self, since: dt.datetime, *, projects: list[str] | None = None
+    ) -> AsyncIterator[IssueSnapshot]:
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=dt.UTC)
+        zone = await self._time_zone()
+        start = (since - self.poll_margin).astimezone(zone).replace(second=0, microsecond=0)
+        clauses = [f'updated >= "{start:%Y/%m/%d %H:%M}"']
+        if projects:
+            clauses.insert(0, "project in (" + ", ".join(_jql_str(p) for p in projects) + ")")
+        jql = " AND ".join(clauses) + " ORDER BY updated ASC"
+        # Server pages by offset: an issue updated mid-scan jumps to the end and shifts the rest
+        # one place left; overlapping pages by a few issues keeps the shifted ones in view.
+        overlap = max(1, self.poll_page_size // 10)
+        seen: set[tuple[str, str]] = set()
+        token: str | None = None
+        for _ in range(100_000):
+            raw_issues, names, token, _total = await self._search_raw(
+                jql,
+                page_token=token,
+                page_size=self.poll_page_size,
+                fields=_ISSUE_FIELDS,
+                expand=True,
+                overlap=overlap,
+            )
+            fresh = []
+            for raw in raw_issues:
+                mark = (str(raw.get("id")), str((raw.get("fields") or {}).get("updated")))
+                if mark not in seen:
+                    seen.add(mark)
+                    fresh.append(raw)
+            for snapshot in await asyncio.gather(*(self._complete(r, names) for r in fresh)):
+                yield snapshot
+            if token is None:
+                return
+
+    # -------------------------------------------------------------------------------------------
+    # Writing issues
+
+    async def create_issue(
+        self, project: str, update: IssueUpdate, *, marker: str | None = None
+    ) -> IssueSnapshot:
+        fields = await self._fields_body(update)
+        fields["project"] = {"key": project}
+        fields.setdefault("issuetype", {"name": self.default_issue_type})
+        body: dict[str, Any] = {"fields": fields}
+        if marker:
+            body["properties"] = [{"key": mapping.MARKER_PROPERTY, "value": mapping.marker_value(marker)}]
+        created = await self.client.request("POST", "issue", json_body=body)
+        if not isinstance(created, dict) or not created.get("id"):
+            raise TrackerError(f"Jira did not return the created issue in project {project}")
+        return await self.get_issue(str(created["id"]))
+
+    async def find_issue_by_marker(self, project: str, marker: str) -> IssueSnapshot | None:
+        jql = (
+            f"project = {_jql_str(project)} AND creator = currentUser() AND "
+            f"created >= -{int(self.marker_window_days)}d ORDER BY created DESC"
+        )
+        token: str | None = None
+        scanned = 0
+        while scanned < self.marker_scan_limit:
+            issues, _names, token, _total = await self._search_raw(
+                jql, page_token=token, page_size=100, fields="created", expand=False
+            )
+            for raw in issues:
+                props = mapping.entity_properties(raw.get("properties"))
+                if mapping.marker_of(props) == marker:
+                    return await self.get_issue(str(raw["id"]))
+            scanned += len(issues)
+            if token is None or not issues:
+                break
+        return None
+
+    async def update_issue(self, key: str, update: IssueUpdate) -> None:
+        fields = await self._fields_body(update)
+        if not fields:
+            return
+        await self.client.request("PUT", f"issue/{_seg(key)}", json_body={"fields": fields})
+
+    async def delete_issue(self, key: str) -> None:
+        await self.client.request("DELETE", f"issue/{_seg(key)}")
+
+    async def _fields_body(self, update: IssueUpdate) -> dict[str, Any]:
+        touched = update.touched()
+        out: dict[str, Any] = {}
+        if "summary" in touched:
+            out["summary"] = update.summary or ""
+        if "description" in touched:
+            out["description"] = to_native(update.description, self.text_format)
+        if "priority" in touched:
+            out["priority"] = {"name": update.priority} if update.priority else None
+        if "issue_type" in touched and update.issue_type:
+            out["issuetype"] = {"name": update.issue_type}
+        if "labels" in touched:
+            out["labels"] = list(update.labels or [])
+        if "components" in touched:
+            out["components"] = [{"name": n} for n in update.components or []]
+        if "fix_versions" in touched:
+            out["fixVersions"] = [{"name": n} for n in update.fix_versions or []]
+        if "affects_versions" in touched:
+            out["versions"] = [{"name": n} for n in update.affects_versions or []]
+        if "due_date" in touched:
+            out["duedate"] = update.due_date.isoformat() if update.due_date else None
+        if "assignee" in touched:
+            out["assignee"] = await self._user_value(update.assignee, "assignee")
+        if "reporter" in touched:
+            out["reporter"] = await self._user_value(update.reporter, "reporter")
+        if "parent_key" in touched and update.parent_key:
+            out["parent"] = {"key": update.parent_key}
+        if "custom_fields" in touched and update.custom_fields:
+            meta = await self.fields()
+            for fid, value in update.custom_fields.items():
+                if fid not in meta:
+                    meta = await self.fields(refresh=True)
+                if fid not in meta:
+                    raise TrackerRejected(
+                        f"Jira has no field {fid!r}", errors={fid: "unknown field (not in /field)"}
+                    )
+                out[fid] = await self._custom_value(fid, meta[fid].get("schema") or {}, value)
+        return out
+
+    async def _user_value(self, ref: UserRef | None, field: str) -> dict[str, str] | None:
+        if ref is None or ref.is_empty():
+            return None
+        if self.deployment == "cloud" and ref.account_id:
+            return {"accountId": ref.account_id}
+        if self.deployment == "server" and ref.username:
+            return {"name": ref.username}
+        found = await self.find_user(ref)
+        if found is None:
+            who = ref.email or ref.display_name or ref.username or ref.account_id
+            raise TrackerRejected(f"no Jira user matches {who!r} for {field}", errors={field: "no such user"})
+        if self.deployment == "cloud" and found.account_id:
+            return {"accountId": found.account_id}
+        return {"name": found.username or ""}
+
+    async def _custom_value(self, fid: str, schema: Mapping[str, Any], value: Any) -> Any:
+        """A neutral value → the JSON Jira wants for this field's schema."""
+        if value is None:
+            return None
+        kind = schema.get("type")
+        custom = str(schema.get("custom") or "")
+        if kind == "array":
+            items = schema.get("items")
+            values = value if isinstance(value, list) else [value]
+            return [await self._custom_value(fid, {"type": items}, v) for v in values]
+        if kind == "option":
+            return {"value": _option_text(value)}
+        if kind == "option-with-child":
+            text = _option_text(value)
+            parent, sep, child = text.partition(" - ")
+            return {"value": parent, "child": {"value": child}} if sep else {"value": parent}
+        if kind == "user":
+            ref = UserRef.model_validate(value) if isinstance(value, dict) else _user_from_text(value)
+            return await self._user_value(ref, fid)
+        if kind in ("version", "component", "group"):
+            return {"name": _option_text(value)}
+        if kind == "number":
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                raise TrackerRejected(
+                    f"{fid} needs a number, got {value!r}", errors={fid: "not a number"}
+                ) from None
+        if kind == "date":
+            return value.isoformat() if isinstance(value, dt.date) else str(value)[:10]
+        if kind == "datetime":
+            return value.isoformat() if isinstance(value, dt.datetime) else str(value)
+        if custom.endswith(":textarea") or (kind == "string" and _is_doc(value)):
+            doc: Doc = value if _is_doc(value) else from_plain_text(str(value))
+            return to_native(doc, self.text_format)
+        if kind == "string":
+            return str(value)
+        return value
+
+    # -------------------------------------------------------------------------------------------
+    # Workflow
+
+    async def transitions(self, key: str) -> list[Transition]:
+        body = await self.client.request("GET", f"issue/{_seg(key)}/transitions") or {}
+        out: list[Transition] = []
+        for t in body.get("transitions") or []:
+            target = mapping.status_ref(t.get("to"))
+            if target is not None and t.get("id") is not None:
+                out.append(Transition(id=str(t["id"]), name=str(t.get("name") or target.name), to=target))
+        return out
+
+    async def transition(self, key: str, transition_id: str) -> None:
+        await self.client.request(
+            "POST", f"issue/{_seg(key)}/transitions", json_body={"transition": {"id": str(transition_id)}}
+        )
+
+    # -------------------------------------------------------------------------------------------
+    # Comments
+
+    async def add_comment(
+        self, key: str, body: Doc, *, internal: bool = False, marker: str | None = None
+    ) -> Comment:
+        payload: dict[str, Any] = {"body": to_native(body, self.text_format)}
+        properties = []
+        if internal:
+            properties.append({"key": mapping.SD_PUBLIC_COMMENT, "value": {"internal": True}})
+            if self.internal_visibility:
+                payload["visibility"] = self.internal_visibility
+        if marker:
+            properties.append({"key": mapping.MARKER_PROPERTY, "value": mapping.marker_value(marker)})
+        if properties:
+            payload["properties"] = properties
+        raw = await self.client.request("POST", f"issue/{_seg(key)}/comment", json_body=payload)
+        if not isinstance(raw, dict) or "id" not in raw:
+            raise TrackerError(f"Jira did not return the comment added to {key}")
+        comment, _ = mapping.comment_of(raw)
+        return comment.model_copy(update={"internal": internal or comment.internal})
+
+    async def update_comment(
+        self, key: str, comment_id: str, body: Doc, *, internal: bool | None = None
+    ) -> Comment:
+        payload: dict[str, Any] = {"body": to_native(body, self.text_format)}
+        if internal and self.internal_visibility:
+            payload["visibility"] = self.internal_visibility
+        raw = await self.client.request(
+            "PUT", f"issue/{_seg(key)}/comment/{_seg(comment_id)}", json_body=payload
+        )
+        if internal is not None:
+            await self.client.request(
+                "PUT",
+                f"comment/{_seg(comment_id)}/properties/{mapping.SD_PUBLIC_COMMENT}",
+                json_body={"internal": internal},
+            )
+        if not isinstance(raw, dict) or "id" not in raw:
+            raise TrackerError(f"Jira did not return comment {comment_id} of {key}")
+        comment, _ = mapping.comment_of(raw)
+        if internal is not None:
+            comment = comment.model_copy(update={"internal": internal or bool(raw.get("visibility"))})
+        return comment
+
+    async def delete_comment(self, key: str, comment_id: str) -> None:
+        await self.client.request("DELETE", f"issue/{_seg(key)}/comment/{_seg(comment_id)}")
+
+    # -------------------------------------------------------------------------------------------
+    # Attachments
+
+    async def add_attachment(
+        self, key: str, filename: str, content: bytes, *, mime_type: str = "application/octet-stream"
+    ) -> Attachment:
+        rows = await self.client.request(
+            "POST",
+            f"issue/{_seg(key)}/attachments",
+            upload=(filename, content, mime_type),
+            headers={"X-Atlassian-Token": "no-check"},
+        )
+        if not isinstance(rows, list) or not rows or not isinstance(rows[0], dict):
+            raise TrackerError(f"Jira did not return the attachment added to {key}")
+        digest = hashlib.sha256(content).hexdigest()
+        self.attachment_hashes[str(rows[0]["id"])] = digest
+        return mapping.attachment_of(rows[0], digest)
+
+    async def get_attachment_content(self, attachment_id: str) -> bytes:
+        data = await self.client.download(await self._content_path(attachment_id))
+        self.attachment_hashes[str(attachment_id)] = hashlib.sha256(data).hexdigest()
+        return data
+
+    # -------------------------------------------------------------------------------------------
+    # Users
+
+    async def find_user(self, ref: UserRef) -> UserRef | None:
+        if ref.account_id and self.deployment == "cloud":
+            try:
+                return mapping.user_ref(
+                    await self.client.request("GET", "user", params={"accountId": ref.account_id})
+                )
+            except TrackerNotFound:
+                pass
+        if ref.username and self.deployment == "server":
+            try:
+                return mapping.user_ref(
+                    await self.client.request("GET", "user", params={"username": ref.username})
+                )
+            except TrackerNotFound:
+                pass
+        param = "query" if self.deployment == "cloud" else "username"
+        if ref.email:
+            rows = await self._user_search(param, ref.email)
+            exact = [u for u in rows if (u.email or "").lower() == ref.email.lower()]
+            if len(exact) == 1:
+                return exact[0]
+            if not exact and len(rows) == 1 and rows[0].email is None:
+                return rows[0]  # Cloud hides emails but matches on them
+        if ref.display_name:
+            rows = await self._user_search(param, ref.display_name)
+            exact = [u for u in rows if (u.display_name or "").casefold() == ref.display_name.casefold()]
+            if len(exact) == 1:
+                return exact[0]
+        return None
+
+    async def _user_search(self, param: str, text: str) -> list[UserRef]:
+        rows = await self.client.request("GET", "user/search", params={param: text, "maxResults": 20}) or []
+        return [r for r in (mapping.user_ref(u) for u in rows if isinstance(u, dict)) if r is not None]
+
+    # -------------------------------------------------------------------------------------------
+    # Webhooks
+
+    async def register_webhook(self, url: str, *, secret: str | None = None) -> str:
+        body: dict[str, Any] = {
+            "name": "Tandem",
+            "url": url,
+            "events": list(SUBSCRIBED_EVENTS),
+            "excludeBody": False,
+        }
+        if secret:
+            body["secret"] = secret
+            self.webhook_secret = secret
+        created = await self.client.request("POST", "/rest/webhooks/1.0/webhook", json_body=body)
+        if not isinstance(created, dict):
+            raise TrackerError("Jira did not return the registered webhook")
+        self_url = str(created.get("self") or "")
+        webhook_id = created.get("id") or self_url.rstrip("/").rsplit("/", 1)[-1]
+        if not webhook_id:
+            raise TrackerError("Jira did not say which id the new webhook has")
+        return str(webhook_id)
+
+    async def unregister_webhook(self, webhook_id: str) -> None:
+        await self.client.request("DELETE", f"/rest/webhooks/1.0/webhook/{_seg(webhook_id)}")
+
+    def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[TrackerEvent]:
+        return _parse_webhook(headers, body, secret=self.webhook_secret)
+
+
+# -----------------------------------------------------------------------------------------------
+# Factory
+
+
+async def connect_jira(
+    base_url: str,
+    *,
+    user: str | None,
+    token: str,
+    auth: AuthKind = "basic",
+    session: aiohttp.ClientSession | None = None,
+    **options: Any,
+) -> JiraAdapter:
+    """Build an adapter after asking ``/rest/api/2/serverInfo`` which deployment this is
+    (``deploymentType``: ``Cloud`` → REST v3 + ADF; ``Server``/``DataCenter`` → REST v2 + wiki)."""
+    probe = JiraAdapter(base_url, deployment="server", user=user, token=token, auth=auth, session=session)
+    try:
+        info = await probe.client.request("GET", "/rest/api/2/serverInfo") or {}
+    finally:
+        if session is None:
+            await probe.close()
+    kind = str(info.get("deploymentType") or "").lower()
+    deployment: Deployment = "cloud" if kind == "cloud" else "server"
+    return JiraAdapter(
+        base_url, deployment=deployment, user=user, token=token, auth=auth, session=session, **options
+    )
+
+
+# -----------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _seg(value: str) -> str:
+    """One URL path segment (issue keys and ids are safe, but never trust input)."""
+    return quote(str(value), safe="")
+
+
+def _jql_str(value: str) -> str:
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _start_at(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        start = int(token)
+    except ValueError:
+        raise TrackerRejected(f"not a page token from this adapter: {token!r}") from None
+    if start < 0:
+        raise TrackerRejected(f"not a page token from this adapter: {token!r}")
+    return start
+
+
+def _is_doc(value: Any) -> bool:
+    return isinstance(value, dict) and value.get("type") == "doc" and isinstance(value.get("content"), list)
+
+
+def _option_text(value: Any) -> str:
+    if isinstance(value, dict):
+        return str(value.get("value") or value.get("name") or "")
+    return str(value)
+
+
+def _user_from_text(value: Any) -> UserRef:
+    text = str(value)
+    if "@" in text:
+        return UserRef(email=text)
+    return UserRef(account_id=text, username=text)

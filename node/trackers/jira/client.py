@@ -1,0 +1,283 @@
+"""A small async REST client for Jira Cloud (REST v3) and Jira Server / Data Center (REST v2).
+
+It owns the HTTP concerns only: one pooled :class:`aiohttp.ClientSession`, authentication (basic with
+user + API token/password, or a bearer personal access token), Jira's error bodies turned into the
+:class:`~node.trackers.base.TrackerError` tree, and the shared retry policy from
+:mod:`node.trackers.http`. It knows nothing about issues; :mod:`node.trackers.jira.adapter` does.
+
+Never logs or echoes the token: error messages name the user, the method and the path only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any, Literal
+from urllib.parse import urljoin, urlsplit
+
+import aiohttp
+
+from node.trackers.base import (
+    TrackerAuthError,
+    TrackerError,
+    TrackerRejected,
+    TrackerTransient,
+)
+from node.trackers.http import (
+    CLIENT_ERRORS,
+    RetryPolicy,
+    error_for_status,
+    new_session,
+    parse_retry_after,
+    transient_from_client_error,
+    with_retries,
+)
+
+log = logging.getLogger(__name__)
+
+Deployment = Literal["cloud", "server"]
+AuthKind = Literal["basic", "bearer"]
+
+_MAX_ERROR_BODY = 64 * 1024
+_USER_AGENT = "tandem-sync (+https://github.com/tandem-sync)"
+
+
+class JiraClient:
+    """Authenticated, retried JSON requests against one Jira site.
+
+    ``path`` arguments starting with ``/rest/`` are used as is; others are relative to the REST API
+    root of the deployment (``/rest/api/3`` on Cloud, ``/rest/api/2`` on Server/DC)."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        deployment: Deployment,
+        user: str | None,
+        token: str,
+        auth: AuthKind = "basic",
+        session: aiohttp.ClientSession | None = None,
+        policy: RetryPolicy | None = None,
+        connection_limit: int = 10,
+        timeout: float = 60.0,
+    ) -> None:
+        if deployment not in ("cloud", "server"):
+            raise ValueError("deployment must be 'cloud' or 'server'")
+        if auth not in ("basic", "bearer"):
+            raise ValueError("auth must be 'basic' or 'bearer'")
+        if auth == "basic" and not user:
+            raise ValueError("basic authentication needs a user (email on Cloud, username on Server)")
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.deployment: Deployment = deployment
+        self.user = user
+        self.auth_kind: AuthKind = auth
+        self.api = "/rest/api/3" if deployment == "cloud" else "/rest/api/2"
+        self.policy = policy or RetryPolicy()
+        self._origin = (parts.scheme, parts.netloc)
+        self._owns_session = session is None
+        self._session = session
+        self._connection_limit = connection_limit
+        self._timeout = timeout
+        if auth == "basic":
+            assert user is not None
+            self._auth_header = aiohttp.BasicAuth(user, token).encode()
+        else:
+            self._auth_header = f"Bearer {token}"
+
+    def __repr__(self) -> str:  # never show the token
+        return f"JiraClient({self.base_url!r}, deployment={self.deployment!r}, user={self.user!r})"
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = new_session(limit=self._connection_limit, total_timeout=self._timeout)
+            self._owns_session = True
+        return self._session
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    def url(self, path: str) -> str:
+        if path.startswith(("http://", "https://")):
+            return path
+        if not path.startswith("/rest/") and not path.startswith("/secure/"):
+            path = f"{self.api}/{path.lstrip('/')}"
+        return self.base_url + path
+
+    def same_origin(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return (parts.scheme, parts.netloc) == self._origin
+
+    def _headers(self, extra: Mapping[str, str] | None, accept: str) -> dict[str, str]:
+        headers = {"Authorization": self._auth_header, "Accept": accept, "User-Agent": _USER_AGENT}
+        if extra:
+            headers.update(extra)
+        return headers
+
+    # -------------------------------------------------------------------------------------------
+    # Requests
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int] | None = None,
+        json_body: Any = None,
+        upload: tuple[str, bytes, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> Any:
+        """One JSON request with retries; returns the decoded body (``None`` for an empty one).
+        ``upload`` is ``(filename, content, mime type)`` sent as the multipart field ``file``."""
+        url = self.url(path)
+        describe = f"Jira {method} {urlsplit(url).path}"
+
+        async def once() -> Any:
+            form: aiohttp.FormData | None = None
+            if upload is not None:  # a FormData is single-use: build it per attempt
+                form = aiohttp.FormData()
+                form.add_field("file", upload[1], filename=upload[0], content_type=upload[2])
+            try:
+                async with self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json_body if form is None and json_body is not None else None,
+                    data=form,
+                    headers=self._headers(headers, "application/json"),
+                    allow_redirects=False,
+                ) as resp:
+                    raw = await resp.content.read(_MAX_ERROR_BODY if resp.status >= 400 else -1)
+                    if resp.status >= 400:
+                        raise self._error(resp, raw, describe)
+                    if resp.status in (301, 302, 303, 307, 308):
+                        raise TrackerRejected(
+                            f"{describe}: unexpected redirect to {resp.headers.get('Location', '?')}"
+                            " (is the base URL right?)",
+                            status=resp.status,
+                        )
+            except CLIENT_ERRORS as exc:
+                raise transient_from_client_error(exc, describe) from exc
+            if not raw.strip():
+                return None
+            try:
+                return json.loads(raw)
+            except ValueError as exc:
+                raise TrackerTransient(f"{describe}: response is not JSON", status=resp.status) from exc
+
+        return await with_retries(once, self.policy, describe=describe)
+
+    async def download(self, path: str, *, max_bytes: int | None = None) -> bytes:
+        """GET binary content (attachments), following redirects; credentials are sent to this
+        site only, never to another host a redirect points at."""
+        sink = _Sink(keep=True)
+        await self._stream(path, sink, max_bytes=max_bytes)
+        return b"".join(sink.chunks)
+
+    async def sha256(self, path: str) -> tuple[str, int]:
+        """Stream content and return (sha256 hex, size) without holding it in memory."""
+        sink = _Sink(keep=False)
+        await self._stream(path, sink)
+        return sink.digest.hexdigest(), sink.size
+
+    async def _stream(self, path: str, sink: _Sink, *, max_bytes: int | None = None) -> None:
+        start = self.url(path)
+        describe = f"Jira GET {urlsplit(start).path}"
+
+        async def once() -> None:
+            sink.reset()  # a retried attempt starts from the first byte again
+            url = start
+            for _hop in range(5):
+                headers = {"User-Agent": _USER_AGENT, "Accept": "*/*"}
+                if self.same_origin(url):
+                    headers["Authorization"] = self._auth_header
+                try:
+                    async with self.session.get(url, headers=headers, allow_redirects=False) as resp:
+                        if resp.status in (301, 302, 303, 307, 308) and "Location" in resp.headers:
+                            url = urljoin(url, resp.headers["Location"])
+                            continue
+                        if resp.status >= 400:
+                            raise self._error(resp, await resp.content.read(_MAX_ERROR_BODY), describe)
+                        async for chunk in resp.content.iter_chunked(64 * 1024):
+                            sink.feed(chunk)
+                            if max_bytes is not None and sink.size > max_bytes:
+                                raise TrackerRejected(f"{describe}: content larger than {max_bytes} bytes")
+                        return
+                except CLIENT_ERRORS as exc:
+                    raise transient_from_client_error(exc, describe) from exc
+            raise TrackerRejected(f"{describe}: too many redirects")
+
+        await with_retries(once, self.policy, describe=describe)
+
+    # -------------------------------------------------------------------------------------------
+    # Errors
+
+    def _error(self, resp: aiohttp.ClientResponse, raw: bytes, describe: str) -> TrackerError:
+        status = resp.status
+        messages, errors = _jira_error_body(raw)
+        detail = "; ".join(messages + [f"{k}: {v}" for k, v in errors.items()])
+        if status == 401:
+            who = f"user {self.user!r}" if self.user else "the bearer token"
+            msg = f"Jira rejected the credentials for {who} at {self.base_url} ({describe} → 401)"
+            if resp.headers.get("X-Seraph-LoginReason", "").startswith("AUTHENTICATION_DENIED"):
+                msg += "; Jira requires a CAPTCHA login in the browser first (too many failed logins)"
+            return TrackerAuthError(msg, status=status)
+        if status == 403:
+            who = f"user {self.user!r}" if self.user else "the bearer token"
+            reason = resp.headers.get("X-Seraph-LoginReason", "")
+            if reason.startswith("AUTHENTICATION_DENIED"):
+                msg = (
+                    f"Jira at {self.base_url} denied login for {who}: a CAPTCHA is required "
+                    "(too many failed logins); log in once in the browser"
+                )
+            else:
+                msg = f"Jira {who} lacks permission for {describe} at {self.base_url} (403)"
+            if detail:
+                msg += f": {detail}"
+            return TrackerAuthError(msg, status=status)
+        retry_after = parse_retry_after(resp.headers.get("Retry-After"))
+        msg = f"{describe} → {status}" + (f": {detail}" if detail else "")
+        return error_for_status(status, msg, retry_after=retry_after, errors=errors)
+
+
+def _jira_error_body(raw: bytes) -> tuple[list[str], dict[str, str]]:
+    """Jira's ``{"errorMessages": [...], "errors": {field: message}}`` (or ``{"message": ...}``)."""
+    try:
+        body = json.loads(raw)
+    except ValueError:
+        text = raw.decode("utf-8", "replace").strip()
+        # HTML error pages are noise; keep a short plain-text hint only.
+        if not text or text.startswith("<"):
+            return [], {}
+        return [text[:300]], {}
+    if not isinstance(body, dict):
+        return [], {}
+    messages = [str(m) for m in body.get("errorMessages") or [] if m]
+    if isinstance(body.get("message"), str):
+        messages.append(body["message"])
+    errors_raw = body.get("errors")
+    errors = {str(k): str(v) for k, v in errors_raw.items()} if isinstance(errors_raw, dict) else {}
+    return messages, errors
+
+
+class _Sink:
+    def __init__(self, *, keep: bool) -> None:
+        self.keep = keep
+        self.reset()
+
+    def reset(self) -> None:
+        self.chunks: list[bytes] = []
+        self.digest = hashlib.sha256()
+        self.size = 0
+
+    def feed(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        self.digest.update(chunk)
+        if self.keep:
+            self.chunks.append(chunk)
