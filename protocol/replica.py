@@ -117,9 +117,13 @@ class Replica(_Model):
     parent: EntityRef | None = None
     created: dt.datetime | None = None
     updated: dt.datetime | None = None
+    # When each field last changed on the sender's side (from its tracker history), keyed by the
+    # replica field name ("summary", "status", "custom_fields.customfield_10010", ...). Lets the
+    # receiver resolve a field edited on both sides deterministically (later change wins).
+    field_changed_at: dict[str, dt.datetime] = Field(default_factory=dict)
     extras: dict[str, Any] = Field(default_factory=dict)
 
     def fingerprint_payload(self) -> bytes:
         """Canonical bytes for "unchanged since last sent" checks (independent of field order)."""
-        data = self.model_dump(mode="json", exclude={"updated"})
+        data = self.model_dump(mode="json", exclude={"updated", "field_changed_at"})
         return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
