@@ -10,6 +10,7 @@ Never logs or echoes the token: error messages name the user, the method and the
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import logging
@@ -85,7 +86,7 @@ class JiraClient:
         self._timeout = timeout
         if auth == "basic":
             assert user is not None
-            self._auth_header = aiohttp.BasicAuth(user, token).encode()
+            self._auth_header = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode("ascii")
         else:
             self._auth_header = f"Bearer {token}"
 
