@@ -1,0 +1,65 @@
+"""``tandem emulate KIND``: run a tracker emulator in the foreground (for the demo, manual tests, CI).
+
+Prints one readiness line on stdout once listening (``Emulating jira-cloud at http://HOST:PORT``),
+then serves until SIGINT/SIGTERM, saving ``--state`` on the way out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import sys
+
+import click
+
+KINDS = ("jira-cloud", "jira-server")
+DEFAULT_PORT = 8081
+
+
+async def _serve_jira(
+    mode: str, host: str, port: int, state: str | None, user: str, password: str, projects: tuple[str, ...]
+) -> None:
+    from node.trackers.jira.emulator import JiraEmulator, StateError
+
+    try:
+        emu = JiraEmulator(mode="cloud" if mode == "cloud" else "server", user=user, password=password, state_file=state)
+        for key in projects:
+            if emu.state.project_by_id_or_key(key) is None:
+                emu.state.add_project(key)
+    except StateError as err:
+        raise click.ClickException(str(err)) from err
+    try:
+        base = await emu.start(host=host, port=port)
+    except OSError as err:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    click.echo(f"Emulating jira-{mode} at {base} (user {user})")
+    sys.stdout.flush()
+    try:
+        await stop.wait()
+    finally:
+        await emu.stop()
+        click.echo("Emulator stopped" + (f"; state saved to {state}" if state else ""))
+
+
+@click.command("emulate")
+@click.argument("kind", type=click.Choice(KINDS))
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
+@click.option(
+    "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port."
+)
+@click.option("--state", "state", type=click.Path(dir_okay=False), help="JSON file to load at start and save to.")
+@click.option("--user", default="admin", show_default=True, help="Administrator username.")
+@click.option("--password", default="admin", show_default=True, help="Its password (also its API token / PAT).")
+@click.option("--project", "projects", multiple=True, help="Create this project key if missing (repeatable).")
+def emulate(
+    kind: str, host: str, port: int, state: str | None, user: str, password: str, projects: tuple[str, ...]
+) -> None:
+    """Run an emulated tracker (KIND: jira-cloud or jira-server) until interrupted."""
+    mode = kind.split("-", 1)[1]
+    asyncio.run(_serve_jira(mode, host, port, state, user, password, projects))
