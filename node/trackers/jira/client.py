@@ -142,8 +142,10 @@ class JiraClient:
         async def once() -> Any:
             form: aiohttp.FormData | None = None
             if upload is not None:  # a FormData is single-use: build it per attempt
-                form = aiohttp.FormData()
-                form.add_field("file", upload[1], filename=upload[0], content_type=upload[2])
+                # raw UTF-8 file names, as browsers and urllib3 send them (quoted ones would be
+                # stored percent-encoded); control characters cannot travel in a header
+                form = aiohttp.FormData(quote_fields=False)
+                form.add_field("file", upload[1], filename=_safe_filename(upload[0]), content_type=upload[2])
             try:
                 async with self.session.request(
                     method,
@@ -245,6 +247,11 @@ class JiraClient:
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         msg = f"{describe} → {status}" + (f": {detail}" if detail else "")
         return error_for_status(status, msg, retry_after=retry_after, errors=errors)
+
+
+def _safe_filename(name: str) -> str:
+    cleaned = "".join("_" if ord(ch) < 32 or ord(ch) == 127 else ch for ch in name).strip()
+    return cleaned or "attachment"
 
 
 def _jira_error_body(raw: bytes) -> tuple[list[str], dict[str, str]]:
