@@ -14,6 +14,7 @@ import click
 # (module, attribute) of every command; imported lazily so `tandem --help` stays fast.
 COMMANDS: dict[str, tuple[str, str]] = {
     "emulate": ("node.trackers.emulate", "emulate"),
+    "relay": ("node.transport.relay", "relay_command"),
 }
 
 
