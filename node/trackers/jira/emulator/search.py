@@ -25,9 +25,13 @@ class JqlUnavailable(RuntimeError):
 
 def _jql() -> Any:
     try:
-        return importlib.import_module("node.jql")
+        module = importlib.import_module("node.jql")
     except ImportError as err:  # the engine is another package; say so rather than crash
         raise JqlUnavailable(f"JQL engine not available: {err}") from err
+    missing = [n for n in ("compile_query", "JqlError", "EvalContext") if not hasattr(module, n)]
+    if missing:
+        raise JqlUnavailable(f"JQL engine not available: node.jql lacks {', '.join(missing)}")
+    return module
 
 
 def compile_jql(text: str) -> Any:

@@ -57,7 +57,7 @@ WEBHOOK_EVENTS = (
     "comment_deleted",
 )
 
-USER_KEY: web.AppKey[User] = web.AppKey("jira_user", User)
+USER_KEY: web.RequestKey[User] = web.RequestKey("jira_user", User)
 
 
 def jerror(status: int, messages: list[str] | None = None, errors: dict[str, str] | None = None) -> web.Response:
@@ -1040,7 +1040,9 @@ class JiraApp:
         return rec
 
     async def attachment(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(self.view(request).attachment(self._attachment_or_404(request)))
+        meta = self.view(request).attachment(self._attachment_or_404(request))
+        meta["id"] = int(meta["id"])  # AttachmentMetadata.id is an integer, unlike the attachment list
+        return web.json_response(meta)
 
     async def delete_attachment(self, request: web.Request) -> web.StreamResponse:
         rec = self._attachment_or_404(request)

@@ -389,7 +389,6 @@ class View:
                     "id": field.id,
                     "key": field.id,
                     "name": field.name,
-                    "untranslatedName": field.name,
                     "custom": True,
                     "orderable": True,
                     "navigable": True,
