@@ -108,10 +108,10 @@ class WebhookReceiver:
         self,
         adapter: TrackerAdapter,
         match: Callable[[TrackerEvent], bool],
-        timeout: float,
+        within: float,
     ) -> TrackerEvent:
-        """Parse deliveries until one yields an event matching ``match`` (bounded by ``timeout``)."""
-        deadline = time.monotonic() + timeout
+        """Parse deliveries until one yields an event matching ``match`` (bounded by ``within`` s)."""
+        deadline = time.monotonic() + within
         while True:
             left = deadline - time.monotonic()
             if left <= 0:

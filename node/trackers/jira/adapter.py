@@ -376,7 +376,18 @@ class JiraAdapter(TrackerAdapter):
         created = await self.client.request("POST", "issue", json_body=body)
         if not isinstance(created, dict) or not created.get("id"):
             raise TrackerError(f"Jira did not return the created issue in project {project}")
-        return await self.get_issue(str(created["id"]))
+        snapshot = await self.get_issue(str(created["id"]))
+        if marker and mapping.marker_of(snapshot.properties) != marker:
+            # Some Jira versions ignore create-time properties: write it now (a crash in between
+            # leaves an unmarked twin, which find_issue_by_marker cannot see; logged to be noticed)
+            log.warning("Jira ignored the create-time marker on %s; writing it separately", snapshot.key)
+            await self.client.request(
+                "PUT",
+                f"issue/{snapshot.id}/properties/{mapping.MARKER_PROPERTY}",
+                json_body=mapping.marker_value(marker),
+            )
+            snapshot.properties[mapping.MARKER_PROPERTY] = mapping.marker_value(marker)
+        return snapshot
 
     async def find_issue_by_marker(self, project: str, marker: str) -> IssueSnapshot | None:
         jql = (
