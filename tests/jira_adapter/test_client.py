@@ -7,7 +7,7 @@ import hashlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -17,43 +17,9 @@ from node.trackers.base import TrackerAuthError, TrackerNotFound, TrackerRejecte
 from node.trackers.http import RetryPolicy
 from node.trackers.jira.client import JiraClient
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+from .fakesite import Handler, Site
+
 TOKEN = "tok-SECRET-123"
-
-
-class Site:
-    """A local HTTP server whose routes a test sets; records every request it saw."""
-
-    def __init__(self) -> None:
-        self.app = web.Application()
-        self.seen: list[web.Request] = []
-        self.bodies: list[bytes] = []
-        self.handlers: dict[str, Handler] = {}
-        self.app.router.add_route("*", "/{tail:.*}", self._dispatch)
-        self.runner: web.AppRunner | None = None
-        self.port = 0
-
-    async def _dispatch(self, request: web.Request) -> web.StreamResponse:
-        self.seen.append(request)
-        self.bodies.append(await request.read())
-        handler = self.handlers.get(request.path)
-        if handler is None:
-            return web.json_response({"errorMessages": ["no route"]}, status=404)
-        return await handler(request)
-
-    async def start(self) -> str:
-        self.runner = web.AppRunner(self.app)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        return f"http://127.0.0.1:{self.port}"
-
-    async def stop(self) -> None:
-        if self.runner:
-            await self.runner.cleanup()
 
 
 @pytest.fixture
