@@ -76,12 +76,20 @@ def _history(i: int) -> dict[str, Any]:
     }
 
 
+def _at(issue: dict[str, Any], updated: str) -> dict[str, Any]:
+    return {**issue, "fields": {**issue["fields"], "updated": updated}}
+
+
 async def test_poll_jql_uses_user_time_zone_minutes_and_margin(fake: Site) -> None:
     fake.handlers["/rest/api/3/myself"] = json_route({**PERSON, "timeZone": "America/Los_Angeles"})
+    early = {**_at(issue_json("A-0"), "2024-05-01T11:58:45.000+0000"), "id": "9"}
+    a1 = issue_json("A-1")  # 12:00 UTC
+    a2 = {**issue_json("A-2"), "id": "11"}
     pages = iter(
         [
-            {"issues": [issue_json("A-1")], "nextPageToken": "tok-2", "isLast": False},
-            {"issues": [issue_json("A-1"), {**issue_json("A-2"), "id": "11"}], "isLast": True},
+            {"issues": [early], "nextPageToken": "tok-2", "isLast": False},  # still the first minute
+            {"issues": [a1, a2], "nextPageToken": "tok-3", "isLast": False},  # reached 05:00 local
+            {"issues": [a1, a2], "isLast": True},
         ]
     )
 
@@ -95,13 +103,17 @@ async def test_poll_jql_uses_user_time_zone_minutes_and_margin(fake: Site) -> No
         got = [s.key async for s in adapter.changed_since(since, projects=["A", 'we"ird'])]
     finally:
         await adapter.close()
-    assert got == ["A-1", "A-2"]  # the repeat of A-1 (same id and updated) is dropped
+    assert got == ["A-0", "A-1", "A-2"]  # repeats (same id and updated) are dropped
     searches = [r for r in fake.seen if r.path.endswith("/search/jql")]
-    jql = searches[0].query["jql"]
     # 12:00:30 UTC - 2 min = 11:58:30 UTC = 04:58 in Los Angeles (PDT, UTC-7), floored to the minute
-    assert jql == 'project in ("A", "we\\"ird") AND updated >= "2024/05/01 04:58" ORDER BY updated ASC'
-    assert searches[1].query["nextPageToken"] == "tok-2"
+    first = 'project in ("A", "we\\"ird") AND updated >= "2024/05/01 04:58" ORDER BY updated ASC'
+    assert searches[0].query["jql"] == first
     assert searches[0].query["fields"] == "*all"
+    # same minute as the cursor: continue the same query
+    assert (searches[1].query["jql"], searches[1].query["nextPageToken"]) == (first, "tok-2")
+    # newer minute reached: restart from it (keyset), no token
+    assert searches[2].query["jql"].endswith('updated >= "2024/05/01 05:00" ORDER BY updated ASC')
+    assert "nextPageToken" not in searches[2].query
 
 
 async def test_server_poll_pages_overlap(fake: Site) -> None:
@@ -120,7 +132,10 @@ async def test_server_poll_pages_overlap(fake: Site) -> None:
         await adapter.close()
     assert got == [str(i) for i in range(25)]
     starts = [int(r.query["startAt"]) for r in fake.seen if r.path.endswith("/search")]
-    assert starts == [0, 9, 18]  # each page re-reads the last issue of the one before
+    # the first page reaches the issues' minute, so the query restarts there (offset 0); inside
+    # that one minute it pages by offset, re-reading 2 issues of the page before
+    assert starts == [0, 0, 8, 16]
+    assert all('updated >= "2024/05/01 12:00"' in r.query["jql"] for r in fake.seen[2:] if "jql" in r.query)
 
 
 async def test_truncated_cloud_changelog_is_paged(fake: Site) -> None:

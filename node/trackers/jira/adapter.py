@@ -331,17 +331,21 @@ class JiraAdapter(TrackerAdapter):
         if since.tzinfo is None:
             since = since.replace(tzinfo=dt.UTC)
         zone = await self._time_zone()
-        start = (since - self.poll_margin).astimezone(zone).replace(second=0, microsecond=0)
-        clauses = [f'updated >= "{start:%Y/%m/%d %H:%M}"']
+        cursor = (since - self.poll_margin).astimezone(zone).replace(second=0, microsecond=0)
+        scope = ""
         if projects:
-            clauses.insert(0, "project in (" + ", ".join(_jql_str(p) for p in projects) + ")")
-        jql = " AND ".join(clauses) + " ORDER BY updated ASC"
-        # Server pages by offset: an issue updated mid-scan jumps to the end and shifts the rest
-        # one place left; overlapping pages by a few issues keeps the shifted ones in view.
-        overlap = max(1, self.poll_page_size // 10)
+            scope = "project in (" + ", ".join(_jql_str(p) for p in projects) + ") AND "
+        # Paging one query by offset is not safe while people work: an issue updated mid-scan
+        # jumps to the end and shifts the rest one place left, so the one at the page boundary
+        # would be skipped. So after every page the query restarts from the minute of the newest
+        # issue seen (keyset paging; everything older was already read). Only inside one minute
+        # with more issues than a page does it page by offset, overlapping pages by ``overlap``
+        # issues on Server (Cloud's opaque tokens cannot overlap; see docs/trackers/jira.md).
+        overlap = max(2, self.poll_page_size // 5)
         seen: set[tuple[str, str]] = set()
         token: str | None = None
         for _ in range(100_000):
+            jql = f'{scope}updated >= "{cursor:%Y/%m/%d %H:%M}" ORDER BY updated ASC'
             raw_issues, names, token, _total = await self._search_raw(
                 jql,
                 page_token=token,
@@ -360,6 +364,11 @@ class JiraAdapter(TrackerAdapter):
                 yield snapshot
             if token is None:
                 return
+            newest = mapping.parse_time((raw_issues[-1].get("fields") or {}).get("updated"))
+            if newest is not None:
+                minute = newest.astimezone(zone).replace(second=0, microsecond=0)
+                if minute > cursor:
+                    cursor, token = minute, None
 
     # -------------------------------------------------------------------------------------------
     # Writing issues
@@ -398,7 +407,11 @@ class JiraAdapter(TrackerAdapter):
         scanned = 0
         while scanned < self.marker_scan_limit:
             issues, _names, token, _total = await self._search_raw(
-                jql, page_token=token, page_size=100, fields="created", expand=False
+                jql,
+                page_token=token,
+                page_size=min(100, self.marker_scan_limit - scanned),
+                fields="created",
+                expand=False,
             )
             for raw in issues:
                 props = mapping.entity_properties(raw.get("properties"))
