@@ -532,7 +532,7 @@ class RelayServer:
 
     def _count_transport_error(self, ws: web.WebSocketResponse) -> None:
         exc = ws.exception()
-        if ws.close_code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
+        if isinstance(exc, aiohttp.WebSocketError) and exc.code == aiohttp.WSCloseCode.MESSAGE_TOO_BIG:
             self.metrics.rejects.labels(REFUSE_TOO_LARGE).inc()
         else:
             self.metrics.rejects.labels(REFUSE_BAD_FRAME).inc()
@@ -676,7 +676,10 @@ class RelayServer:
 
     async def _on_text(self, session: _NodeSession, text: str) -> None:
         try:
-            frame = json.loads(text)
+            try:
+                frame = json.loads(text)
+            except ValueError:
+                raise ValueError("text frame is not JSON") from None
             if not isinstance(frame, dict) or frame.get("type") != "ack":
                 raise ValueError("expected an ack frame")
             ids = frame.get("ids")

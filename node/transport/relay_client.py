@@ -202,6 +202,7 @@ class RelayClient:
         self._task: asyncio.Task[None] | None = None
         self._closed = False
         self._handler_failed = False
+        self._halted: str | None = None
         #: Largest envelope the relay accepts, learnt at connection time.
         self.max_message_bytes: int | None = None
         #: Why the last connection attempt failed or ended (for status displays); None when fine.
@@ -234,6 +235,13 @@ class RelayClient:
                 + (f": {self.last_error}" if self.last_error else "")
             ) from None
 
+    def _halt(self, reason: str) -> None:
+        self._halted = reason
+        for deposit in self._pending:
+            if not deposit.future.done():
+                deposit.future.set_exception(RelayUnavailable(reason))
+        self._pending.clear()
+
     async def close(self) -> None:
         """Stop for good. Sends still waiting raise RelayUnavailable."""
         if self._closed:
@@ -258,8 +266,10 @@ class RelayClient:
         Waits for a connection and re-sends across reconnects for up to ``timeout`` seconds (default
         ``send_timeout``), then raises RelayUnavailable. Concurrent sends keep the order in which
         they were called. Raises RelayFull (back-pressure) or RelayRefused (permanent)."""
-        if self._closed:
-            raise RelayUnavailable("relay client is closed")
+        if self._closed or self._halted:
+            raise RelayUnavailable(
+                f"relay client stopped: {self._halted}" if self._halted else "relay client is closed"
+            )
         if not isinstance(envelope, (bytes, bytearray)) or not envelope:
             raise RelayRefused("malformed", "an envelope must be non-empty bytes")
         if self.max_message_bytes is not None and len(envelope) > self.max_message_bytes:
@@ -334,6 +344,12 @@ class RelayClient:
                     self._backoff.reset()
                 await self._serve(ws)
                 self._set_down(_close_reason(ws), True)
+                if ws.close_code == CLOSE_REPLACED:
+                    # Another client with this node's key took over (the node runs twice, or an old
+                    # client was never closed). Reconnecting would just fight it: stop here.
+                    log.error("relay %s: %s; this client stops", self.url, self.last_error)
+                    self._halt(self.last_error or "replaced")
+                    return
             except _ConnectionLost as exc:
                 self._set_down(str(exc), not down_logged)
                 down_logged = True
