@@ -345,8 +345,7 @@ class JiraApp:
         }
         if event.webhook_event.startswith("comment_"):
             assert event.comment is not None
-            if event.webhook_event == "comment_deleted":
-                payload["user"] = view.user(event.actor)
+            payload["user"] = view.user(event.actor)  # Server sends it; Cloud recordings omit it on some
             payload["comment"] = view.comment(event.issue, event.comment)
             payload["issue"] = view.webhook_issue_short(event.issue)
             return payload

@@ -640,6 +640,22 @@ class View:
         f["votes"] = {"self": self.rest(f"issue/{issue.key}/votes"), "votes": 0, "hasVoted": False}
         f["issuelinks"] = []
         f["subtasks"] = []
+        # Time tracking and security are not modelled; Jira still sends the keys (see the recordings).
+        f["lastViewed"] = None
+        f["security"] = None
+        f["timetracking"] = {}
+        f["workratio"] = -1
+        for key in (
+            "timeestimate",
+            "timeoriginalestimate",
+            "timespent",
+            "aggregatetimeestimate",
+            "aggregatetimeoriginalestimate",
+            "aggregatetimespent",
+        ):
+            f[key] = None
+        f["progress"] = {"progress": 0, "total": 0}
+        f["aggregateprogress"] = {"progress": 0, "total": 0}
         for fid, field in state.custom_fields.items():
             value = issue.custom.get(fid)
             if rendered and field.kind == "textarea":
