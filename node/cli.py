@@ -15,6 +15,12 @@ import click
 COMMANDS: dict[str, tuple[str, str]] = {
     "emulate": ("node.trackers.emulate", "emulate"),
     "relay": ("node.transport.relay", "relay_command"),
+    "init": ("node.commands.node_cmds", "init"),
+    "run": ("node.commands.node_cmds", "run"),
+    "invite": ("node.commands.admin_cmds", "invite"),
+    "accept": ("node.commands.admin_cmds", "accept"),
+    "connections": ("node.commands.admin_cmds", "connections"),
+    "connection": ("node.commands.admin_cmds", "connection"),
 }
 
 
@@ -33,5 +39,15 @@ class _LazyGroup(click.Group):
 
 @click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tandem-sync", prog_name="tandem")
-def main() -> None:
+@click.option(
+    "--home",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Node home directory for every command (else $TANDEM_HOME, else ./.tandem).",
+)
+def main(home: str | None) -> None:
     """Tandem keeps issues in sync between the trackers of different organisations."""
+
+
+if __name__ == "__main__":
+    main()
