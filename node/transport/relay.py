@@ -392,6 +392,7 @@ class _NodeSession:
     inflight_bytes: int = 0
     replies: asyncio.Queue[asyncio.Future[int] | dict[str, Any]] = field(default_factory=asyncio.Queue)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    unanswered: asyncio.Semaphore = field(default_factory=asyncio.Semaphore)
 
     async def send_json(self, frame: dict[str, Any]) -> None:
         async with self.send_lock:
@@ -495,10 +496,13 @@ class RelayServer:
                 headers={"Upgrade": "websocket"},
             )
         await ws.prepare(request)
-        node_id = await self._authenticate(request, ws)
+        try:
+            node_id = await self._authenticate(request, ws)
+        except (ConnectionError, RuntimeError):
+            node_id = None  # gone during the handshake
         if node_id is None:
             return ws
-        session = _NodeSession(ws, node_id)
+        session = _NodeSession(ws, node_id, unanswered=asyncio.Semaphore(self.limits.max_pending_deposits))
         previous = self.sessions.get(node_id)
         self.sessions[node_id] = session
         if previous is not None:
@@ -509,12 +513,11 @@ class RelayServer:
             asyncio.create_task(self._deliver(session), name="relay deliver"),
             asyncio.create_task(self._reply(session), name="relay reply"),
         ]
-        pending = asyncio.Semaphore(self.limits.max_pending_deposits)
         try:
             async for msg in ws:
                 if msg.type == aiohttp.WSMsgType.BINARY:
-                    await pending.acquire()
-                    self._on_deposit(session, msg.data, pending)
+                    await session.unanswered.acquire()  # a client that never reads stops being read
+                    session.replies.put_nowait(self._admit(session, msg.data))
                 elif msg.type == aiohttp.WSMsgType.TEXT:
                     await self._on_text(session, msg.data)
                 elif msg.type == aiohttp.WSMsgType.ERROR:
@@ -613,15 +616,6 @@ class RelayServer:
 
     # -- deposits
 
-    def _on_deposit(self, session: _NodeSession, data: bytes, pending: asyncio.Semaphore) -> None:
-        reply: asyncio.Future[int] | dict[str, Any]
-        reply = self._admit(session, data)
-        if isinstance(reply, asyncio.Future):
-            reply.add_done_callback(lambda _: pending.release())
-        else:
-            pending.release()
-        session.replies.put_nowait(reply)
-
     def _admit(self, session: _NodeSession, data: bytes) -> asyncio.Future[int] | dict[str, Any]:
         limit = self.limits.max_message_bytes
         if len(data) > limit:
@@ -671,6 +665,7 @@ class RelayServer:
                 await session.send_json(frame)
             except (ConnectionError, RuntimeError):
                 return
+            session.unanswered.release()
 
     # -- acks and other text frames
 

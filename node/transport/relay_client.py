@@ -356,6 +356,10 @@ class RelayClient:
             except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                 self._set_down(f"connection to relay failed: {exc or type(exc).__name__}", not down_logged)
                 down_logged = True
+            except Exception as exc:  # a bug must not end the reconnect loop for good
+                log.exception("relay %s: unexpected error; reconnecting", self.url)
+                self._set_down(f"unexpected error: {exc!r}", False)
+                down_logged = True
             finally:
                 self._connected.clear()
                 self._link = None
