@@ -1,0 +1,162 @@
+"""The node daemon: explicit startup and shutdown of the store, the connection manager, the admin
+listener and (for a public node) the peer listener.
+
+Lifecycle (aiohttp ``cleanup_ctx`` on the admin app owns the background work)::
+
+    start: open store (migrate) → connection manager (dial loops, relays) → peer listener
+           → admin listener → run.json → one "ready" log line
+    stop:  manager (closes links, cancels loops) → peer listener → admin listener → store
+
+A private node opens no listening socket for peers at all; its admin API still listens (loopback
+by default).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import AsyncIterator
+from importlib import metadata
+from typing import Any
+
+from aiohttp import web
+
+from node.config import Config, parse_hostport
+from node.connections import ConnectionManager
+from node.home import Home, RunInfo
+from node.store import Database
+from node.transport.dialer import Dialer
+from node.web.admin import make_admin_app
+from node.web.keys import NODE
+from node.web.peer import make_peer_app
+from protocol import NodeIdentity
+
+log = logging.getLogger("tandem.node")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("tandem-sync")
+    except metadata.PackageNotFoundError:
+        return "0.0.0"
+
+
+def _url(host: str, port: int) -> str:
+    if ":" in host:
+        host = f"[{host}]"
+    if host in ("0.0.0.0", "[::]"):
+        host = "127.0.0.1"
+    return f"http://{host}:{port}"
+
+
+class Node:
+    def __init__(self, home: Home, config: Config, identity: NodeIdentity, token: str) -> None:
+        self.home = home
+        self.config = config
+        self.identity = identity
+        self._token = token
+        self.db = Database(home.db_path, synchronous=config.store.synchronous)
+        self.dialer = Dialer()
+        self.relays: Any = None
+        self.manager = ConnectionManager(
+            identity, config, self.db, peer_url=lambda: self.peer_url, dial_loop=self.dialer
+        )
+        self.admin_url: str | None = None
+        self.peer_url: str | None = None
+        self.started_at = time.time()
+        self._admin_runner: web.AppRunner | None = None
+        self._peer_runner: web.AppRunner | None = None
+        self._stopped = False
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "name": self.config.node.name,
+            "node_id": self.identity.node_id_text,
+            "mode": self.config.peer.mode,
+            "admin_url": self.admin_url,
+            "peer_url": self.peer_url,
+            "version": _version(),
+            "pid": os.getpid(),
+            "started_at": self.started_at,
+            "connections": len(self.manager.runtimes),
+        }
+
+    async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
+        await self.db.open()
+        self._attach_relays()
+        await self.manager.start()
+        yield
+        await self.manager.stop()
+        await self.dialer.close()
+        await self.db.close()
+
+    def _attach_relays(self) -> None:
+        try:
+            from node.transport.relaylink import RelayLinks
+        except ImportError:  # relay mode not available in this build
+            return
+        self.relays = RelayLinks(self.manager)
+        self.manager.relays = self.relays
+
+    async def start(self) -> None:
+        admin_app = make_admin_app(self._token)
+        admin_app[NODE] = self
+        admin_app.cleanup_ctx.append(self._lifecycle)
+        self._admin_runner = web.AppRunner(admin_app, access_log=None, shutdown_timeout=2.0)
+        await self._admin_runner.setup()
+        if self.config.public:
+            peer_app = make_peer_app(self, self.config.peer.max_message_bytes, self.config.peer.serve_metrics)
+            self._peer_runner = web.AppRunner(peer_app, access_log=None, shutdown_timeout=2.0)
+            await self._peer_runner.setup()
+            host, port = parse_hostport(self.config.peer.listen)
+            await web.TCPSite(self._peer_runner, host, port).start()
+            actual = self._peer_runner.addresses[0][1]
+            self.peer_url = self.config.peer.public_url or _url(host, actual)
+        host, port = parse_hostport(self.config.admin.listen)
+        await web.TCPSite(self._admin_runner, host, port).start()
+        self.admin_url = _url(host, self._admin_runner.addresses[0][1])
+        self.home.write_run_info(
+            RunInfo(
+                os.getpid(), self.admin_url, self.peer_url, self.identity.node_id_text, self.config.node.name
+            )
+        )
+        peers = self.peer_url or "none (private: dials out)"
+        log.info(
+            'tandem node "%s" ready: admin %s  peers %s  node id %s',
+            self.config.node.name,
+            self.admin_url,
+            peers,
+            self.identity.node_id_text,
+        )
+
+    async def stop(self) -> None:
+        if self._stopped:
+            return
+        self._stopped = True
+        await self.manager.stop()
+        if self._peer_runner is not None:
+            await self._peer_runner.cleanup()
+        if self._admin_runner is not None:
+            await self._admin_runner.cleanup()
+        self.home.clear_run_info(os.getpid())
+        log.info("tandem node stopped")
+
+
+async def run_node(home: Home) -> None:
+    """Run until SIGTERM/SIGINT."""
+    config = home.load_config()
+    node = Node(home, config, home.load_identity(), home.admin_token())
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await node.start()
+        await stop.wait()
+    finally:
+        with contextlib.suppress(Exception):
+            await node.stop()

@@ -1,0 +1,1 @@
+"""The node's CLI commands (registered in :data:`node.cli.COMMANDS`)."""
