@@ -53,7 +53,7 @@ def init(
     except ConfigError as exc:
         raise click.ClickException(
             str(exc).replace("options: peer.", "--").replace("options: admin.", "--admin-")
-        )
+        ) from None
     h = get_home(home)
     try:
         identity = h.create(config)
