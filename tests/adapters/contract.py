@@ -23,7 +23,7 @@ import hashlib
 import os
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -48,6 +48,10 @@ RateLimit = Callable[[int, float], Awaitable[None]]
 class Capabilities:
     """What the tracker under test accepts; every default must hold for a stock installation."""
 
+    #: the tracker's native query matching every issue of a project
+    query_project: Callable[[str], str]
+    #: a key or id no issue has
+    missing_key: str
     internal_comments: bool = True
     can_delete: bool = True
     target_status: str = "Done"  # reachable in one transition from a new issue's status
@@ -58,9 +62,6 @@ class Capabilities:
     versions: tuple[str, ...] = ()
     #: (field id, value to write, value expected back in ``IssueSnapshot.custom_fields``)
     custom_fields: tuple[tuple[str, Any, Any], ...] = ()
-    missing_key: str = "NOPE-999999"
-    #: native query matching every issue of a project (JQL ``project = X`` for Jira)
-    query_project: Callable[[str], str] = field(default=lambda p: f'project = "{p}"')
     webhook_timeout: float = 10.0
 
 
