@@ -274,7 +274,7 @@ VALIDATION_ERRORS = [
     ),
     (
         "status changed AFTER startOfDay('invalid')",
-        "Duration for function 'startOfDay' should have the format (+/-)n(yMwdm), e.g -1M for 1 month earlier.",
+        "Duration for function 'startOfDay' should have the format (+/-)n(yMwdm), e.g -1M for 1 month earlier.",  # noqa: E501
     ),
     (
         "created > '20/12/10'",
@@ -313,7 +313,7 @@ def test_schema_refuses_unknown_fields_and_values() -> None:
     cases = {
         "universe = 42": "Field 'universe' does not exist or you do not have permission to view it.",
         "cf[99] = 1": "Field 'cf[99]' does not exist or you do not have permission to view it.",
-        "foo.property[x].y = 1": "Field 'foo.property[x].y' does not exist or you do not have permission to view it.",
+        "foo.property[x].y = 1": "Field 'foo.property[x].y' does not exist or you do not have permission to view it.",  # noqa: E501
         "status = Reopened": "The value 'Reopened' does not exist for the field 'status'.",
         "status changed from fred": "The value 'fred' does not exist for the field 'status'.",
     }

@@ -61,7 +61,7 @@ ERRORS = [
     (
         "minewww =\u007fqwwr",
         P
-        + "The character 'U+007F' on line 1 at position 10 must be escaped. Use the escape '\\u007f' instead. "
+        + "The character 'U+007F' on line 1 at position 10 must be escaped. Use the escape '\\u007f' instead. "  # noqa: E501
         "(line 1, character 10)",
         1,
         10,
@@ -140,7 +140,7 @@ ERRORS = [
     (
         "k = func(!",
         P
-        + "Expecting a function argument but got '!'. You must surround '!' in quotation marks to use it as an "
+        + "Expecting a function argument but got '!'. You must surround '!' in quotation marks to use it as an "  # noqa: E501
         "argument. (line 1, character 10)",
         1,
         10,
@@ -155,7 +155,7 @@ ERRORS = [
     (
         "a=!",
         OP
-        + "Expecting either a value, list or function but got '!'. You must surround '!' in quotation marks to "
+        + "Expecting either a value, list or function but got '!'. You must surround '!' in quotation marks to "  # noqa: E501
         "use it as a value. (line 1, character 3)",
         1,
         3,
@@ -177,7 +177,7 @@ ERRORS = [
     (
         "a=(a,(,bad))",
         OP
-        + "Expecting either a value, list or function but got ','. You must surround ',' in quotation marks to "
+        + "Expecting either a value, list or function but got ','. You must surround ',' in quotation marks to "  # noqa: E501
         "use it as a value. (line 1, character 7)",
         1,
         7,
@@ -215,7 +215,7 @@ ERRORS = [
     ),
     (
         'fixVersion changed 4 by "I can type complete rubbish here"',
-        "The CHANGED operator does not support the use of values without predicates. You must prefix the 4 value "
+        "The CHANGED operator does not support the use of values without predicates. You must prefix the 4 value "  # noqa: E501
         "with a suitable predicate.",
         1,
         20,
@@ -306,7 +306,7 @@ VALID = [
         ("status", "was not in", ["a", "b"], ("before", "2024-01-01")),
     ),
     (
-        "status changed from Open to Done by bob after -2d before now() on 2024-01-02 during (2024-01-01, now())",
+        "status changed from Open to Done by bob after -2d before now() on 2024-01-02 during (2024-01-01, now())",  # noqa: E501
         (
             "status",
             "changed",
