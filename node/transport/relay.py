@@ -412,6 +412,7 @@ class RelayServer:
         self.sessions: dict[bytes, _NodeSession] = {}
         self.metrics = RelayMetrics(self)
         self._runner: web.AppRunner | None = None
+        self._background: set[asyncio.Task[Any]] = set()
         self.host = ""
         self.port = 0
 
@@ -507,7 +508,13 @@ class RelayServer:
         self.sessions[node_id] = session
         if previous is not None:
             log.info("node %s reconnected; closing its previous connection", render_node_id(node_id))
-            await previous.ws.close(code=CLOSE_REPLACED, message=b"replaced by a newer connection")
+            for task in previous.tasks:  # stop pushing to it now; its close handshake may take long
+                task.cancel()
+            closing = asyncio.create_task(
+                previous.ws.close(code=CLOSE_REPLACED, message=b"replaced by a newer connection")
+            )
+            self._background.add(closing)
+            closing.add_done_callback(self._background.discard)
         self.metrics.connections.inc()
         session.tasks = [
             asyncio.create_task(self._deliver(session), name="relay deliver"),

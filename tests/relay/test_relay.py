@@ -441,3 +441,35 @@ def test_relay_url_forms(given: str, dialled: str) -> None:
 def test_relay_url_rejects_non_urls(bad: str) -> None:
     with pytest.raises(ValueError, match="not a relay URL"):
         relay_ws_url(bad)
+
+
+async def test_sends_in_flight_across_a_relay_restart_are_not_lost(relay_home: Path) -> None:
+    first = RelayServer(relay_home, RelayLimits())
+    await first.start("127.0.0.1", 0)
+    keys = channel(ALICE, BOB)
+    alice = RelayClient(first.url, ALICE, Inbox(), backoff=fast_backoff())
+    second: RelayServer | None = None
+    try:
+        await alice.start()
+        await alice.wait_connected(5)
+        sends = [asyncio.ensure_future(alice.send(seal(keys, seq, f"m{seq}"))) for seq in range(1, 201)]
+        await sends[0]
+        await first.stop()  # the rest are somewhere between written, stored and answered
+        second = RelayServer(relay_home, RelayLimits())
+        await second.start("127.0.0.1", first.port)
+        async with asyncio.timeout(10):
+            await asyncio.gather(*sends)
+        inbox = Inbox()
+        bob = RelayClient(second.url, BOB, inbox, backoff=fast_backoff())
+        try:
+            await bob.start()
+            await eventually(lambda: second is not None and second.store.total_count == 0 and bob.connected)
+        finally:
+            await bob.close()
+        sequences = [channel(BOB, ALICE).open(env)[0].sequence for env in inbox.items]
+        first_seen = list(dict.fromkeys(sequences))
+        assert first_seen == list(range(1, 201))  # every one, in order; duplicates allowed (at least once)
+    finally:
+        await alice.close()
+        if second is not None:
+            await second.stop()
