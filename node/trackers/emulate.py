@@ -23,7 +23,9 @@ async def _serve_jira(
     from node.trackers.jira.emulator import JiraEmulator, StateError
 
     try:
-        emu = JiraEmulator(mode="cloud" if mode == "cloud" else "server", user=user, password=password, state_file=state)
+        emu = JiraEmulator(
+            mode="cloud" if mode == "cloud" else "server", user=user, password=password, state_file=state
+        )
         for key in projects:
             if emu.state.project_by_id_or_key(key) is None:
                 emu.state.add_project(key)
@@ -51,11 +53,19 @@ async def _serve_jira(
 @click.argument("kind", type=click.Choice(KINDS))
 @click.option("--host", default="127.0.0.1", show_default=True, help="Interface to listen on.")
 @click.option(
-    "--port", default=DEFAULT_PORT, show_default=True, type=click.IntRange(0, 65535), help="0 picks a free port."
+    "--port",
+    default=DEFAULT_PORT,
+    show_default=True,
+    type=click.IntRange(0, 65535),
+    help="0 picks a free port.",
 )
-@click.option("--state", "state", type=click.Path(dir_okay=False), help="JSON file to load at start and save to.")
+@click.option(
+    "--state", "state", type=click.Path(dir_okay=False), help="JSON file to load at start and save to."
+)
 @click.option("--user", default="admin", show_default=True, help="Administrator username.")
-@click.option("--password", default="admin", show_default=True, help="Its password (also its API token / PAT).")
+@click.option(
+    "--password", default="admin", show_default=True, help="Its password (also its API token / PAT)."
+)
 @click.option("--project", "projects", multiple=True, help="Create this project key if missing (repeatable).")
 def emulate(
     kind: str, host: str, port: int, state: str | None, user: str, password: str, projects: tuple[str, ...]

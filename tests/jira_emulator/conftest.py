@@ -23,7 +23,9 @@ def basic(user: str = "admin", password: str = "admin") -> dict[str, str]:
 class Client:
     """A tiny JSON client bound to one emulator and one user."""
 
-    def __init__(self, session: aiohttp.ClientSession, base: str, user: str = "admin", password: str = "admin"):
+    def __init__(
+        self, session: aiohttp.ClientSession, base: str, user: str = "admin", password: str = "admin"
+    ):
         self.session = session
         self.base = base
         self.headers = basic(user, password)
@@ -91,11 +93,17 @@ def sc(server: JiraEmulator, session: aiohttp.ClientSession) -> Client:
 
 
 def adf(text: str) -> dict[str, Any]:
-    return {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [{"type": "text", "text": text}]}]}
+    return {
+        "type": "doc",
+        "version": 1,
+        "content": [{"type": "paragraph", "content": [{"type": "text", "text": text}]}],
+    }
 
 
 async def make_issue(client: Client, summary: str = "First", api: int = 2, **fields: Any) -> str:
-    body = {"fields": {"project": {"key": "PROJ"}, "issuetype": {"name": "Task"}, "summary": summary, **fields}}
+    body = {
+        "fields": {"project": {"key": "PROJ"}, "issuetype": {"name": "Task"}, "summary": summary, **fields}
+    }
     status, created = await client.post(f"/rest/api/{api}/issue", body)
     assert status == 201, created
     return str(created["key"])
@@ -109,6 +117,9 @@ Validate = Callable[[str, str, int, Any], None]
 @pytest.fixture(scope="session")
 def cloud_spec(vendor_data: Path) -> dict[str, Any]:
     spec: dict[str, Any] = json.loads((vendor_data / "dev/jira-cloud/platform-swagger-v3.json").read_text())
+    # Known defect of the published spec: JqlQueryClause is "anyOf" its clause kinds but also declares
+    # additionalProperties: false with no properties, which rejects every clause real Jira returns.
+    spec["components"]["schemas"]["JqlQueryClause"].pop("additionalProperties", None)
     return spec
 
 
@@ -124,9 +135,8 @@ def validate_response(cloud_spec: dict[str, Any]) -> Validate:
         content = op["responses"][str(status)].get("content", {})
         assert "application/json" in content, f"spec has no JSON body for {method} {path} {status}"
         pointer = path.replace("~", "~0").replace("/", "~1")
-        schema = {
-            "$ref": f"urn:jira-cloud#/paths/{pointer}/{method.lower()}/responses/{status}/content/application~1json/schema"
-        }
+        where = f"{pointer}/{method.lower()}/responses/{status}/content/application~1json/schema"
+        schema = {"$ref": f"urn:jira-cloud#/paths/{where}"}
         errors = sorted(OAS30Validator(schema, registry=registry).iter_errors(body), key=str)
         assert not errors, f"{method} {path}: " + "; ".join(
             f"{list(e.absolute_path)}: {e.message[:200]}" for e in errors[:5]

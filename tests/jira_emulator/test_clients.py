@@ -29,7 +29,12 @@ def pycontribs_scenario(base: str, cloud: bool, search: bool) -> dict[str, Any]:
     assert jira._is_cloud is cloud
     jira.create_project("LIB", name="Library project")
     issue = jira.create_issue(
-        fields={"project": {"key": "LIB"}, "issuetype": {"name": "Bug"}, "summary": "From jira lib", "labels": ["x"]}
+        fields={
+            "project": {"key": "LIB"},
+            "issuetype": {"name": "Bug"},
+            "summary": "From jira lib",
+            "labels": ["x"],
+        }
     )
     issue.update(summary="Edited by jira lib", fields={"labels": ["x", "y"]})
     issue = jira.issue(issue.key, expand="changelog")
@@ -65,7 +70,9 @@ def atlassian_scenario(base: str, cloud: bool, search: bool) -> dict[str, Any]:
         {"key": "ATL", "name": "Atlassian lib", "projectTypeKey": "software", "projectTemplateKey": "x"}
     )
     assert created["key"] == "ATL"
-    issue = jira.issue_create(fields={"project": {"key": "ATL"}, "issuetype": {"name": "Task"}, "summary": "From atlassian"})
+    issue = jira.issue_create(
+        fields={"project": {"key": "ATL"}, "issuetype": {"name": "Task"}, "summary": "From atlassian"}
+    )
     key = issue["key"]
     jira.update_issue_field(key, {"summary": "Edited by atlassian", "labels": ["atl"]})
     jira.issue_add_comment(key, "hello from atlassian")
@@ -91,7 +98,9 @@ async def test_pycontribs_jira_library(mode: str) -> None:
     base = await emu.start()
     try:
         search = jql_available()
-        out = await asyncio.wait_for(asyncio.to_thread(pycontribs_scenario, base, mode == "cloud", search), 60)
+        out = await asyncio.wait_for(
+            asyncio.to_thread(pycontribs_scenario, base, mode == "cloud", search), 60
+        )
     finally:
         await emu.stop()
     assert out["key"] == "LIB-1" and out["summary"] == "Edited by jira lib"

@@ -62,7 +62,11 @@ async def test_cloud_responses_match_the_openapi_spec(
     await check("GET", f"{a}/project/search?query=pro", f"{a}/project/search")
     await check("GET", f"{a}/project/PROJ", f"{a}/project/{{projectIdOrKey}}")
     await check(
-        "POST", f"{a}/project", f"{a}/project", 201, json={"key": "NEW", "name": "New", "projectTypeKey": "software"}
+        "POST",
+        f"{a}/project",
+        f"{a}/project",
+        201,
+        json={"key": "NEW", "name": "New", "projectTypeKey": "software"},
     )
     await check("GET", f"{a}/issuetype", f"{a}/issuetype")
     await check("GET", f"{a}/priority", f"{a}/priority")
@@ -110,12 +114,16 @@ async def test_cloud_responses_match_the_openapi_spec(
     await check("GET", f"{a}/issue/PROJ-1/comment?expand=renderedBody", f"{a}/issue/{{issueIdOrKey}}/comment")
     await check("GET", f"{a}/issue/PROJ-1/comment/10000", f"{a}/issue/{{issueIdOrKey}}/comment/{{id}}")
     await check(
-        "GET", f"{a}/issue/PROJ-1/transitions?expand=transitions.fields", f"{a}/issue/{{issueIdOrKey}}/transitions"
+        "GET",
+        f"{a}/issue/PROJ-1/transitions?expand=transitions.fields",
+        f"{a}/issue/{{issueIdOrKey}}/transitions",
     )
     await check("GET", f"{a}/issue/PROJ-1/changelog", f"{a}/issue/{{issueIdOrKey}}/changelog")
     await check("GET", f"{a}/issue/PROJ-1/editmeta", f"{a}/issue/{{issueIdOrKey}}/editmeta")
     await check(
-        "GET", f"{a}/issue/createmeta?projectKeys=PROJ&expand=projects.issuetypes.fields", f"{a}/issue/createmeta"
+        "GET",
+        f"{a}/issue/createmeta?projectKeys=PROJ&expand=projects.issuetypes.fields",
+        f"{a}/issue/createmeta",
     )
     await check(
         "GET", f"{a}/issue/createmeta/PROJ/issuetypes", f"{a}/issue/createmeta/{{projectIdOrKey}}/issuetypes"
@@ -127,7 +135,9 @@ async def test_cloud_responses_match_the_openapi_spec(
     )
     await check("GET", f"{a}/issue/PROJ-1/properties", f"{a}/issue/{{issueIdOrKey}}/properties")
     await check(
-        "GET", f"{a}/issue/PROJ-1/properties/tandem.twin", f"{a}/issue/{{issueIdOrKey}}/properties/{{propertyKey}}"
+        "GET",
+        f"{a}/issue/PROJ-1/properties/tandem.twin",
+        f"{a}/issue/{{issueIdOrKey}}/properties/{{propertyKey}}",
     )
     st, _ = await cc.put(f"{a}/comment/10000/properties/sd.public.comment", {"internal": True})
     assert st == 201
@@ -144,7 +154,9 @@ async def test_cloud_responses_match_the_openapi_spec(
         201,
         json={"globalId": "peer:1", "object": {"url": "https://peer.example/browse/X-1", "title": "X-1"}},
     )
-    await check("GET", f"{a}/issue/PROJ-1/remotelink/10000", f"{a}/issue/{{issueIdOrKey}}/remotelink/{{linkId}}")
+    await check(
+        "GET", f"{a}/issue/PROJ-1/remotelink/10000", f"{a}/issue/{{issueIdOrKey}}/remotelink/{{linkId}}"
+    )
     form = aiohttp.FormData()
     form.add_field("file", b"hello", filename="hello.txt", content_type="text/plain")
     await check(
@@ -159,7 +171,10 @@ async def test_cloud_responses_match_the_openapi_spec(
         "POST",
         f"{a}/webhook",
         f"{a}/webhook",
-        json={"url": "http://127.0.0.1:9/hook", "webhooks": [{"events": ["jira:issue_created"], "jqlFilter": "project = PROJ"}]},
+        json={
+            "url": "http://127.0.0.1:9/hook",
+            "webhooks": [{"events": ["jira:issue_created"], "jqlFilter": "project = PROJ"}],
+        },
     )
     await check("GET", f"{a}/webhook", f"{a}/webhook")
     await check("PUT", f"{a}/webhook/refresh", f"{a}/webhook/refresh", json={"webhookIds": [1]})
@@ -167,7 +182,9 @@ async def test_cloud_responses_match_the_openapi_spec(
     assert len(checked) >= 43
 
 
-async def test_search_jql_and_parse_match_the_spec(cloud: JiraEmulator, cc: Client, validate_response: Validate) -> None:
+async def test_search_jql_and_parse_match_the_spec(
+    cloud: JiraEmulator, cc: Client, validate_response: Validate
+) -> None:
     from .test_search import require_jql
 
     require_jql()
@@ -180,12 +197,16 @@ async def test_search_jql_and_parse_match_the_spec(cloud: JiraEmulator, cc: Clie
     st, body = await cc.get("/rest/api/3/search?jql=&maxResults=2")
     assert st == 200
     validate_response("/rest/api/3/search", "GET", 200, body)
-    st, body = await cc.post("/rest/api/3/search", {"jql": "project = PROJ", "maxResults": 2, "fields": ["summary"]})
+    st, body = await cc.post(
+        "/rest/api/3/search", {"jql": "project = PROJ", "maxResults": 2, "fields": ["summary"]}
+    )
     assert st == 200
     validate_response("/rest/api/3/search", "POST", 200, body)
     st, body = await cc.get("/rest/api/3/search/jql?jql=project%20%3D%20PROJ&maxResults=2&fields=summary")
     assert st == 200
     validate_response("/rest/api/3/search/jql", "GET", 200, body)
-    st, body = await cc.post("/rest/api/3/jql/parse", {"queries": ["project = PROJ ORDER BY created DESC", "a = = b"]})
+    st, body = await cc.post(
+        "/rest/api/3/jql/parse", {"queries": ["project = PROJ ORDER BY created DESC", "a = = b"]}
+    )
     assert st == 200
     validate_response("/rest/api/3/jql/parse", "POST", 200, body)

@@ -15,7 +15,9 @@ from .conftest import Client, adf, make_issue
 # ------------------------------------------------------------------ auth and modes
 
 
-async def test_missing_or_bad_credentials_get_401_in_jira_shape(cc: Client, session: aiohttp.ClientSession) -> None:
+async def test_missing_or_bad_credentials_get_401_in_jira_shape(
+    cc: Client, session: aiohttp.ClientSession
+) -> None:
     async with session.get(cc.base + "/rest/api/2/myself") as resp:
         assert resp.status == 401
         body = await resp.json()
@@ -35,7 +37,9 @@ async def test_email_login_api_token_and_bearer_pat(cloud: JiraEmulator, cc: Cli
     assert status == 401
 
 
-async def test_server_info_is_public_and_names_the_deployment(cc: Client, sc: Client, session: aiohttp.ClientSession) -> None:
+async def test_server_info_is_public_and_names_the_deployment(
+    cc: Client, sc: Client, session: aiohttp.ClientSession
+) -> None:
     async with session.get(cc.base + "/rest/api/2/serverInfo") as resp:
         assert (await resp.json())["deploymentType"] == "Cloud"
     async with session.get(sc.base + "/rest/api/2/serverInfo") as resp:
@@ -56,7 +60,9 @@ async def test_server_mode_has_no_v3_and_identifies_users_by_name(server: JiraEm
     assert status == 200 and user["displayName"] == "Jane Doe"
 
 
-async def test_cloud_user_search_returns_account_ids_and_rejects_username(cloud: JiraEmulator, cc: Client) -> None:
+async def test_cloud_user_search_returns_account_ids_and_rejects_username(
+    cloud: JiraEmulator, cc: Client
+) -> None:
     jane = cloud.state.add_user("jane.doe", display_name="Jane Doe")
     status, users = await cc.get("/rest/api/3/user/search?query=Jane")
     assert status == 200 and [u["accountId"] for u in users] == [jane.account_id]
@@ -92,7 +98,11 @@ async def test_create_read_with_expand_and_edit_with_update_verbs(cloud: JiraEmu
             "components": [{"add": {"name": "UI"}}],
             "summary": [{"set": "Renamed"}],
         },
-        "fields": {"priority": {"name": "High"}, "customfield_10051": {"value": "S2"}, "customfield_10016": 5},
+        "fields": {
+            "priority": {"name": "High"},
+            "customfield_10051": {"value": "S2"},
+            "customfield_10016": 5,
+        },
     }
     status, _ = await cc.put(f"/rest/api/2/issue/{key}", body)
     assert status == 204
@@ -102,13 +112,20 @@ async def test_create_read_with_expand_and_edit_with_update_verbs(cloud: JiraEmu
     assert f["summary"] == "Renamed" and f["priority"]["name"] == "High"
     assert f["customfield_10051"]["value"] == "S2" and f["customfield_10016"] == 5
     changed = {item["fieldId"] for h in issue["changelog"]["histories"] for item in h["items"]}
-    assert {"labels", "components", "summary", "priority", "customfield_10051", "customfield_10016"} <= changed
+    assert {
+        "labels",
+        "components",
+        "summary",
+        "priority",
+        "customfield_10051",
+        "customfield_10016",
+    } <= changed
 
 
 async def test_fields_parameter_selects_and_excludes(cc: Client) -> None:
     key = await make_issue(cc)
     status, issue = await cc.get(f"/rest/api/2/issue/{key}?fields=summary,status")
-    assert set(issue["fields"]) == {"summary", "status"}
+    assert status == 200 and set(issue["fields"]) == {"summary", "status"}
     status, issue = await cc.get(f"/rest/api/2/issue/{key}?fields=*all,-comment")
     assert "comment" not in issue["fields"] and "summary" in issue["fields"]
 
@@ -116,7 +133,14 @@ async def test_fields_parameter_selects_and_excludes(cc: Client) -> None:
 async def test_v3_bodies_are_adf_and_v2_bodies_are_wiki(cc: Client) -> None:
     status, created = await cc.post(
         "/rest/api/3/issue",
-        {"fields": {"project": {"key": "PROJ"}, "issuetype": {"name": "Bug"}, "summary": "x", "description": adf("Hello")}},
+        {
+            "fields": {
+                "project": {"key": "PROJ"},
+                "issuetype": {"name": "Bug"},
+                "summary": "x",
+                "description": adf("Hello"),
+            }
+        },
     )
     assert status == 201
     _, v3 = await cc.get(f"/rest/api/3/issue/{created['key']}")
@@ -125,13 +149,22 @@ async def test_v3_bodies_are_adf_and_v2_bodies_are_wiki(cc: Client) -> None:
     assert isinstance(v2["fields"]["description"], str) and "Hello" in v2["fields"]["description"]
     status, err = await cc.post(
         "/rest/api/3/issue",
-        {"fields": {"project": {"key": "PROJ"}, "issuetype": {"name": "Bug"}, "summary": "x", "description": "plain"}},
+        {
+            "fields": {
+                "project": {"key": "PROJ"},
+                "issuetype": {"name": "Bug"},
+                "summary": "x",
+                "description": "plain",
+            }
+        },
     )
     assert status == 400 and "description" in err["errors"]
 
 
 async def test_invalid_input_gets_field_errors_not_a_crash(cc: Client) -> None:
-    status, err = await cc.post("/rest/api/2/issue", {"fields": {"project": {"key": "PROJ"}, "issuetype": {"name": "Task"}}})
+    status, err = await cc.post(
+        "/rest/api/2/issue", {"fields": {"project": {"key": "PROJ"}, "issuetype": {"name": "Task"}}}
+    )
     assert status == 400 and err["errors"]["summary"] == "You must specify a summary of the issue."
     status, err = await cc.post(
         "/rest/api/2/issue",
@@ -144,9 +177,13 @@ async def test_invalid_input_gets_field_errors_not_a_crash(cc: Client) -> None:
     assert "cannot be set" in err["errors"]["bogus"] and "labels" in err["errors"]
     status, err = await cc.put(f"/rest/api/2/issue/{key}", {"fields": {"customfield_10016": "many"}})
     assert status == 400 and "customfield_10016" in err["errors"]
-    status, err = await cc.put(f"/rest/api/2/issue/{key}", {"fields": {"customfield_10051": {"value": "nope"}}})
+    status, err = await cc.put(
+        f"/rest/api/2/issue/{key}", {"fields": {"customfield_10051": {"value": "nope"}}}
+    )
     assert status == 400 and "customfield_10051" in err["errors"]
-    status, err = await cc.call("POST", "/rest/api/2/issue", data=b"{not json", headers={"Content-Type": "application/json"})
+    status, err = await cc.call(
+        "POST", "/rest/api/2/issue", data=b"{not json", headers={"Content-Type": "application/json"}
+    )
     assert status == 400 and err["errorMessages"]
     status, err = await cc.post("/rest/api/2/issue", ["a", "list"])
     assert status == 400
@@ -155,7 +192,10 @@ async def test_invalid_input_gets_field_errors_not_a_crash(cc: Client) -> None:
 async def test_missing_issue_is_jiras_404(cc: Client) -> None:
     status, err = await cc.get("/rest/api/2/issue/PROJ-999")
     assert status == 404
-    assert err == {"errorMessages": ["Issue does not exist or you do not have permission to see it."], "errors": {}}
+    assert err == {
+        "errorMessages": ["Issue does not exist or you do not have permission to see it."],
+        "errors": {},
+    }
 
 
 async def test_delete_issue(cc: Client) -> None:
@@ -173,7 +213,9 @@ async def test_keys_and_ids_are_monotonic(cc: Client) -> None:
     assert ids == sorted(ids) and len(set(ids)) == 3
 
 
-async def test_user_fields_by_account_id_on_cloud_and_name_on_server(cloud: JiraEmulator, cc: Client, sc: Client, server: JiraEmulator) -> None:
+async def test_user_fields_by_account_id_on_cloud_and_name_on_server(
+    cloud: JiraEmulator, cc: Client, sc: Client, server: JiraEmulator
+) -> None:
     jane = cloud.state.add_user("jane")
     key = await make_issue(cc, assignee={"accountId": jane.account_id})
     _, issue = await cc.get(f"/rest/api/2/issue/{key}")
@@ -193,7 +235,9 @@ async def test_user_fields_by_account_id_on_cloud_and_name_on_server(cloud: Jira
 async def test_edit_as_another_user_is_attributed_to_that_user(cloud: JiraEmulator, cc: Client) -> None:
     human = cloud.state.add_user("alice", password="alice-pw", display_name="Alice")
     key = await make_issue(cc)
-    status, _ = await cc.as_user("alice", "alice-pw").put(f"/rest/api/2/issue/{key}", {"fields": {"summary": "by alice"}})
+    status, _ = await cc.as_user("alice", "alice-pw").put(
+        f"/rest/api/2/issue/{key}", {"fields": {"summary": "by alice"}}
+    )
     assert status == 204
     _, issue = await cc.get(f"/rest/api/2/issue/{key}?expand=changelog")
     last = issue["changelog"]["histories"][-1]
@@ -206,7 +250,9 @@ async def test_edit_as_another_user_is_attributed_to_that_user(cloud: JiraEmulat
 
 
 async def test_createmeta_old_and_new_and_editmeta(cc: Client, sc: Client) -> None:
-    status, meta = await cc.get("/rest/api/2/issue/createmeta?projectKeys=PROJ&expand=projects.issuetypes.fields")
+    status, meta = await cc.get(
+        "/rest/api/2/issue/createmeta?projectKeys=PROJ&expand=projects.issuetypes.fields"
+    )
     assert status == 200
     types = meta["projects"][0]["issuetypes"]
     assert {t["name"] for t in types} >= {"Task", "Bug"}
@@ -226,6 +272,7 @@ async def test_createmeta_old_and_new_and_editmeta(cc: Client, sc: Client) -> No
 
 async def test_field_list_has_system_and_custom_fields_with_schema(cc: Client) -> None:
     status, fields = await cc.get("/rest/api/2/field")
+    assert status == 200
     by_id = {f["id"]: f for f in fields}
     assert by_id["summary"]["schema"]["type"] == "string" and by_id["summary"]["custom"] is False
     sev = by_id["customfield_10051"]
@@ -233,7 +280,9 @@ async def test_field_list_has_system_and_custom_fields_with_schema(cc: Client) -
 
 
 async def test_projects_create_list_and_search(cc: Client) -> None:
-    status, created = await cc.post("/rest/api/2/project", {"key": "NEWP", "name": "New P", "projectTypeKey": "software"})
+    status, created = await cc.post(
+        "/rest/api/2/project", {"key": "NEWP", "name": "New P", "projectTypeKey": "software"}
+    )
     assert status == 201 and created["key"] == "NEWP" and isinstance(created["id"], int)
     status, err = await cc.post("/rest/api/2/project", {"key": "NEWP", "name": "Other"})
     assert status == 400 and "projectKey" in err["errors"]
@@ -278,7 +327,9 @@ async def test_support_workflow_needs_multiple_steps(cloud: JiraEmulator, cc: Cl
         # Jumping ahead is refused: "Close" is never offered before "Resolve".
         if name != "Close":
             assert "Close" not in available
-        assert (await cc.post(f"/rest/api/2/issue/{key}/transitions", {"transition": {"id": available[name]}}))[0] == 204
+        assert (
+            await cc.post(f"/rest/api/2/issue/{key}/transitions", {"transition": {"id": available[name]}})
+        )[0] == 204
     _, issue = await cc.get(f"/rest/api/2/issue/{key}")
     assert issue["fields"]["status"]["name"] == "Closed" and issue["fields"]["resolution"]["name"] == "Done"
 
@@ -295,7 +346,9 @@ async def test_control_api_defines_and_assigns_a_workflow(cc: Client) -> None:
     key = await make_issue(cc)
     _, trs = await cc.get(f"/rest/api/2/issue/{key}/transitions")
     assert [t["name"] for t in trs["transitions"]] == ["Approve"]
-    status, err = await cc.post("/_emulator/workflows", {**spec, "transitions": [{"name": "X", "to": "Nowhere"}]})
+    status, err = await cc.post(
+        "/_emulator/workflows", {**spec, "transitions": [{"name": "X", "to": "Nowhere"}]}
+    )
     assert status == 400 and err["errors"]
 
 
@@ -317,14 +370,19 @@ async def test_comments_with_visibility_and_internal_property(cloud: JiraEmulato
     body = {"body": "secret", "visibility": {"type": "group", "value": "jira-administrators"}}
     status, c2 = await cc.post(f"/rest/api/2/issue/{key}/comment", body)
     assert status == 201 and c2["visibility"] == {"type": "group", "value": "jira-administrators"}
-    body = {"body": adf("internal note"), "properties": [{"key": "sd.public.comment", "value": {"internal": True}}]}
+    body = {
+        "body": adf("internal note"),
+        "properties": [{"key": "sd.public.comment", "value": {"internal": True}}],
+    }
     status, c3 = await cc.post(f"/rest/api/3/issue/{key}/comment", body)
     assert status == 201 and c3["jsdPublic"] is False
     snap = cloud.state.to_snapshot(cloud.state.issue(key))  # type: ignore[arg-type]
     assert [c.internal for c in snap.comments] == [False, True, True]
-    status, err = await cc.post(f"/rest/api/2/issue/{key}/comment", {"body": "x", "visibility": {"type": "group", "value": "nope"}})
-    assert status == 400
-    status, err = await cc.post(f"/rest/api/2/issue/{key}/comment", {"body": ""})
+    status, err = await cc.post(
+        f"/rest/api/2/issue/{key}/comment", {"body": "x", "visibility": {"type": "group", "value": "nope"}}
+    )
+    assert status == 400 and "nope" in err["errors"]["commentLevel"]
+    status, _ = await cc.post(f"/rest/api/2/issue/{key}/comment", {"body": ""})
     assert status == 400
 
 
@@ -334,7 +392,9 @@ async def test_comment_edit_delete_and_permissions(cloud: JiraEmulator, cc: Clie
     _, c = await cc.post(f"/rest/api/2/issue/{key}/comment", {"body": "v1"})
     status, edited = await cc.put(f"/rest/api/2/issue/{key}/comment/{c['id']}", {"body": "v2"})
     assert status == 200 and edited["body"] == "v2"
-    status, _ = await cc.as_user("eve", "eve").put(f"/rest/api/2/issue/{key}/comment/{c['id']}", {"body": "hack"})
+    status, _ = await cc.as_user("eve", "eve").put(
+        f"/rest/api/2/issue/{key}/comment/{c['id']}", {"body": "hack"}
+    )
     assert status == 403
     assert (await cc.delete(f"/rest/api/2/issue/{key}/comment/{c['id']}"))[0] == 204
     status, _ = await cc.get(f"/rest/api/2/issue/{key}/comment/{c['id']}")
@@ -364,7 +424,10 @@ async def test_remote_links_upsert_by_global_id(cc: Client) -> None:
     link = {"globalId": "tandem:peer:X-1", "object": {"url": "https://peer/X-1", "title": "X-1"}}
     status, first = await cc.post(f"/rest/api/2/issue/{key}/remotelink", link)
     assert status == 201
-    status, again = await cc.post(f"/rest/api/2/issue/{key}/remotelink", {**link, "object": {"url": "https://peer/X-1", "title": "X-1 renamed"}})
+    status, again = await cc.post(
+        f"/rest/api/2/issue/{key}/remotelink",
+        {**link, "object": {"url": "https://peer/X-1", "title": "X-1 renamed"}},
+    )
     assert status == 200 and again["id"] == first["id"]
     _, links = await cc.get(f"/rest/api/2/issue/{key}/remotelink")
     assert [lk["object"]["title"] for lk in links] == ["X-1 renamed"]
@@ -384,7 +447,9 @@ async def test_changelog_endpoint_pages(cc: Client) -> None:
 # ------------------------------------------------------------------ attachments
 
 
-async def test_attachments_need_xsrf_header_and_round_trip(cloud: JiraEmulator, cc: Client, sc: Client) -> None:
+async def test_attachments_need_xsrf_header_and_round_trip(
+    cloud: JiraEmulator, cc: Client, sc: Client
+) -> None:
     key = await make_issue(cc)
     form = aiohttp.FormData()
     form.add_field("file", b"\x00binary\xff", filename="blob.bin", content_type="application/octet-stream")
@@ -466,13 +531,17 @@ async def test_stats_count_routes_and_reset_restores_a_fresh_site(cloud: JiraEmu
 
 
 async def test_control_api_adds_users_projects_and_fields(cc: Client) -> None:
-    status, user = await cc.post("/_emulator/users", {"name": "carol", "password": "pw", "displayName": "Carol"})
+    status, user = await cc.post(
+        "/_emulator/users", {"name": "carol", "password": "pw", "displayName": "Carol"}
+    )
     assert status == 201 and user["displayName"] == "Carol"
     assert (await cc.as_user("carol", "pw").get("/rest/api/2/myself"))[0] == 200
     assert (await cc.post("/_emulator/users", {"name": "carol"}))[0] == 400
     status, _ = await cc.post("/_emulator/projects", {"key": "SUP", "workflow": "support"})
     assert status == 201
-    status, field = await cc.post("/_emulator/fields", {"name": "Tier", "kind": "select", "options": ["Gold", "Silver"]})
+    status, field = await cc.post(
+        "/_emulator/fields", {"name": "Tier", "kind": "select", "options": ["Gold", "Silver"]}
+    )
     assert status == 201
     key = await make_issue(cc, **{field["id"]: {"value": "Gold"}})
     _, issue = await cc.get(f"/rest/api/2/issue/{key}")

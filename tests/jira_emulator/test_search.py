@@ -39,7 +39,8 @@ async def test_v2_search_pages_with_start_at_and_total(cc: Client) -> None:
     assert [i["key"] for i in page["issues"]] == ["PROJ-1", "PROJ-3", "PROJ-5"]
     assert set(page["issues"][0]["fields"]) == {"summary"}
     status, page = await cc.post(
-        "/rest/api/2/search", {"jql": "project = PROJ AND labels = even ORDER BY key ASC", "startAt": 3, "maxResults": 3}
+        "/rest/api/2/search",
+        {"jql": "project = PROJ AND labels = even ORDER BY key ASC", "startAt": 3, "maxResults": 3},
     )
     assert [i["key"] for i in page["issues"]] == ["PROJ-7"]
 

@@ -70,9 +70,9 @@ class JiraEmulator:
         site = web.TCPSite(runner, host, port)
         await site.start()
         self._runner = runner
-        server = site._server
-        assert server is not None and getattr(server, "sockets", None)
-        bound = server.sockets[0].getsockname()  # type: ignore[union-attr]
+        sockets = getattr(site._server, "sockets", None)
+        assert sockets, "the site did not bind a socket"
+        bound = sockets[0].getsockname()
         shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
         self.base_url = f"http://{shown}:{bound[1]}"
         self.app.base_url = self.base_url
@@ -111,9 +111,9 @@ class JiraEmulator:
                 except OSError as err:
                     log.warning("could not save emulator state to %s: %s", self.state_file, err)
 
-    async def drain_webhooks(self, timeout: float = 10.0) -> None:
+    async def drain_webhooks(self, wait: float = 10.0) -> None:
         """Wait until every webhook queued so far was delivered or failed."""
-        await self.app.dispatcher.drain(timeout)
+        await self.app.dispatcher.drain(wait)
 
     async def __aenter__(self) -> JiraEmulator:
         await self.start()

@@ -683,7 +683,7 @@ class Site:
         resolution: str | None = None
         if "resolution" in fields:
             raw = fields.pop("resolution")
-            ok, resolution = self.parse_value(
+            _, resolution = self.parse_value(
                 "resolution", raw, self.state.projects[issue.project], api, errors
             )
             errors.raise_if_any()
@@ -710,7 +710,7 @@ class Site:
 
     def assign(self, actor: User, issue: Issue, body: Any) -> None:
         errors = _FieldErrors()
-        ok, key = self.resolve_user(body, "assignee", errors)
+        _, key = self.resolve_user(body, "assignee", errors)
         errors.raise_if_any()
         items = self._history_items(issue, "assignee", issue.assignee, key)
         issue.assignee = key

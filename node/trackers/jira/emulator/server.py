@@ -19,7 +19,7 @@ import mimetypes
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from .faults import Faults, FaultSpecError, Stats
 from .ops import NOT_FOUND, Event, JiraApiError, Site, check_property_key
@@ -48,6 +48,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API = r"{v:(?:2|3|latest)}"
 MAX_RESULTS = 100
 MAX_UPLOAD = 50 * 1024 * 1024
+CUSTOM_KINDS = ("text", "textarea", "number", "select", "multiselect", "user", "date", "url", "labels")
 WEBHOOK_EVENTS = (
     "jira:issue_created",
     "jira:issue_updated",
@@ -60,7 +61,9 @@ WEBHOOK_EVENTS = (
 USER_KEY: web.RequestKey[User] = web.RequestKey("jira_user", User)
 
 
-def jerror(status: int, messages: list[str] | None = None, errors: dict[str, str] | None = None) -> web.Response:
+def jerror(
+    status: int, messages: list[str] | None = None, errors: dict[str, str] | None = None
+) -> web.Response:
     return web.json_response({"errorMessages": messages or [], "errors": errors or {}}, status=status)
 
 
@@ -233,7 +236,9 @@ class JiraApp:
         if user is None:
             if request.match_info.route.resource is not None and request.path.endswith("/serverInfo"):
                 return await handler(request)  # serverInfo is public on real Jira
-            resp = jerror(401, ["You are not authenticated. Authentication required to perform this operation."])
+            resp = jerror(
+                401, ["You are not authenticated. Authentication required to perform this operation."]
+            )
             resp.headers["WWW-Authenticate"] = 'Basic realm="protected-area"'
             return resp
         request[USER_KEY] = user
@@ -244,7 +249,9 @@ class JiraApp:
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic" and value:
             try:
-                login, _, secret = base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+                login, _, secret = (
+                    base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+                )
             except (binascii.Error, UnicodeDecodeError):
                 return None
             return self.state.authenticate(login, secret)
@@ -275,7 +282,9 @@ class JiraApp:
         try:
             return json.loads(raw)
         except (ValueError, UnicodeDecodeError) as err:
-            raise JiraApiError(400, [f"Unexpected character in the request body, not valid JSON: {err}"]) from err
+            raise JiraApiError(
+                400, [f"Unexpected character in the request body, not valid JSON: {err}"]
+            ) from err
 
     def cloud_only(self, request: web.Request) -> None:
         if self.state.mode != "cloud":
@@ -398,7 +407,8 @@ class JiraApp:
         rows = [
             p
             for p in self.state.projects.values()
-            if (not query or query in p.key.lower() or query in p.name.lower()) and (not keys or p.key in keys)
+            if (not query or query in p.key.lower() or query in p.name.lower())
+            and (not keys or p.key in keys)
         ]
         page = rows[start : start + size]
         return web.json_response(
@@ -489,13 +499,19 @@ class JiraApp:
         workflow = "support" if ptype == "service_desk" else "simple"
         try:
             project = self.state.add_project(
-                key, name, lead=lead.key, workflow=workflow, project_type=str(ptype), description=str(body.get("description") or "")
+                key,
+                name,
+                lead=lead.key,
+                workflow=workflow,
+                project_type=str(ptype),
+                description=str(body.get("description") or ""),
             )
         except StateError as err:
             raise JiraApiError(400, [], {"projectKey": str(err)}) from err
         view = self.view(request)
         return web.json_response(
-            {"self": view.rest(f"project/{project.id}"), "id": int(project.id), "key": project.key}, status=201
+            {"self": view.rest(f"project/{project.id}"), "id": int(project.id), "key": project.key},
+            status=201,
         )
 
     async def issue_types(self, request: web.Request) -> web.StreamResponse:
@@ -519,7 +535,9 @@ class JiraApp:
 
     async def status_categories(self, request: web.Request) -> web.StreamResponse:
         view = self.view(request)
-        return web.json_response([view.status_category(k) for k in ("undefined", "new", "done", "indeterminate")])
+        return web.json_response(
+            [view.status_category(k) for k in ("undefined", "new", "done", "indeterminate")]
+        )
 
     async def resolutions(self, request: web.Request) -> web.StreamResponse:
         view = self.view(request)
@@ -568,22 +586,29 @@ class JiraApp:
             else:
                 raise JiraApiError(400, ["The username query parameter was not provided"])
         if user is None:
-            raise JiraApiError(404, ["The user named was not found."] if self.state.mode == "server" else [
-                f"Specified user does not exist or you do not have required permissions"
-            ])
+            raise JiraApiError(
+                404,
+                ["The user named was not found."]
+                if self.state.mode == "server"
+                else ["Specified user does not exist or you do not have required permissions"],
+            )
         return web.json_response(self.view(request).user(user, full=True))
 
     async def user_search(self, request: web.Request) -> web.StreamResponse:
         q = request.query
         if self.state.mode == "cloud":
             if "username" in q:
-                raise JiraApiError(400, ["The query parameter 'username' is not supported in GDPR strict mode."])
+                raise JiraApiError(
+                    400, ["The query parameter 'username' is not supported in GDPR strict mode."]
+                )
             if "accountId" in q:
                 user = self.state.find_user(account_id=q["accountId"])
                 found = [user] if user else []
             else:
                 if "query" not in q and not request.path.endswith("/assignable/search"):
-                    raise JiraApiError(400, ["One of 'query' or 'accountId' query parameters must be provided."])
+                    raise JiraApiError(
+                        400, ["One of 'query' or 'accountId' query parameters must be provided."]
+                    )
                 found = self._match_users(q.get("query", ""))
         else:
             if "username" not in q and not request.path.endswith("/assignable/search"):
@@ -608,7 +633,9 @@ class JiraApp:
     async def group_members(self, request: web.Request) -> web.StreamResponse:
         name = request.query.get("groupname") or request.query.get("groupName")
         if not name or name not in self.state.groups:
-            raise JiraApiError(404, [f"Group does not exist: '{name}'"] if name else ["groupname is required"])
+            raise JiraApiError(
+                404, [f"Group does not exist: '{name}'"] if name else ["groupname is required"]
+            )
         view = self.view(request)
         members = [u for u in self.state.users.values() if name in u.groups]
         start = self.int_param(request, "startAt", 0)
@@ -631,7 +658,9 @@ class JiraApp:
         body = await self.body(request)
         issue = self.site.create_issue(self.actor(request), body, self.api(request))
         view = self.view(request)
-        return web.json_response({"id": issue.id, "key": issue.key, "self": view.rest(f"issue/{issue.id}")}, status=201)
+        return web.json_response(
+            {"id": issue.id, "key": issue.key, "self": view.rest(f"issue/{issue.id}")}, status=201
+        )
 
     async def create_issues(self, request: web.Request) -> web.StreamResponse:
         body = await self.body(request)
@@ -685,7 +714,9 @@ class JiraApp:
     async def editmeta(self, request: web.Request) -> web.StreamResponse:
         issue = self.issue_or_404(request)
         view = self.view(request)
-        return web.json_response({"fields": view.meta_fields(self.state.projects[issue.project], create=False)})
+        return web.json_response(
+            {"fields": view.meta_fields(self.state.projects[issue.project], create=False)}
+        )
 
     async def changelog(self, request: web.Request) -> web.StreamResponse:
         issue = self.issue_or_404(request)
@@ -749,25 +780,43 @@ class JiraApp:
         types = [view.issuetype(self.state.issue_types[t]) for t in project.issue_types]
         page = types[start : start + size]
         if self.state.mode == "cloud":
-            return web.json_response({"maxResults": size, "startAt": start, "total": len(types), "issueTypes": page})
+            return web.json_response(
+                {"maxResults": size, "startAt": start, "total": len(types), "issueTypes": page}
+            )
         return web.json_response(
-            {"maxResults": size, "startAt": start, "total": len(types), "isLast": start + size >= len(types), "values": page}
+            {
+                "maxResults": size,
+                "startAt": start,
+                "total": len(types),
+                "isLast": start + size >= len(types),
+                "values": page,
+            }
         )
 
     async def createmeta_fields(self, request: web.Request) -> web.StreamResponse:
         project = self.project_or_404(request.match_info["project"])
         tid = request.match_info["type"]
         if tid not in project.issue_types:
-            raise JiraApiError(404, ["Issue type with id '%s' does not exist or is not valid for project." % tid])
+            raise JiraApiError(
+                404, [f"Issue type with id '{tid}' does not exist or is not valid for project."]
+            )
         view = self.view(request)
         start = self.int_param(request, "startAt", 0)
         size = self.int_param(request, "maxResults", 50, 1, 200)
         rows = [{**meta, "fieldId": fid} for fid, meta in view.meta_fields(project, create=True).items()]
         page = rows[start : start + size]
         if self.state.mode == "cloud":
-            return web.json_response({"maxResults": size, "startAt": start, "total": len(rows), "fields": page})
+            return web.json_response(
+                {"maxResults": size, "startAt": start, "total": len(rows), "fields": page}
+            )
         return web.json_response(
-            {"maxResults": size, "startAt": start, "total": len(rows), "isLast": start + size >= len(rows), "values": page}
+            {
+                "maxResults": size,
+                "startAt": start,
+                "total": len(rows),
+                "isLast": start + size >= len(rows),
+                "values": page,
+            }
         )
 
     # ------------------------------------------------------------------ transitions
@@ -809,14 +858,18 @@ class JiraApp:
 
     async def add_comment(self, request: web.Request) -> web.StreamResponse:
         issue = self.issue_or_404(request)
-        comment = self.site.add_comment(self.actor(request), issue, await self.body(request), self.api(request))
+        comment = self.site.add_comment(
+            self.actor(request), issue, await self.body(request), self.api(request)
+        )
         return web.json_response(self.view(request).comment(issue, comment), status=201)
 
     async def comment(self, request: web.Request) -> web.StreamResponse:
         issue = self.issue_or_404(request)
         comment = self.site.get_comment(issue, request.match_info["id"])
         expand = set(self._list_param(request, "expand") or [])
-        return web.json_response(self.view(request).comment(issue, comment, rendered="renderedBody" in expand))
+        return web.json_response(
+            self.view(request).comment(issue, comment, rendered="renderedBody" in expand)
+        )
 
     async def update_comment(self, request: web.Request) -> web.StreamResponse:
         issue = self.issue_or_404(request)
@@ -845,7 +898,9 @@ class JiraApp:
     async def _read_property_value(self, request: web.Request) -> Any:
         raw = await request.read()
         if len(raw) > 32768:
-            raise JiraApiError(400, ["The property value is too long. The maximum allowed length is 32768 bytes."])
+            raise JiraApiError(
+                400, ["The property value is too long. The maximum allowed length is 32768 bytes."]
+            )
         if not raw:
             raise JiraApiError(400, ["The property value must not be empty."])
         try:
@@ -855,7 +910,9 @@ class JiraApp:
 
     async def issue_property_keys(self, request: web.Request) -> web.StreamResponse:
         issue = self.issue_or_404(request)
-        return web.json_response(self._property_keys(self.view(request), f"issue/{issue.key}", issue.properties))
+        return web.json_response(
+            self._property_keys(self.view(request), f"issue/{issue.key}", issue.properties)
+        )
 
     async def issue_property(self, request: web.Request) -> web.StreamResponse:
         issue = self.issue_or_404(request)
@@ -882,7 +939,9 @@ class JiraApp:
 
     async def comment_property_keys(self, request: web.Request) -> web.StreamResponse:
         _, comment = self.site.find_comment(request.match_info["id"])
-        return web.json_response(self._property_keys(self.view(request), f"comment/{comment.id}", comment.properties))
+        return web.json_response(
+            self._property_keys(self.view(request), f"comment/{comment.id}", comment.properties)
+        )
 
     async def comment_property(self, request: web.Request) -> web.StreamResponse:
         _, comment = self.site.find_comment(request.match_info["id"])
@@ -956,7 +1015,9 @@ class JiraApp:
             existing.relationship, existing.object = rel, obj
             link, status = existing, 200
         else:
-            link = RemoteLink(id=self.state.next_id("remotelink"), global_id=gid, relationship=rel, object=obj)
+            link = RemoteLink(
+                id=self.state.next_id("remotelink"), global_id=gid, relationship=rel, object=obj
+            )
             issue.remote_links.append(link)
             status = 201
         issue.updated = now()
@@ -1008,18 +1069,20 @@ class JiraApp:
             return web.Response(status=403, text="XSRF check failed", content_type="text/plain")
         issue = self.issue_or_404(request)
         if not request.content_type.startswith("multipart/"):
-            raise JiraApiError(415, ["Attachments must be uploaded as multipart/form-data with a 'file' part."])
+            raise JiraApiError(
+                415, ["Attachments must be uploaded as multipart/form-data with a 'file' part."]
+            )
         reader = await request.multipart()
         files: list[tuple[str, bytes, str]] = []
         while True:
             part = await reader.next()
             if part is None:
                 break
-            if not hasattr(part, "read") or getattr(part, "name", None) != "file":
+            if not isinstance(part, BodyPartReader) or part.name != "file":
                 continue
-            filename = part.filename or "attachment"  # type: ignore[union-attr]
-            data = await part.read(decode=False)  # type: ignore[union-attr]
-            ctype = part.headers.get("Content-Type") or ""  # type: ignore[union-attr]
+            filename = part.filename or "attachment"
+            data = await part.read(decode=False)
+            ctype = part.headers.get("Content-Type") or ""
             if not ctype or ctype == "application/octet-stream":
                 ctype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
             files.append((filename, bytes(data), ctype))
@@ -1040,7 +1103,9 @@ class JiraApp:
 
     async def attachment(self, request: web.Request) -> web.StreamResponse:
         meta = self.view(request).attachment(self._attachment_or_404(request))
-        meta["id"] = int(meta["id"])  # AttachmentMetadata.id is an integer, unlike the issue's attachment list
+        meta["id"] = int(
+            meta["id"]
+        )  # AttachmentMetadata.id is an integer, unlike the issue's attachment list
         return web.json_response(meta)
 
     async def delete_attachment(self, request: web.Request) -> web.StreamResponse:
@@ -1128,7 +1193,10 @@ class JiraApp:
         jql = args.get("jql")
         if not isinstance(jql, str) or not jql.strip():
             # Cloud refuses unbounded queries on this endpoint.
-            raise JiraApiError(400, ["Unbounded JQL queries are not allowed here. Please add a search restriction to your query."])
+            raise JiraApiError(
+                400,
+                ["Unbounded JQL queries are not allowed here. Add a search restriction to your query."],
+            )
         size = min(max(1, self._as_int(args.get("maxResults"), "maxResults", 50)), 5000)
         token = args.get("nextPageToken")
         start = self._decode_token(token, jql) if token else 0
@@ -1159,7 +1227,11 @@ class JiraApp:
         try:
             raw = base64.urlsafe_b64decode(str(token) + "=" * (-len(str(token)) % 4))
             offset, digest = json.loads(raw)
-            if digest != hashlib.sha1(jql.encode()).hexdigest()[:12] or not isinstance(offset, int) or offset < 0:
+            if (
+                digest != hashlib.sha1(jql.encode()).hexdigest()[:12]
+                or not isinstance(offset, int)
+                or offset < 0
+            ):
                 raise ValueError("token does not belong to this query")
             return offset
         except (ValueError, TypeError, binascii.Error) as err:
@@ -1213,7 +1285,14 @@ class JiraApp:
                 compile_jql(str(jql))
             except JqlUnavailable:
                 pass
-        return url, str(name), list(events), str(jql) if jql else None, bool(body.get("excludeBody")), body.get("enabled", True) is not False
+        return (
+            url,
+            str(name),
+            list(events),
+            str(jql) if jql else None,
+            bool(body.get("excludeBody")),
+            body.get("enabled", True) is not False,
+        )
 
     async def webhooks(self, request: web.Request) -> web.StreamResponse:
         hooks = [h for h in self.state.webhooks.values() if not h.dynamic]
@@ -1247,7 +1326,14 @@ class JiraApp:
     async def update_webhook(self, request: web.Request) -> web.StreamResponse:
         hook = self._hook_or_404(request)
         url, name, events, jql, exclude, enabled = self._webhook_fields(await self.body(request))
-        hook.url, hook.name, hook.events, hook.jql, hook.exclude_body, hook.enabled = url, name, events, jql, exclude, enabled
+        hook.url, hook.name, hook.events, hook.jql, hook.exclude_body, hook.enabled = (
+            url,
+            name,
+            events,
+            jql,
+            exclude,
+            enabled,
+        )
         return web.json_response(self._webhook_json(request, hook))
 
     async def delete_webhook(self, request: web.Request) -> web.StreamResponse:
@@ -1285,7 +1371,11 @@ class JiraApp:
     async def register_dynamic_webhooks(self, request: web.Request) -> web.StreamResponse:
         self.cloud_only(request)
         body = await self.body(request)
-        if not isinstance(body, dict) or not isinstance(body.get("url"), str) or not isinstance(body.get("webhooks"), list):
+        if (
+            not isinstance(body, dict)
+            or not isinstance(body.get("url"), str)
+            or not isinstance(body.get("webhooks"), list)
+        ):
             raise JiraApiError(400, ["'url' and 'webhooks' are required."])
         results: list[dict[str, Any]] = []
         for spec in body["webhooks"]:
@@ -1388,7 +1478,9 @@ class JiraApp:
         if not isinstance(name, str) or not name:
             raise JiraApiError(400, [], {"name": "A username is required."})
         groups = body.get("groups")
-        if groups is not None and (not isinstance(groups, list) or not all(isinstance(g, str) for g in groups)):
+        if groups is not None and (
+            not isinstance(groups, list) or not all(isinstance(g, str) for g in groups)
+        ):
             raise JiraApiError(400, [], {"groups": "groups must be a list of names"})
         try:
             user = self.state.add_user(
@@ -1421,8 +1513,8 @@ class JiraApp:
     async def ctl_add_field(self, request: web.Request) -> web.StreamResponse:
         body = await self._ctl_body(request)
         kind = body.get("kind")
-        if kind not in ("text", "textarea", "number", "select", "multiselect", "user", "date", "url", "labels"):
-            raise JiraApiError(400, [], {"kind": "kind must be one of text, textarea, number, select, multiselect, user, date, url, labels"})
+        if kind not in CUSTOM_KINDS:
+            raise JiraApiError(400, [], {"kind": "kind must be one of " + ", ".join(CUSTOM_KINDS)})
         name = body.get("name")
         if not isinstance(name, str) or not name:
             raise JiraApiError(400, [], {"name": "A field name is required."})
@@ -1434,7 +1526,12 @@ class JiraApp:
         except StateError as err:
             raise JiraApiError(400, [str(err)]) from err
         return web.json_response(
-            {"id": field.id, "name": field.name, "kind": field.kind, "options": [o.model_dump() for o in field.options]},
+            {
+                "id": field.id,
+                "name": field.name,
+                "kind": field.kind,
+                "options": [o.model_dump() for o in field.options],
+            },
             status=201,
         )
 
@@ -1493,7 +1590,9 @@ class JiraApp:
                 )
             )
         initial = sid(body.get("initial") or statuses[0]["name"])
-        wf = Workflow(name=name, initial=initial, statuses=list(dict.fromkeys(ids.values())), transitions=rows)
+        wf = Workflow(
+            name=name, initial=initial, statuses=list(dict.fromkeys(ids.values())), transitions=rows
+        )
         self.state.add_workflow(wf)
         return web.json_response(self._workflow_json(wf), status=201)
 

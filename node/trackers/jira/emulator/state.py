@@ -250,7 +250,7 @@ class Resolution(_Model):
 
 
 def _default_statuses() -> dict[str, Status]:
-    rows = [
+    rows: list[tuple[str, str, StatusCategoryKey]] = [
         ("10000", "To Do", "new"),
         ("3", "In Progress", "indeterminate"),
         ("10001", "Done", "done"),
@@ -261,7 +261,7 @@ def _default_statuses() -> dict[str, Status]:
         ("5", "Resolved", "done"),
         ("6", "Closed", "done"),
     ]
-    return {sid: Status(id=sid, name=name, category=cat) for sid, name, cat in rows}  # type: ignore[arg-type]
+    return {sid: Status(id=sid, name=name, category=cat) for sid, name, cat in rows}
 
 
 def _default_workflows() -> dict[str, Workflow]:
@@ -584,7 +584,7 @@ class EmulatorState(_Model):
             for item in history.items:
                 changelog.append(
                     ChangeItem(
-                        field=item.field_id if item.fieldtype == "jira" else item.field_id,
+                        field=item.field_id,
                         from_value=item.from_string,
                         to_value=item.to_string,
                         from_id=item.from_,

@@ -275,7 +275,8 @@ class View:
             "self": self.rest(f"issuetype/{itype.id}"),
             "id": itype.id,
             "description": itype.description,
-            "iconUrl": f"{self.base}/secure/viewavatar?size=medium&avatarId={itype.avatar_id}&avatarType=issuetype",
+            "iconUrl": f"{self.base}/secure/viewavatar?size=medium&avatarId={itype.avatar_id}"
+            "&avatarType=issuetype",
             "name": itype.name,
             "subtask": itype.subtask,
             "avatarId": itype.avatar_id,

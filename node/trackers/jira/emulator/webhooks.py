@@ -46,8 +46,6 @@ class WebhookDispatcher:
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None
         self.stats = DeliveryStats()
-        self._idle = asyncio.Event()
-        self._idle.set()
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
@@ -73,12 +71,11 @@ class WebhookDispatcher:
             self.stats.dropped += 1
             return False
         self.stats.queued += 1
-        self._idle.clear()
         return True
 
-    async def drain(self, timeout: float = 10.0) -> None:
+    async def drain(self, wait: float = 10.0) -> None:
         """Wait until every queued delivery was attempted (tests, shutdown)."""
-        await asyncio.wait_for(self._queue.join(), timeout)
+        await asyncio.wait_for(self._queue.join(), wait)
 
     async def _worker(self) -> None:
         while True:
