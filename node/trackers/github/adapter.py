@@ -164,16 +164,22 @@ class GitHubAdapter(TrackerAdapter):
         return await self._complete(raw)
 
     async def _complete(self, raw: dict[str, Any]) -> IssueSnapshot:
+        """Fetch what the issue JSON leaves out (comments, issue events for the changelog) and map.
+        Both are conditional requests: unchanged lists cost a free 304."""
         full_name = mapping.full_name_of(raw)
+        owner, repo = full_name.split("/", 1)
+        base = f"repos/{_seg(owner)}/{_seg(repo)}/issues/{int(raw['number'])}"
         comments: list[dict[str, Any]] = []
-        if int(raw.get("comments") or 0) > 0:
-            async with self._limit:
-                owner, repo = full_name.split("/", 1)
-                comments = await self.client.paginate(
-                    f"repos/{_seg(owner)}/{_seg(repo)}/issues/{int(raw['number'])}/comments",
-                    params={"per_page": _PAGE},
-                )
-        return mapping.issue_snapshot(raw, comments=comments, full_name=full_name)
+        async with self._limit:
+            if int(raw.get("comments") or 0) > 0:
+                comments = await self.client.paginate(f"{base}/comments", params={"per_page": _PAGE})
+            events = await self.client.paginate(f"{base}/events", params={"per_page": _PAGE})
+        return mapping.issue_snapshot(
+            raw,
+            comments=[c for c in comments if isinstance(c, dict)],
+            events=[e for e in events if isinstance(e, dict)],
+            full_name=full_name,
+        )
 
     async def search(self, query: str, *, page_token: str | None = None, page_size: int = 50) -> SearchPage:
         """``query`` uses GitHub's search qualifiers, run against the issues list endpoint (not the
@@ -282,7 +288,7 @@ class GitHubAdapter(TrackerAdapter):
         raw = await self.client.request("POST", f"repos/{repo}/issues", json_body=payload)
         if not isinstance(raw, dict) or "number" not in raw:
             raise TrackerError(f"GitHub did not return the issue created in {repo}")
-        return mapping.issue_snapshot(raw, comments=[], full_name=repo)
+        return mapping.issue_snapshot(raw, comments=[], events=[], full_name=repo)
 
     async def find_issue_by_marker(self, project: str, marker: str) -> IssueSnapshot | None:
         repo = _check_repo(project)
@@ -490,6 +496,18 @@ class GitHubAdapter(TrackerAdapter):
                 "GET", "search/users", params={"q": f"{ref.email} in:email", "per_page": 5}
             )
             items = [u for u in (body or {}).get("items") or [] if isinstance(u, dict)]
+            if len(items) == 1:
+                return mapping.user_ref(items[0])
+        if ref.display_name:
+            body = await self.client.request(
+                "GET", "search/users", params={"q": f'"{ref.display_name}" in:name', "per_page": 20}
+            )
+            wanted = ref.display_name.casefold()
+            items = [
+                u
+                for u in (body or {}).get("items") or []
+                if isinstance(u, dict) and str(u.get("name") or u.get("login") or "").casefold() == wanted
+            ]
             if len(items) == 1:
                 return mapping.user_ref(items[0])
         return None

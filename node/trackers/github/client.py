@@ -293,7 +293,7 @@ class GitHubClient:
             )
         if status == 401:
             return TrackerAuthError(
-                f"GitHub rejected the token at {self.base_url} ({describe} → 401"
+                f"GitHub rejected the credentials (token) at {self.base_url} ({describe} → 401"
                 + (f": {message}" if message else "")
                 + ")",
                 status=status,

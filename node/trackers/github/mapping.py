@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import quote, unquote
 
 from node.richtext.markdown import from_markdown, to_markdown
-from node.trackers.base import IssueSnapshot
+from node.trackers.base import ChangeItem, IssueSnapshot
 from protocol.replica import Comment, StatusRef, UserRef
 from protocol.richtext import Doc
 
@@ -134,8 +134,108 @@ def comment_of(obj: dict[str, Any]) -> tuple[Comment, str | None]:
     return comment, marker
 
 
+def changelog_of(events: list[dict[str, Any]]) -> list[ChangeItem]:
+    """``/issues/{n}/events`` → neutral change items, oldest first (body edits leave no event)."""
+    out: list[ChangeItem] = []
+    for ev in events:
+        at = parse_time(ev.get("created_at"))
+        kind = ev.get("event")
+        if at is None or not isinstance(kind, str):
+            continue
+        author = user_ref(ev.get("actor"))
+        item: ChangeItem | None = None
+        if kind in ("closed", "reopened"):
+            closed = kind == "closed"
+            item = ChangeItem(
+                field="status",
+                from_value="open" if closed else "closed",
+                to_value="closed" if closed else "open",
+                author=author,
+                at=at,
+            )
+        elif kind == "renamed" and isinstance(ev.get("rename"), dict):
+            item = ChangeItem(
+                field="summary",
+                from_value=_opt_str(ev["rename"].get("from")),
+                to_value=_opt_str(ev["rename"].get("to")),
+                author=author,
+                at=at,
+            )
+        elif kind in ("labeled", "unlabeled") and isinstance(ev.get("label"), dict):
+            name = _opt_str(ev["label"].get("name"))
+            added = kind == "labeled"
+            item = ChangeItem(
+                field="labels",
+                from_value=None if added else name,
+                to_value=name if added else None,
+                author=author,
+                at=at,
+            )
+        elif kind in ("assigned", "unassigned") and isinstance(ev.get("assignee"), dict):
+            login = _opt_str(ev["assignee"].get("login"))
+            added = kind == "assigned"
+            item = ChangeItem(
+                field="assignee",
+                from_value=None if added else login,
+                from_id=None if added else login,
+                to_value=login if added else None,
+                to_id=login if added else None,
+                author=author,
+                at=at,
+            )
+        elif kind in ("milestoned", "demilestoned") and isinstance(ev.get("milestone"), dict):
+            title = _opt_str(ev["milestone"].get("title"))
+            added = kind == "milestoned"
+            item = ChangeItem(
+                field="fix_versions",
+                from_value=None if added else title,
+                to_value=title if added else None,
+                author=author,
+                at=at,
+            )
+        if item is not None:
+            out.append(item)
+    out.sort(key=lambda c: c.at)
+    return out
+
+
+def last_actor(
+    issue: dict[str, Any], events: list[dict[str, Any]], comments: list[dict[str, Any]], slack: float = 2.0
+) -> UserRef | None:
+    """Who made the issue's latest change, when GitHub says: the latest of creation, issue events
+    and comment writes, if it is as recent as ``updated_at`` (within ``slack`` seconds). A body or
+    title-only edit leaves no trace in the REST API, so then nobody is named (``None``)."""
+    updated = parse_time(issue.get("updated_at"))
+    candidates: list[tuple[dt.datetime, Any]] = []
+    created = parse_time(issue.get("created_at"))
+    if created is not None:
+        candidates.append((created, issue.get("user")))
+    for ev in events:
+        at = parse_time(ev.get("created_at"))
+        if at is not None:
+            candidates.append((at, ev.get("actor")))
+    for c in comments:
+        at = parse_time(c.get("updated_at"))
+        if at is not None:
+            candidates.append((at, c.get("user")))
+    if not candidates or updated is None:
+        return None
+    at, who = max(candidates, key=lambda pair: pair[0])
+    if (updated - at).total_seconds() > slack:
+        return None
+    return user_ref(who)
+
+
+def _opt_str(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
 def issue_snapshot(
-    issue: dict[str, Any], *, comments: list[dict[str, Any]] | None = None, full_name: str | None = None
+    issue: dict[str, Any],
+    *,
+    comments: list[dict[str, Any]] | None = None,
+    events: list[dict[str, Any]] | None = None,
+    full_name: str | None = None,
 ) -> IssueSnapshot:
     full_name = full_name or full_name_of(issue)
     key = make_key(full_name, int(issue["number"]))
@@ -193,5 +293,7 @@ def issue_snapshot(
         created=parse_time(issue.get("created_at")),
         updated=parse_time(issue.get("updated_at")),
         resolved=parse_time(issue.get("closed_at")) if closed else None,
+        updated_by=last_actor(issue, events or [], comments or []),
+        changelog=changelog_of(events or []),
         raw=issue,
     )

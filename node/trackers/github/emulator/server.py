@@ -16,6 +16,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import shlex
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -25,7 +26,7 @@ from aiohttp import web
 
 from .faults import Faults, FaultSpecError, Stats
 from .hooks import Delivery, HookDispatcher
-from .state import Comment, GitHubState, Hook, Issue, Repo, StateError, User
+from .state import Comment, GitHubState, Hook, Issue, IssueEvent, Repo, StateError, User
 from .views import View
 
 log = logging.getLogger(__name__)
@@ -108,6 +109,7 @@ class GitHubApp:
             ("PATCH", f"{r}/issues/{{number:\\d+}}", self.edit_issue),
             ("GET", f"{r}/issues/{{number:\\d+}}/comments", self.list_comments),
             ("POST", f"{r}/issues/{{number:\\d+}}/comments", self.create_comment),
+            ("GET", f"{r}/issues/{{number:\\d+}}/events", self.list_events),
             ("GET", f"{r}/issues/{{number:\\d+}}/labels", self.issue_labels),
             ("POST", f"{r}/issues/{{number:\\d+}}/labels", self.add_issue_labels),
             ("PUT", f"{r}/issues/{{number:\\d+}}/labels", self.set_issue_labels),
@@ -300,6 +302,7 @@ class GitHubApp:
             self.dispatcher.enqueue(Delivery(hook, repo.id, event, payload.get("action"), body))
 
     def _issue_event(self, request: web.Request, repo: Repo, issue: Issue, action: str, **extra: Any) -> None:
+        self._record(request, issue, action, extra)
         if issue.is_pull_request or not repo.hooks:
             return
         v = self.view(request)
@@ -311,6 +314,35 @@ class GitHubApp:
             "sender": v.user(request[USER_KEY]),
         }
         self._fire(repo, "issues", payload)
+
+    def _record(self, request: web.Request, issue: Issue, action: str, extra: dict[str, Any]) -> None:
+        """Keep what ``/issues/{n}/events`` lists for a webhook action (edits of the body leave none)."""
+        data: dict[str, Any] = {}
+        event = action
+        if action in ("labeled", "unlabeled"):
+            label = extra.get("label") or {}
+            data["label"] = {"name": label.get("name"), "color": label.get("color")}
+        elif action in ("assigned", "unassigned"):
+            data["assignee"] = (extra.get("assignee") or {}).get("login")
+        elif action in ("milestoned", "demilestoned"):
+            data["milestone"] = {"title": (extra.get("milestone") or {}).get("title")}
+        elif action in ("closed", "reopened"):
+            data["state_reason"] = issue.state_reason
+        elif action == "edited" and "title" in (extra.get("changes") or {}):
+            event = "renamed"
+            data["rename"] = {"from": extra["changes"]["title"]["from"], "to": issue.title}
+        else:
+            return
+        issue.events.append(
+            IssueEvent(self.state.next_id(), request[USER_KEY].login, event, self.state.clock(), data)
+        )
+
+    async def list_events(self, request: web.Request) -> web.Response:
+        repo = self._repo(request)
+        issue = self._issue(request, repo)
+        chunk, headers = self._page(request, issue.events)
+        v = self.view(request)
+        return web.json_response([v.event(repo, e) for e in chunk], headers=headers)
 
     def _comment_event(
         self, request: web.Request, repo: Repo, issue: Issue, comment: Comment, action: str, **extra: Any
@@ -346,21 +378,29 @@ class GitHubApp:
         return web.json_response(self.view(request).full_user(user, private=False))
 
     async def search_users(self, request: web.Request) -> web.Response:
+        """A small subset of user search: free text matched against login, name and email, narrowed
+        by ``in:login`` / ``in:name`` / ``in:email`` (email matches must be exact, as on GitHub)."""
         q = request.query.get("q", "").strip()
         if not q:
             raise _invalid("q", resource="Search", code="missing")
-        terms = [t for t in q.split() if ":" not in t]
-        in_email = "in:email" in q.split()
-        needle = " ".join(terms).lower()
+        try:
+            terms = shlex.split(q)
+        except ValueError:
+            terms = q.split()
+        scopes = {t[3:] for t in terms if t.startswith("in:")} or {"login", "name", "email"}
+        needle = " ".join(t for t in terms if ":" not in t or "@" in t).lower()
         found = []
         for user in self.state.users.values():
-            hay = [user.login.lower()] + ([(user.email or "").lower()] if in_email or "@" in needle else [])
-            if user.name:
-                hay.append(user.name.lower())
-            if needle and any(needle == h or (not in_email and needle in h) for h in hay):
+            if not needle:
+                break
+            hit = ("login" in scopes and needle in user.login.lower()) or (
+                "name" in scopes and user.name is not None and needle in user.name.lower()
+            )
+            hit = hit or ("email" in scopes and user.email is not None and needle == user.email.lower())
+            if hit:
                 found.append(user)
         v = self.view(request)
-        items = [{**(v.user(u) or {}), "score": 1.0} for u in found]
+        items = [{**(v.user(u) or {}), "name": u.name, "email": u.email, "score": 1.0} for u in found]
         return web.json_response({"total_count": len(items), "incomplete_results": False, "items": items})
 
     async def rate_limit(self, request: web.Request) -> web.Response:

@@ -105,6 +105,18 @@ class Issue:
     closed_at: dt.datetime | None = None
     closed_by: str | None = None
     comment_ids: list[int] = field(default_factory=list)
+    events: list[IssueEvent] = field(default_factory=list)
+
+
+@dataclass
+class IssueEvent:
+    """One entry of ``/issues/{n}/events`` (labeled, assigned, closed, renamed, ...)."""
+
+    id: int
+    actor: str
+    event: str
+    created_at: dt.datetime
+    data: dict[str, Any] = field(default_factory=dict)  # label / assignee / milestone / rename / state_reason
 
 
 @dataclass

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from .state import Comment, GitHubState, Hook, Issue, Label, Milestone, Repo, User, gh_time
+from .state import Comment, GitHubState, Hook, Issue, IssueEvent, Label, Milestone, Repo, User, gh_time
 
 _REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "eyes", "rocket")
 
@@ -298,6 +298,25 @@ class View:
             "reactions": self.reactions(c),
             "performed_via_github_app": None,
         }
+
+    def event(self, repo: Repo, event: IssueEvent) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "id": event.id,
+            "node_id": node_id("IssueEvent", event.id),
+            "url": f"{self.api}/repos/{repo.full_name}/issues/events/{event.id}",
+            "actor": self.user(event.actor),
+            "event": event.event,
+            "commit_id": None,
+            "commit_url": None,
+            "created_at": gh_time(event.created_at),
+            "performed_via_github_app": None,
+        }
+        data = dict(event.data)
+        if "assignee" in data:
+            out["assignee"] = self.user(data.pop("assignee"))
+            out["assigner"] = self.user(event.actor)
+        out.update(data)
+        return out
 
     def hook(self, repo: Repo, hook: Hook) -> dict[str, Any]:
         h = f"{self.api}/repos/{repo.full_name}/hooks/{hook.id}"
