@@ -227,6 +227,8 @@ class RelayClient:
 
     async def wait_connected(self, timeout: float | None = None) -> None:  # noqa: ASYNC109 (the API)
         """Wait until authenticated at the relay; RelayUnavailable after ``timeout`` seconds."""
+        if self._halted:
+            raise RelayUnavailable(f"relay client stopped: {self._halted}")
         try:
             await asyncio.wait_for(self._connected.wait(), timeout)
         except TimeoutError:
@@ -512,6 +514,8 @@ def _close_reason(ws: aiohttp.ClientWebSocketResponse) -> str:
     code = ws.close_code
     if code == CLOSE_REPLACED:
         return "relay closed this connection: another connection with the same node id replaced it"
+    if code == CLOSE_HANDLER_FAILED:
+        return "processing a pushed envelope failed; reconnecting so the relay pushes it again"
     if code == CLOSE_AUTH_FAILED:
         return "relay refused authentication"
     return f"relay closed the connection (code {code})"

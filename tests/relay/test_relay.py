@@ -374,6 +374,8 @@ async def test_newer_connection_of_a_node_replaces_the_older(
     assert not first.connected
     with pytest.raises(RelayUnavailable, match="replaced"):
         await first.send(seal(channel(BOB, ALICE), 1, "from the old one"))
+    with pytest.raises(RelayUnavailable, match="replaced"):
+        await first.wait_connected(1)
     assert second.connected and len(relay.sessions) == 1
 
     alice = await make_client(ALICE)
