@@ -84,6 +84,15 @@ async def test_bad_jql_is_a_400_with_jiras_message(cc: Client) -> None:
     assert status == 400 and err["errorMessages"] and isinstance(err["errorMessages"][0], str)
 
 
+async def test_unknown_fields_and_values_are_refused_like_jira(cc: Client) -> None:
+    status, err = await cc.get("/rest/api/2/search?jql=" + quote("project = NOPE"))
+    assert status == 400 and "NOPE" in err["errorMessages"][0]
+    status, err = await cc.get("/rest/api/2/search?jql=" + quote("bogusfield = 1"))
+    assert status == 400 and "bogusfield" in err["errorMessages"][0]
+    status, page = await cc.get("/rest/api/2/search?jql=" + quote('"Story Points" > 3 AND status = "To Do"'))
+    assert status == 200 and page["total"] == 0
+
+
 async def test_jql_parse_returns_structure_or_errors(cc: Client) -> None:
     status, body = await cc.post("/rest/api/3/jql/parse", {"queries": ["project = PROJ", "project = = X"]})
     assert status == 200
@@ -92,6 +101,11 @@ async def test_jql_parse_returns_structure_or_errors(cc: Client) -> None:
     assert bad["errors"]
     status, _ = await cc.post("/rest/api/3/jql/parse", {"queries": "not a list"})
     assert status == 400
+    status, body = await cc.post("/rest/api/3/jql/parse?validation=strict", {"queries": ["status = Nowhere"]})
+    refused = body["queries"][0]
+    assert status == 200 and (refused.get("errors") or refused.get("warnings")) and "structure" not in refused
+    status, body = await cc.post("/rest/api/3/jql/parse?validation=none", {"queries": ["status = Nowhere"]})
+    assert status == 200 and "structure" in body["queries"][0]
 
 
 async def test_search_sees_edits_and_custom_fields(cloud: JiraEmulator, cc: Client) -> None:

@@ -28,17 +28,37 @@ def _jql() -> Any:
         module = importlib.import_module("node.jql")
     except ImportError as err:  # the engine is another package; say so rather than crash
         raise JqlUnavailable(f"JQL engine not available: {err}") from err
-    missing = [n for n in ("compile_query", "JqlError", "EvalContext") if not hasattr(module, n)]
+    missing = [
+        n
+        for n in ("compile_query", "JqlError", "EvalContext", "JqlSchema", "parse_for_api")
+        if not hasattr(module, n)
+    ]
     if missing:
         raise JqlUnavailable(f"JQL engine not available: node.jql lacks {', '.join(missing)}")
     return module
 
 
-def compile_jql(text: str) -> Any:
-    """Compile or raise JiraApiError(400) with Jira's message."""
+def schema_for(state: EmulatorState) -> Any:
+    """What the site knows, so unknown fields and values are refused as Jira refuses them."""
+    jql = _jql()
+    projects = [v for p in state.projects.values() for v in (p.key, p.name, p.id)]
+    values = {
+        "project": projects,
+        "status": [s.name for s in state.statuses.values()] + list(state.statuses),
+        "priority": [p.name for p in state.priorities.values()] + list(state.priorities),
+        "issuetype": [t.name for t in state.issue_types.values()] + list(state.issue_types),
+        "resolution": [r.name for r in state.resolutions.values()] + list(state.resolutions),
+    }
+    return jql.JqlSchema(custom_fields={f.name: f.id for f in state.custom_fields.values()}, values=values)
+
+
+def compile_jql(text: str, state: EmulatorState | None = None) -> Any:
+    """Compile (validating against ``state`` when given) or raise JiraApiError(400) with Jira's message."""
     jql = _jql()
     try:
-        return jql.compile_query(text)
+        if state is None:
+            return jql.compile_query(text)
+        return jql.compile_query(text, schema_for(state))
     except jql.JqlError as err:
         raise JiraApiError(400, [str(err)]) from err
 
@@ -47,9 +67,16 @@ def make_context(state: EmulatorState, user: User | None) -> Any:
     """An EvalContext for ``user`` (``currentUser()``), passing only what the engine accepts."""
     jql = _jql()
     cls = jql.EvalContext
+    groups: dict[str, list[str]] = {name: [] for name in state.groups}
+    for member in state.users.values():
+        for g in member.groups:
+            groups.setdefault(g, []).extend([member.account_id, member.name, member.email])
     wanted: dict[str, Any] = {
         "current_user": state.user_ref(user.key) if user else None,
         "now": dt.datetime.now(dt.UTC),
+        "groups": groups,
+        # Jira lists priorities highest first; the engine wants lowest first.
+        "priority_order": [p.name for p in reversed(list(state.priorities.values()))],
     }
     try:
         params = inspect.signature(cls).parameters
@@ -82,9 +109,9 @@ class SnapshotCache:
 
 
 def run_search(state: EmulatorState, cache: SnapshotCache, text: str, user: User | None) -> list[Issue]:
-    """Every issue matching ``text``, in the query's ORDER BY (default: key descending... as Jira,
-    which orders by created DESC when no ORDER BY is given)."""
-    query = compile_jql(text or "")
+    """Every issue matching ``text``, in the query's ORDER BY (without one: newest first, as Jira's
+    search API returns them)."""
+    query = compile_jql(text or "", state)
     ctx = make_context(state, user)
     by_id: dict[str, Issue] = {}
     snaps: list[IssueSnapshot] = []
@@ -103,11 +130,8 @@ def run_search(state: EmulatorState, cache: SnapshotCache, text: str, user: User
     return [by_id[s.id] for s in ordered]
 
 
-def parse_structure(text: str) -> dict[str, Any]:
-    """One entry of ``/jql/parse``: ``{query, structure}`` or ``{query, errors}``."""
+def parse_structure(text: str, state: EmulatorState, validation: str = "strict") -> dict[str, Any]:
+    """One entry of ``/jql/parse``: ``{query, structure}`` and/or ``{errors, warnings}``."""
     jql = _jql()
-    try:
-        query = jql.compile_query(text)
-    except jql.JqlError as err:
-        return {"query": text, "errors": [str(err)]}
-    return {"query": text, "structure": query.structure()}
+    result: dict[str, Any] = jql.parse_for_api(text, schema_for(state), validation)
+    return result

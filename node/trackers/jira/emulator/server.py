@@ -1245,8 +1245,11 @@ class JiraApp:
         queries = body["queries"]
         if not all(isinstance(q, str) for q in queries):
             raise JiraApiError(400, [], {"queries": "Every query must be a string."})
+        validation = request.query.get("validation", "strict")
+        if validation not in ("strict", "warn", "none"):
+            raise JiraApiError(400, ["validation must be one of strict, warn, none"])
         try:
-            parsed = [parse_structure(q) for q in queries]
+            parsed = [parse_structure(q, self.state, validation) for q in queries]
         except JqlUnavailable as err:
             raise JiraApiError(503, [str(err)]) from err
         return web.json_response({"queries": parsed})
