@@ -28,11 +28,8 @@ def _jql() -> Any:
         module = importlib.import_module("node.jql")
     except ImportError as err:  # the engine is another package; say so rather than crash
         raise JqlUnavailable(f"JQL engine not available: {err}") from err
-    missing = [
-        n
-        for n in ("compile_query", "JqlError", "EvalContext", "JqlSchema", "parse_for_api")
-        if not hasattr(module, n)
-    ]
+    needed = ("compile_query", "JqlError", "EvalContext", "JqlSchema", "parse_for_api")
+    missing = [n for n in needed if not hasattr(module, n)]
     if missing:
         raise JqlUnavailable(f"JQL engine not available: node.jql lacks {', '.join(missing)}")
     return module
