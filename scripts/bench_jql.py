@@ -15,7 +15,8 @@ import datetime as dt
 import random
 import time
 
-from node.jql import EvalContext, parse
+from node.jql import EvalContext
+from node.jql.parser import _parse_cached
 from node.jql.query import _compile
 from node.trackers.base import ChangeItem, IssueSnapshot
 from protocol.replica import Comment, StatusRef, UserRef
@@ -112,11 +113,11 @@ def best(fn, repeat: int) -> float:  # type: ignore[no-untyped-def]
 
 def measure(text: str, issues: list[IssueSnapshot], now: dt.datetime, repeat: int) -> str:
     user = UserRef(account_id="acc-alice", username="alice")
-    parse_s = best(lambda: [parse.__wrapped__(text) for _ in range(50)], repeat) / 50  # type: ignore[attr-defined]
+    parse_s = best(lambda: [_parse_cached.__wrapped__(text) for _ in range(50)], repeat) / 50  # type: ignore[attr-defined]
 
     def compile_uncached() -> None:
         for _ in range(50):
-            parse.cache_clear()
+            _parse_cached.cache_clear()
             _compile(text, None)
 
     compile_s = best(compile_uncached, repeat) / 50

@@ -277,12 +277,16 @@ def _lark() -> Lark:
     return Lark(grammar, parser="lalr", lexer=_NoLexer, transformer=_Build(), maybe_placeholders=False)
 
 
-@lru_cache(maxsize=512)
 def parse(text: str) -> QueryAst:
     """Parse JQL; raises :class:`JqlError` with Jira's message and position. Results are cached
     (the AST is immutable)."""
     if not isinstance(text, str):
         raise JqlError(f"{SYNTAX_PREFIX}The JQL query must be a string.")
+    return _parse_cached(text)
+
+
+@lru_cache(maxsize=512)
+def _parse_cached(text: str) -> QueryAst:
     if len(text) > MAX_QUERY_LENGTH:
         raise JqlError(
             f"{SYNTAX_PREFIX}The JQL query is too long ({len(text)} characters; at most {MAX_QUERY_LENGTH})."

@@ -111,6 +111,8 @@ def compile_query(text: str, schema: JqlSchema | None = None) -> Query:
     """Parse and validate ``text``; raises :class:`JqlError` exactly where Jira's search would answer
     400 (syntax, unknown function, operator/field mismatch, bad date; with ``schema`` also unknown
     fields and values). Without a schema, compiled queries are cached."""
+    if not isinstance(text, str):
+        raise JqlError("Error in the JQL Query: The JQL query must be a string.")
     if schema is None:
         return _compile_cached(text)
     query, value_errors = _compile(text, schema)
@@ -128,6 +130,9 @@ def parse_for_api(
     """One ``ParsedJqlQuery`` of ``POST /rest/api/3/jql/parse``: ``query``, and ``structure`` and/or
     ``errors`` / ``warnings`` following the endpoint's ``validation`` modes."""
     out: dict[str, Any] = {"query": text}
+    if not isinstance(text, str):
+        out["errors"] = ["Error in the JQL Query: The JQL query must be a string."]
+        return out
     try:
         ast = parse(text)
     except JqlError as e:

@@ -153,3 +153,12 @@ def test_structure_of_not_and_was() -> None:
             ],
         }
     }
+
+
+@pytest.mark.parametrize("bad", [None, 42, ["a"], {"q": 1}, b"project = A"])
+def test_non_string_input_is_a_clear_error(bad: Any) -> None:
+    with pytest.raises(JqlError, match="must be a string"):
+        parse(bad)
+    with pytest.raises(JqlError, match="must be a string"):
+        compile_query(bad)
+    assert parse_for_api(bad)["errors"] == ["Error in the JQL Query: The JQL query must be a string."]
