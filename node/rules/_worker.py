@@ -204,9 +204,9 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
         return {"ok": False, "error": exc.message, "line": exc.line, "log": log}
     except ScriptSkip:
         pass
-    except MemoryError:
-        return {"ok": False, "error": "MemoryError: the script used more memory than allowed", "line": None,
-                "log": log, "memory": True}  # fmt: skip
+    except MemoryError as exc:
+        line = _script_line(exc.__traceback__)
+        return {"ok": False, "error": _MEMORY_ERROR, "line": line, "log": log, "memory": True}
     except RecursionError as exc:
         return {"ok": False, "error": "RecursionError: too deep", "line": _script_line(exc.__traceback__),
                 "log": log}  # fmt: skip

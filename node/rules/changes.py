@@ -129,7 +129,7 @@ class ChangeSet(_Model):
     action: Action
     reason: str = ""
     project: str | None = None  # on create
-    fields: IssueUpdate = Field(default_factory=IssueUpdate)
+    fields: IssueUpdate = Field(default_factory=lambda: IssueUpdate())
     status: str | None = None
     users: list[UserChange] = Field(default_factory=list)
     comments_add: list[CommentAdd] = Field(default_factory=list)

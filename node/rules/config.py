@@ -90,7 +90,7 @@ class FieldRule(_Strict):
 
     to: str | None = None
     enabled: bool = True
-    on: Literal["always", "create"] = "always"  # incoming: "create" = set only when creating the issue
+    when: Literal["always", "create"] = "always"  # incoming: "create" = set only when creating the issue
     include: str | None = None  # list fields: keep only items matching this regex
     exclude: str | None = None  # list fields: drop items matching this regex
 
@@ -131,7 +131,7 @@ class Unmatched(_Strict):
             raise ValueError(f"must be 'keep', 'ignore', 'error' or {{default: VALUE}}, not {value!r}")
         if isinstance(value, dict) and set(value) == {"default"}:
             return {"kind": "default", "default": value["default"]}
-        if isinstance(value, dict) and "kind" in value:
+        if isinstance(value, dict) and (not value or "kind" in value):
             return value
         raise ValueError("must be 'keep', 'ignore', 'error' or {default: VALUE}")
 
@@ -141,7 +141,7 @@ class ValueMap(_Strict):
     each item of a list field). Keys are matched case-insensitively unless ``ignore_case: false``."""
 
     map: dict[str, Any] = Field(default_factory=dict)
-    unmatched: Unmatched = Field(default_factory=Unmatched)
+    unmatched: Unmatched = Field(default_factory=lambda: Unmatched())
     ignore_case: bool = True
 
     def lookup(self, value: str) -> tuple[bool, Any]:
@@ -265,9 +265,9 @@ class VisualRules(_Strict):
     defaults: Literal["basic", "none"] = "basic"  # start from Basic's fields, or from nothing
     fields: dict[str, FieldRule] = Field(default_factory=dict)
     values: dict[str, ValueMap] = Field(default_factory=dict)
-    users: UserRules = Field(default_factory=UserRules)
-    comments: CommentRules = Field(default_factory=CommentRules)
-    attachments: AttachmentRules = Field(default_factory=AttachmentRules)
+    users: UserRules = Field(default_factory=lambda: UserRules())
+    comments: CommentRules = Field(default_factory=lambda: CommentRules())
+    attachments: AttachmentRules = Field(default_factory=lambda: AttachmentRules())
     skip_if: list[Condition] = Field(default_factory=list)  # any matches → not sent / ignored
     only_if: list[Condition] = Field(default_factory=list)  # all must match, else not sent / ignored
     create: bool = True  # incoming: create a local issue for a new remote one
@@ -309,8 +309,8 @@ def plan_fields(rules: VisualRules, direction: Direction) -> list[FieldPlan]:
             continue
         target = rule.to or source
         path = f"fields.{source}"
-        if rule.on == "create" and direction == "outgoing":
-            raise RuleError("'on: create' only applies to incoming rules", path=f"{path}.on")
+        if rule.when == "create" and direction == "outgoing":
+            raise RuleError("'when: create' only applies to incoming rules", path=f"{path}.when")
         src_kind, tgt_kind = field_kind(source), field_kind(target)
         if "any" not in (src_kind, tgt_kind) and src_kind != tgt_kind:
             raise RuleError(
@@ -347,10 +347,24 @@ def load_visual(source: str) -> VisualRules:
         data = {}
     if not isinstance(data, dict):
         raise RuleError("the rules document must be a mapping (key: value), not a " + type(data).__name__)
+    _check_keys(data, "")
     try:
         return VisualRules.model_validate(data)
     except ValidationError as exc:
         raise _validation_error(exc) from None
+
+
+def _check_keys(node: Any, path: str) -> None:
+    """YAML 1.1 reads unquoted on/off/yes/no as booleans; say so instead of a puzzling type error."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if not isinstance(key, str):
+                hint = " (YAML reads on/off/yes/no as booleans: quote it)" if isinstance(key, bool) else ""
+                raise RuleError(f"key {key!r} must be text{hint}", path=path or None)
+            _check_keys(value, f"{path}.{key}" if path else key)
+    elif isinstance(node, list):
+        for i, item in enumerate(node):
+            _check_keys(item, f"{path}[{i}]")
 
 
 def _parse_document(source: str) -> Any:

@@ -280,7 +280,7 @@ def build_changes(
     custom: dict[str, Any] = {}
     local_changed = latest_changes(local) if local is not None else {}
     for plan in plans:
-        if local is not None and plan.rule.on == "create":
+        if local is not None and plan.rule.when == "create":
             continue
         new = read_entity_field(replica, plan.source)
         if previous is not None:
