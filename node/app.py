@@ -30,6 +30,7 @@ from node.connections import ConnectionManager
 from node.home import Home, RunInfo
 from node.store import Database
 from node.transport.dialer import Dialer
+from node.transport.via_relay import RelayLinks
 from node.web.admin import make_admin_app
 from node.web.keys import NODE
 from node.web.peer import make_peer_app
@@ -61,10 +62,10 @@ class Node:
         self._token = token
         self.db = Database(home.db_path, synchronous=config.store.synchronous)
         self.dialer = Dialer()
-        self.relays: Any = None
         self.manager = ConnectionManager(
             identity, config, self.db, peer_url=lambda: self.peer_url, dial_loop=self.dialer
         )
+        self.manager.relays = RelayLinks(self.manager)
         self.admin_url: str | None = None
         self.peer_url: str | None = None
         self.started_at = time.time()
@@ -87,20 +88,11 @@ class Node:
 
     async def _lifecycle(self, app: web.Application) -> AsyncIterator[None]:
         await self.db.open()
-        self._attach_relays()
         await self.manager.start()
         yield
         await self.manager.stop()
         await self.dialer.close()
         await self.db.close()
-
-    def _attach_relays(self) -> None:
-        try:
-            from node.transport.relaylink import RelayLinks
-        except ImportError:  # relay mode not available in this build
-            return
-        self.relays = RelayLinks(self.manager)
-        self.manager.relays = self.relays
 
     async def start(self) -> None:
         admin_app = make_admin_app(self._token)

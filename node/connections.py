@@ -220,7 +220,7 @@ DialLoop = Callable[["ConnectionManager", Runtime], Coroutine[Any, Any, None]]
 
 
 class RelayHub:
-    """What the manager needs from relay mode (see :mod:`node.transport.relaylink`)."""
+    """What the manager needs from relay mode (see :mod:`node.transport.via_relay`)."""
 
     async def ensure(self, url: str) -> None:
         raise NotImplementedError
@@ -345,18 +345,22 @@ class ConnectionManager:
 
     async def _ensure_transport(self, rt: Runtime) -> None:
         """Start whatever carries this connection: a dial loop, a relay, or nothing (we listen)."""
-        if self._closing or not rt.wants_link():
+        if self._closing:
+            return
+        if rt.row.link == "relay" and self.relays is not None and rt.row.url:
+            if rt.row.state in ("pending", "active"):
+                await self.relays.ensure(rt.row.url)  # a pending inviter must hear the PAIR too
+            link = self.relays.link_for(rt.row.url)
+            if link is not None and rt.wants_link():
+                await self.attach(rt, link)
+            return
+        if not rt.wants_link():
             return
         if rt.row.link == "dial" and self._dial_loop is not None:
             if rt.dialer is None or rt.dialer.done():
                 rt.dialer = asyncio.create_task(self._dial_loop(self, rt), name=f"dial {rt.name}")
             else:
                 rt.wake.set()
-        elif rt.row.link == "relay" and self.relays is not None and rt.row.url:
-            await self.relays.ensure(rt.row.url)
-            link = self.relays.link_for(rt.row.url)
-            if link is not None:
-                await self.attach(rt, link)
 
     # -- lookups ----------------------------------------------------------------------------------
 

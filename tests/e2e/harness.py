@@ -76,7 +76,7 @@ class NodeProc:
 
     def start(self) -> NodeProc:
         (self.home / "run.json").unlink(missing_ok=True)
-        logf = open(self.log, "ab")  # noqa: SIM115 (the child owns it)
+        logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "node.cli", "--home", str(self.home), "run"],
             cwd=ROOT,
@@ -181,6 +181,12 @@ class Cluster:
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
         self.nodes: list[NodeProc] = []
+        self.relays: list[RelayProc] = []
+
+    def relay(self) -> RelayProc:
+        r = RelayProc(self.tmp / f"relay{len(self.relays)}")
+        self.relays.append(r)
+        return r.start()
 
     def node(self, name: str, *, public: bool, port: int | None = None, start: bool = True) -> NodeProc:
         home = self.tmp / name.lower()
@@ -202,3 +208,56 @@ class Cluster:
         for n in self.nodes:
             with contextlib.suppress(Exception):
                 n.stop()
+        for r in self.relays:
+            with contextlib.suppress(Exception):
+                r.stop()
+
+
+class RelayProc:
+    """A `tandem relay` process on a fixed loopback port (so a restart keeps its URL)."""
+
+    def __init__(self, home: Path) -> None:
+        self.home = home
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.out = home.parent / "relay.out"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> RelayProc:
+        self.home.mkdir(exist_ok=True)
+        self.out.write_bytes(b"")
+        with open(self.out, "ab") as out:
+            self.proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "node.cli",
+                    "relay",
+                    "--listen",
+                    f"127.0.0.1:{self.port}",
+                    "--home",
+                    str(self.home),
+                ],
+                cwd=ROOT,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        proc = self.proc
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"relay exited: {self.out.read_text()[-2000:]}")
+            return "tandem relay ready" in self.out.read_text()
+
+        wait_for(ready, START_TIMEOUT, "the relay to be ready")
+        return self
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None

@@ -76,3 +76,23 @@ def test_private_acceptor_cannot_take_a_dial_in_invitation(cluster: Cluster) -> 
     status, err = b.api("POST", "/api/v1/invitations/accept", {"code": code})
     assert status == 400 and "private" in err["error"]["message"]
     assert b.connections() == []
+
+
+def test_both_private_through_a_relay_and_relay_restart(cluster: Cluster) -> None:
+    relay = cluster.relay()
+    a = cluster.node("A", public=False)
+    b = cluster.node("B", public=False)
+    code = a.invite(name="ab", relay=relay.url)
+    result = b.accept(code, name="ba")
+    assert result["paired"] is True
+    _paired(a, b, "ab", "ba")
+    assert a.connection("ab")["reach"] == "relay" and b.connection("ba")["reach"] == "relay"
+    _exchange(a, "ab", b, "ba")
+    # The relay goes away; messages queue; the relay comes back on the same URL; all arrive once.
+    relay.stop()
+    wait_for(lambda: a.connection("ab")["link"]["state"] == "down", 10, "A sees the relay gone")
+    a.ok("POST", "/api/v1/connections/ab/test", {"count": 25, "wait": False})
+    relay.start()
+    wait_for(lambda: len(b.probes("ba")) >= 45, 30, "probes after the relay restart", 0.2)
+    assert b.probes("ba") == list(range(20)) + list(range(25))
+    wait_for(lambda: a.connection("ab")["queues"]["outbox_unacked"] == 0, 20, "A's outbox drained")
