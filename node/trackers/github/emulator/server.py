@@ -411,7 +411,8 @@ class GitHubApp:
             "reset": int(bucket.reset),
             "used": bucket.used,
         }
-        return web.json_response({"resources": {"core": core}, "rate": core})
+        search = {"limit": 30, "remaining": 30, "reset": int(time.time()) + 60, "used": 0}
+        return web.json_response({"resources": {"core": core, "search": search}, "rate": core})
 
     # ------------------------------------------------------------------ repositories
 

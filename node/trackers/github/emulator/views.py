@@ -266,8 +266,10 @@ class View:
             "reactions": self.reactions(i),
             "timeline_url": f"{i}/timeline",
             "performed_via_github_app": None,
-            "state_reason": issue.state_reason,
         }
+        if issue.state_reason is not None:
+            # GitHub sends null here, but the OpenAPI description's enum has no null: omit it instead
+            out["state_reason"] = issue.state_reason
         if not webhook:
             out["closed_by"] = self.user(issue.closed_by) if issue.closed_by else None
         if issue.is_pull_request:
