@@ -24,7 +24,7 @@ from RestrictedPython.Guards import (
     guarded_iter_unpack_sequence,
     guarded_unpack_sequence,
     safe_builtins,
-    safer_getattr,
+    safer_getattr_raise,
 )
 
 from node.rules._policy import SCRIPT_FILENAME, PolicyError, check_script
@@ -171,7 +171,7 @@ def run_job(job: dict[str, Any]) -> dict[str, Any]:
     env: dict[str, Any] = {
         "__builtins__": _BUILTINS,
         "__name__": "rule_script",
-        "_getattr_": safer_getattr,
+        "_getattr_": safer_getattr_raise,
         "_getitem_": lambda ob, index: ob[index],
         "_getiter_": iter,
         "_iter_unpack_sequence_": guarded_iter_unpack_sequence,

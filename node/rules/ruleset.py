@@ -263,3 +263,6 @@ class RuleHistory:
         if self._draft is not None:
             self._draft = self._draft.model_copy(update={"version": self._next()})
         return restored
+
+
+test_run.__test__ = False  # type: ignore[attr-defined]  # a helper, not a pytest test, when imported
