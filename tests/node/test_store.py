@@ -66,7 +66,7 @@ async def test_a_failing_migration_leaves_the_previous_version(tmp_path: Path) -
     path = tmp_path / "t.db"
     bad = Migration(LATEST_VERSION + 1, "broken", "CREATE TABLE x (a INT); THIS IS NOT SQL;")
     db = Database(path, migrations=(*MIGRATIONS, bad))
-    with pytest.raises(StoreError, match="migration .* failed"):
+    with pytest.raises(StoreError, match=r"migration .* failed"):
         await db.open()
     await db.close()
     conn = sqlite3.connect(path)
