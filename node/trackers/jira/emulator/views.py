@@ -595,12 +595,17 @@ class View:
 
     # ------------------------------------------------------------------ issues
 
-    def all_field_values(self, issue: Issue, *, rendered: bool = False) -> dict[str, Any]:
+    def all_field_values(
+        self, issue: Issue, *, rendered: bool = False, only: set[str] | None = None
+    ) -> dict[str, Any]:
+        """Every field's value; with ``only``, the costly ones outside it are skipped (searches)."""
         state = self.state
         project = state.projects[issue.project]
         f: dict[str, Any] = {}
         f["summary"] = issue.summary
-        if rendered:
+        if only is not None and not only & {"description", "environment"}:
+            pass
+        elif rendered:
             f["description"] = to_html(issue.description) if issue.description is not None else None
             f["environment"] = to_html(issue.environment) if issue.environment is not None else None
         else:
@@ -623,6 +628,8 @@ class View:
         f["created"] = jira_time(issue.created)
         f["updated"] = jira_time(issue.updated)
         f["statuscategorychangedate"] = jira_time(issue.status_changed)
+        if only is not None and not only & {"comment", "attachment", *state.custom_fields}:
+            return f
         f["comment"] = {
             "comments": [self.comment(issue, c, rendered=rendered) for c in issue.comments],
             "self": self.rest(f"issue/{issue.id}/comment"),
@@ -674,7 +681,7 @@ class View:
         properties: list[str] | None = None,
     ) -> dict[str, Any]:
         expand = expand or set()
-        selected = select_fields(self.all_field_values(issue), fields)
+        selected = select_fields(self.all_field_values(issue, only=explicit_fields(fields)), fields)
         out: dict[str, Any] = {
             "expand": "renderedFields,names,schema,operations,editmeta,changelog,versionedRepresentations",
             "id": issue.id,
@@ -754,6 +761,16 @@ class View:
             "key": issue.key,
             "fields": {k: full[k] for k in keep},
         }
+
+
+def explicit_fields(fields: list[str] | None) -> set[str] | None:
+    """The field ids a ``fields`` parameter names, or None when it asks for all/navigable ones."""
+    if not fields:
+        return None
+    names = {n.strip() for raw in fields for n in raw.split(",") if n.strip()}
+    if "*all" in names or "*navigable" in names:
+        return None
+    return {n for n in names if not n.startswith("-")}
 
 
 def select_fields(values: dict[str, Any], fields: list[str] | None) -> dict[str, Any]:
