@@ -101,6 +101,9 @@ class SnapshotCache:
             self._cache.popitem(last=False)
         return snap
 
+    def drop(self, issue_id: str) -> None:
+        self._cache.pop(issue_id, None)
+
     def clear(self) -> None:
         self._cache.clear()
 

@@ -307,7 +307,8 @@ class JiraApp:
     # ------------------------------------------------------------------ events -> webhooks
 
     def _on_event(self, event: Event) -> None:
-        self.cache.clear() if event.webhook_event == "jira:issue_deleted" else None
+        if event.webhook_event == "jira:issue_deleted":
+            self.cache.drop(event.issue.id)
         hooks = [
             h
             for h in self.state.webhooks.values()
