@@ -479,6 +479,15 @@ async def test_attachments_need_xsrf_header_and_round_trip(
     assert status == 200 and data == b"hello"
 
 
+async def test_malformed_multipart_is_a_400(cc: Client) -> None:
+    key = await make_issue(cc)
+    headers = {"X-Atlassian-Token": "no-check", "Content-Type": "multipart/form-data; boundary=xyz"}
+    status, err = await cc.call(
+        "POST", f"/rest/api/2/issue/{key}/attachments", data=b"garbage", headers=headers
+    )
+    assert status == 400 and err["errorMessages"]
+
+
 # ------------------------------------------------------------------ faults, stats, control
 
 

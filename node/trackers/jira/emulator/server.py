@@ -1073,6 +1073,21 @@ class JiraApp:
             raise JiraApiError(
                 415, ["Attachments must be uploaded as multipart/form-data with a 'file' part."]
             )
+        try:
+            files = await self._read_files(request)
+        except (ValueError, AssertionError, RuntimeError) as err:  # malformed multipart from outside
+            raise JiraApiError(400, [f"The multipart body could not be read: {err}"]) from err
+        if not files:
+            raise JiraApiError(400, ["No file was attached: send a multipart part named 'file'."])
+        view = self.view(request)
+        out = []
+        for filename, data, ctype in files:
+            rec = self.site.add_attachment(self.actor(request), issue, filename, data, ctype)
+            out.append(view.attachment(rec))
+        return web.json_response(out)
+
+    @staticmethod
+    async def _read_files(request: web.Request) -> list[tuple[str, bytes, str]]:
         reader = await request.multipart()
         files: list[tuple[str, bytes, str]] = []
         while True:
@@ -1087,14 +1102,7 @@ class JiraApp:
             if not ctype or ctype == "application/octet-stream":
                 ctype = mimetypes.guess_type(filename)[0] or "application/octet-stream"
             files.append((filename, bytes(data), ctype))
-        if not files:
-            raise JiraApiError(400, ["No file was attached: send a multipart part named 'file'."])
-        view = self.view(request)
-        out = []
-        for filename, data, ctype in files:
-            rec = self.site.add_attachment(self.actor(request), issue, filename, data, ctype)
-            out.append(view.attachment(rec))
-        return web.json_response(out)
+        return files
 
     def _attachment_or_404(self, request: web.Request) -> Any:
         rec = self.state.attachments.get(request.match_info["id"])
