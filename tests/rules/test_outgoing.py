@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from node.rules import OutgoingContext, RuleError, RuleSet, compile_rules
+from node.rules import CompiledRules, OutgoingContext, RuleError, RuleSet, compile_rules
 from protocol.replica import Comment
 from protocol.richtext import from_plain_text
 
 from .conftest import AGENT, at, support_issue
 
 
-def basic_out() -> object:
+def basic_out() -> CompiledRules:
     return compile_rules(RuleSet(mode="basic", direction="outgoing"))
 
 
-def visual_out(source: str) -> object:
+def visual_out(source: str) -> CompiledRules:
     return compile_rules(RuleSet(mode="visual", direction="outgoing", source=source))
 
 
@@ -86,8 +88,8 @@ def test_field_changed_at_comes_from_the_changelog_with_created_as_fallback() ->
     assert fca["priority"] == at(0)  # never changed: created
 
 
-def test_visual_mapping_renames_disables_and_filters_fields(example: object) -> None:
-    rules = visual_out(example("support_outgoing"))  # type: ignore[operator]
+def test_visual_mapping_renames_disables_and_filters_fields(example: Any) -> None:
+    rules = visual_out(example("support_outgoing"))
     replica = rules.outgoing(support_issue())
     assert replica is not None
     assert replica.custom_fields == {"customer": "ACME Corp", "customer_impact": "All EU orders blocked"}
@@ -100,8 +102,8 @@ def test_visual_mapping_renames_disables_and_filters_fields(example: object) -> 
     assert any("dump.bin" in w for w in result.warnings)
 
 
-def test_visual_only_if_and_skip_if_filter_issues_out(example: object) -> None:
-    rules = visual_out(example("support_outgoing"))  # type: ignore[operator]
+def test_visual_only_if_and_skip_if_filter_issues_out(example: Any) -> None:
+    rules = visual_out(example("support_outgoing"))
     not_escalated = rules.outgoing_result(support_issue(labels=["cust-acme"]))
     assert not_escalated.replica is None and "only_if[0]" in (not_escalated.skipped or "")
     personal = support_issue(custom_fields={**support_issue().custom_fields, "customfield_10012": "yes"})

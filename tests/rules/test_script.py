@@ -18,7 +18,7 @@ def script(
     source: str, pool: ScriptPool, direction: str = "outgoing", time_limit: float = 1.0
 ) -> CompiledRules:
     return compile_rules(
-        RuleSet(mode="script", direction=direction, source=source, time_limit=time_limit),  # type: ignore[arg-type]
+        RuleSet(mode="script", direction=direction, source=source, time_limit=time_limit),
         pool=pool,
     )
 

@@ -11,7 +11,7 @@ from node.rules import RuleError, RuleSet, compile_rules, load_visual
 
 def error_of(source: str, direction: str = "incoming") -> RuleError:
     with pytest.raises(RuleError) as err:
-        compile_rules(RuleSet(mode="visual", direction=direction, source=source))  # type: ignore[arg-type]
+        compile_rules(RuleSet(mode="visual", direction=direction, source=source))
     return err.value
 
 
@@ -93,7 +93,7 @@ def test_several_problems_are_all_mentioned() -> None:
     ],
 )
 def test_worked_examples_compile(example: Any, name: str, direction: str) -> None:
-    compiled = compile_rules(RuleSet(mode="visual", direction=direction, source=example(name)))  # type: ignore[arg-type]
+    compiled = compile_rules(RuleSet(mode="visual", direction=direction, source=example(name)))
     assert compiled.plans
 
 
