@@ -1,8 +1,9 @@
 """The script worker: runs one rule script at a time in its own process, behind RestrictedPython.
 
-Started by :mod:`node.rules.sandbox` (forkserver). At start it bounds its own address space
-(``RLIMIT_AS``), forbids creating files and core dumps, then serves jobs read from its pipe as JSON
-and answers in JSON (never pickle: the parent does not unpickle anything a script could shape). The
+Started by :mod:`node.rules.sandbox` as ``python -m node.rules._worker``. At start it bounds its own
+address space (``RLIMIT_AS``), forbids creating files and core dumps, then serves jobs read from
+stdin as length-prefixed JSON and answers the same way on stdout (never pickle: the parent does not
+unpickle anything a script could shape). The
 parent kills and replaces it when a run exceeds its time limit or the process dies.
 
 Only stdlib, RestrictedPython and the pure rich-text helpers are imported here, so a fresh worker
@@ -248,15 +249,39 @@ def _limit_resources(memory_limit: int) -> None:
             pass
 
 
-def serve(conn: Any, memory_limit: int) -> None:
-    """Worker main loop: one JSON job in, one JSON answer out, until the pipe closes."""
+def _read_exact(fd: int, n: int) -> bytes | None:
+    chunks: list[bytes] = []
+    while n > 0:
+        chunk = os.read(fd, min(n, 1 << 20))
+        if not chunk:
+            return None
+        chunks.append(chunk)
+        n -= len(chunk)
+    return b"".join(chunks)
+
+
+def _write_frame(fd: int, payload: bytes) -> None:
+    data = len(payload).to_bytes(4, "big") + payload
+    view = memoryview(data)
+    while view:
+        written = os.write(fd, view)
+        view = view[written:]
+
+
+def serve(in_fd: int, out_fd: int, memory_limit: int) -> None:
+    """Worker main loop: one framed JSON job in (4-byte length + JSON), one framed answer out."""
     _limit_resources(memory_limit)
     sys.setrecursionlimit(400)
-    conn.send_bytes(b'{"ready": true}')
+    _write_frame(out_fd, b'{"ready": true}')
     while True:
-        try:
-            raw = conn.recv_bytes(MAX_JOB_BYTES)
-        except (EOFError, OSError):
+        head = _read_exact(in_fd, 4)
+        if head is None:
+            return
+        size = int.from_bytes(head, "big")
+        if size > MAX_JOB_BYTES:
+            return
+        raw = _read_exact(in_fd, size)
+        if raw is None:
             return
         try:
             answer = run_job(json.loads(raw))
@@ -268,6 +293,20 @@ def serve(conn: Any, memory_limit: int) -> None:
                 {"ok": False, "error": f"the script left data that is not JSON: {exc}", "line": None}
             ).encode()
         try:
-            conn.send_bytes(payload)
-        except (OSError, ValueError):
+            _write_frame(out_fd, payload)
+        except OSError:
             return
+
+
+def main() -> None:
+    """``python -m node.rules._worker MEMORY_LIMIT``: frames on stdin/stdout. Stray writes to
+    ``sys.stdout`` go to stderr so they can never corrupt the frame stream."""
+    out_fd = os.dup(1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+    memory_limit = int(sys.argv[1]) if len(sys.argv) > 1 else 256 * 1024 * 1024
+    serve(0, out_fd, memory_limit)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,8 +1,8 @@
 """Run rule scripts in worker processes, with a time limit per run and a memory bound per worker.
 
-A :class:`ScriptPool` owns a few worker processes (``forkserver``, so workers are forked from a
-clean, single-threaded server rather than from the asyncio node). Each run sends one JSON job over a
-pipe and waits at most ``time_limit`` seconds; a worker that overruns, dies, or answers too much is
+A :class:`ScriptPool` owns a few worker processes (``python -m node.rules._worker``: a fresh
+interpreter, nothing inherited from the asyncio node). Each run sends one JSON job over a pipe and
+waits at most ``time_limit`` seconds; a worker that overruns, dies, or answers too much is
 killed (SIGKILL) and replaced, so an endless loop or a 10 GB allocation costs the node nothing but
 that worker. Memory is bounded inside the worker with ``RLIMIT_AS`` (see :mod:`node.rules._worker`).
 
@@ -13,12 +13,14 @@ from __future__ import annotations
 
 import atexit
 import json
-import multiprocessing
+import os
 import queue
+import select
+import subprocess
+import sys
 import threading
 import time
-from multiprocessing.connection import Connection
-from multiprocessing.process import BaseProcess
+from pathlib import Path
 from typing import Any
 
 from node.rules.errors import RuleError
@@ -26,7 +28,8 @@ from node.rules.errors import RuleError
 DEFAULT_TIME_LIMIT = 1.0  # seconds per run
 DEFAULT_MEMORY_LIMIT = 256 * 1024 * 1024  # bytes a worker may add to its address space
 MAX_ANSWER_BYTES = 64 * 1024 * 1024
-START_TIMEOUT = 60.0  # seconds for a fresh worker to report ready (first forkserver start is slow)
+START_TIMEOUT = 30.0  # seconds for a fresh worker to start and report ready
+_ROOT = str(Path(__file__).resolve().parents[2])  # so the worker imports this very ``node`` package
 
 
 class ScriptTimeout(RuleError):
@@ -34,85 +37,122 @@ class ScriptTimeout(RuleError):
 
 
 class _Worker:
-    def __init__(self, ctx: Any, memory_limit: int) -> None:
-        from node.rules import _worker
+    """One ``python -m node.rules._worker`` process speaking length-prefixed JSON on stdin/stdout.
 
-        parent, child = ctx.Pipe(duplex=True)
-        self.conn: Connection = parent
-        self.proc: BaseProcess = ctx.Process(
-            target=_worker.serve, args=(child, memory_limit), name="tandem-rule-script", daemon=True
+    A plain subprocess (not multiprocessing): nothing of the node — not even its ``__main__`` — is
+    imported into the worker, and nothing is pickled either way."""
+
+    def __init__(self, memory_limit: int) -> None:
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH", "")) if p)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-s", "-m", "node.rules._worker", str(memory_limit)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            close_fds=True,
         )
-        self.proc.start()
-        child.close()
-        if not self.conn.poll(START_TIMEOUT):
-            self.kill()
-            raise RuleError("the script worker did not start")
+        assert self.proc.stdin is not None and self.proc.stdout is not None
+        self._in = self.proc.stdin.fileno()
+        self._out = self.proc.stdout.fileno()
         try:
-            self.conn.recv_bytes(1024)
-        except (EOFError, OSError):
+            self._read_frame(time.monotonic() + START_TIMEOUT, 1024)
+        except RuleError:
             self.kill()
             raise RuleError("the script worker failed to start") from None
 
-    def call(self, payload: bytes, time_limit: float) -> dict[str, Any]:
+    def _read_exact(self, n: int, deadline: float) -> bytes:
+        chunks: list[bytes] = []
+        while n > 0:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not select.select([self._out], [], [], remaining)[0]:
+                raise _Overtime()
+            chunk = os.read(self._out, min(n, 1 << 20))
+            if not chunk:
+                raise EOFError
+            chunks.append(chunk)
+            n -= len(chunk)
+        return b"".join(chunks)
+
+    def _read_frame(self, deadline: float, limit: int) -> bytes:
         try:
-            self.conn.send_bytes(payload)
-        except (OSError, ValueError):
+            size = int.from_bytes(self._read_exact(4, deadline), "big")
+            if size > limit:
+                raise RuleError("the script produced too much output")
+            return self._read_exact(size, deadline)
+        except (EOFError, OSError):
+            raise RuleError("the script worker stopped") from None
+        except _Overtime:
+            raise RuleError("the script worker did not answer") from None
+
+    def call(self, payload: bytes, time_limit: float) -> dict[str, Any]:
+        deadline = time.monotonic() + time_limit
+        try:
+            os.write(self._in, len(payload).to_bytes(4, "big"))
+            view = memoryview(payload)
+            while view:
+                view = view[os.write(self._in, view) :]
+        except OSError:
             self.kill()
             raise RuleError("the script worker is gone") from None
-        if not self.conn.poll(time_limit):
+        try:
+            size = int.from_bytes(self._read_exact(4, deadline), "big")
+            if size > MAX_ANSWER_BYTES:
+                self.kill()
+                raise RuleError("the script produced too much output")
+            raw = self._read_exact(size, deadline + 5.0)  # the answer is on its way: let it arrive
+        except _Overtime:
             self.kill()
             raise ScriptTimeout(
                 f"the script ran longer than its time limit ({time_limit:g} s) and was stopped"
-            )
-        try:
-            raw = self.conn.recv_bytes(MAX_ANSWER_BYTES)
-        except EOFError:
+            ) from None
+        except (EOFError, OSError):
             code = self.kill()
             why = " (killed: memory limit?)" if code is not None and code < 0 else ""
             raise RuleError(f"the script worker died{why}") from None
-        except OSError:
-            self.kill()
-            raise RuleError("the script produced too much output") from None
-        answer = json.loads(raw)
+        try:
+            answer = json.loads(raw)
+        except ValueError:
+            answer = None
         if not isinstance(answer, dict):
             self.kill()
             raise RuleError("the script worker answered nonsense")
         return answer
 
     def alive(self) -> bool:
-        return self.proc.is_alive() and not self.conn.closed
+        return self.proc.poll() is None
 
     def kill(self) -> int | None:
         try:
             self.proc.kill()
-            self.proc.join(5)
-        except (OSError, ValueError, AssertionError):
-            pass
-        try:
-            self.conn.close()
         except OSError:
             pass
-        return self.proc.exitcode
+        try:
+            self.proc.wait(5)
+        except subprocess.TimeoutExpired:
+            pass
+        for stream in (self.proc.stdin, self.proc.stdout):
+            try:
+                if stream is not None:
+                    stream.close()
+            except OSError:
+                pass
+        return self.proc.returncode
+
+
+class _Overtime(Exception):
+    pass
 
 
 class ScriptPool:
     """A small pool of script workers. ``size`` bounds concurrent runs; workers start lazily."""
 
-    def __init__(
-        self,
-        size: int = 2,
-        *,
-        memory_limit: int = DEFAULT_MEMORY_LIMIT,
-        start_method: str = "forkserver",
-    ) -> None:
+    def __init__(self, size: int = 2, *, memory_limit: int = DEFAULT_MEMORY_LIMIT) -> None:
         if size < 1:
             raise ValueError("size must be >= 1")
         self.size = size
         self.memory_limit = memory_limit
-        self._ctx = multiprocessing.get_context(start_method)
-        if start_method == "forkserver":
-            # Only takes effect if the forkserver is not running yet; harmless otherwise.
-            self._ctx.set_forkserver_preload(["node.rules._worker"])
         self._idle: queue.LifoQueue[_Worker] = queue.LifoQueue()
         self._lock = threading.Lock()
         self._started = 0
@@ -155,7 +195,7 @@ class ScriptPool:
                 continue
             return worker
         try:
-            return _Worker(self._ctx, self.memory_limit)
+            return _Worker(self.memory_limit)
         except BaseException:
             with self._lock:
                 self._started -= 1
