@@ -318,11 +318,27 @@ def _text(value: str, ms: list[Node]) -> Node:
 
 def _merge(nodes: list[Node]) -> list[Node]:
     out: list[Node] = []
+    parts: list[str] = []
+    proto: Node | None = None
+    key: tuple[tuple[str, str], ...] = ()
+
+    def flush() -> None:
+        if proto is not None and parts:
+            out.append({**proto, "text": "".join(parts)})
+
     for node in nodes:
-        if node["type"] == "text" and out and out[-1]["type"] == "text" and mark_key(out[-1]) == mark_key(node):
-            out[-1] = {**out[-1], "text": out[-1]["text"] + node["text"]}
+        if node["type"] == "text":
+            node_key = mark_key(node)
+            if proto is not None and node_key == key:
+                parts.append(node["text"])
+                continue
+            flush()
+            proto, key, parts = node, node_key, [node["text"]]
         else:
+            flush()
+            proto, parts = None, []
             out.append(node)
+    flush()
     return out
 
 
