@@ -1,0 +1,110 @@
+"""Benchmark: node-to-node message delivery over a direct link, a private outbound link and a relay.
+
+Starts real `tandem run` processes (and a `tandem relay`) on 127.0.0.1, pairs them, then for each
+situation:
+
+* latency: 1,000 probes sent one at a time (each waits for its ack before the next); the one-way
+  delivery latency of each is the receiver's commit time minus the sender's send time (same host,
+  same clock), reported as p50/p99; the round trip (durable send → ack back) too;
+* throughput: 2,000 probes queued at once; messages/s until the last is acked.
+
+Not a test: run it by hand, ``.venv/bin/python scripts/bench_links.py [--count N]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.e2e.harness import Cluster, NodeProc, wait_for  # noqa: E402
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))]
+
+
+def measure(
+    sender: NodeProc, s_name: str, receiver: NodeProc, r_name: str, count: int, burst: int
+) -> dict[str, float]:
+    before = receiver.ok("GET", f"/api/v1/connections/{r_name}")["sequence"]["recv_next"] - 1
+    report = sender.ok(
+        "POST",
+        f"/api/v1/connections/{s_name}/test",
+        {"count": count, "sequential": True, "timeout_seconds": 60},
+    )
+    assert report["acked"], report
+    wait_for(
+        lambda: receiver.connection(r_name)["sequence"]["recv_next"] - 1 >= before + count,
+        30,
+        "delivery",
+        0.1,
+    )
+    latencies: list[float] = []
+    after = before
+    while len(latencies) < count:
+        page = receiver.ok("GET", f"/api/v1/connections/{r_name}/inbox?after={after}&limit=5000")["messages"]
+        assert page
+        for m in page:
+            if m["type"] == "probe":
+                sent = json.loads(m["message"]["payload"])["t"]
+                latencies.append((m["received_at"] - sent) * 1000)
+        after = page[-1]["seq"]
+    thr = sender.ok("POST", f"/api/v1/connections/{s_name}/test", {"count": burst, "timeout_seconds": 120})
+    assert thr["acked"], thr
+    return {
+        "p50": statistics.median(latencies),
+        "p99": pct(latencies, 0.99),
+        "rtt_p50": report["rtt_ms"]["p50"],
+        "rtt_p99": report["rtt_ms"]["p99"],
+        "rate": thr["messages_per_s"],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--count", type=int, default=1000, help="probes for the latency run")
+    parser.add_argument("--burst", type=int, default=2000, help="probes for the throughput run")
+    args = parser.parse_args()
+    results: dict[str, dict[str, float]] = {}
+    with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
+        cluster = Cluster(Path(tmp))
+        try:
+            a = cluster.node("A", public=True)
+            b = cluster.node("B", public=True)
+            assert b.accept(a.invite(name="direct"), name="direct")["paired"]
+            results["direct (public ← public)"] = measure(a, "direct", b, "direct", args.count, args.burst)
+
+            c = cluster.node("C", public=False)
+            assert c.accept(a.invite(name="outbound"), name="outbound")["paired"]
+            results["private outbound (private → public)"] = measure(
+                c, "outbound", a, "outbound", args.count, args.burst
+            )
+
+            relay = cluster.relay()
+            d = cluster.node("D", public=False)
+            assert d.accept(c.invite(name="relayed", relay=relay.url), name="relayed")["paired"]
+            results["relay (private ↔ private)"] = measure(c, "relayed", d, "relayed", args.count, args.burst)
+        finally:
+            cluster.close()
+    print(
+        f"\nnode-to-node delivery, {args.count} probes one at a time; throughput with {args.burst} queued\n"
+    )
+    header = f"{'link':38} {'p50 ms':>8} {'p99 ms':>8} {'rtt p50':>8} {'rtt p99':>8} {'msg/s':>8}"
+    print(header)
+    print("-" * len(header))
+    for name, r in results.items():
+        print(
+            f"{name:38} {r['p50']:8.2f} {r['p99']:8.2f} {r['rtt_p50']:8.2f} {r['rtt_p99']:8.2f} {r['rate']:8.0f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
