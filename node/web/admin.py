@@ -219,6 +219,9 @@ def add_routes(app: web.Application) -> None:
     r.add_get("/api/v1/openapi.json", openapi)
     r.add_get("/healthz", healthz)
     r.add_get("/metrics", metrics)
+    from node.web.sync_api import add_sync_routes  # imports this module, hence here
+
+    add_sync_routes(app)
 
 
 def make_admin_app(token: str) -> web.Application:

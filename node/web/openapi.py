@@ -172,13 +172,232 @@ def openapi_document() -> dict[str, Any]:
             }
         },
     }
+    sync, sync_schemas = sync_paths()
+    paths.update(sync)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Tandem node admin API", "version": "1"},
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
-            "schemas": {"Error": ERROR, "Connection": CONNECTION},
+            "schemas": {"Error": ERROR, "Connection": CONNECTION, **sync_schemas},
         },
         "security": [{"bearer": []}],
         "paths": paths,
     }
+
+
+# -- the sync surface (node/web/sync_api.py) --------------------------------------------------------
+
+RULE_ERROR = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"const": "rule_error"},
+                "message": {"type": "string", "description": "names the script line or the rule path"},
+                "line": {"type": ["integer", "null"]},
+                "path": {"type": ["string", "null"]},
+            },
+        }
+    },
+}
+
+
+def sync_paths() -> tuple[dict[str, Any], dict[str, Any]]:
+    """Paths and component schemas of the sync routes; 409 ``no_tracker`` on every one of them."""
+    from pydantic import BaseModel
+
+    from node.sync import service as s
+    from node.web import sync_api as api
+
+    def body(model: Any, required: bool = True) -> dict[str, Any]:
+        schema = model.model_json_schema()
+        return {"required": required, "content": {"application/json": {"schema": schema}}}
+
+    def ref(name: str) -> dict[str, Any]:
+        return {"$ref": f"#/components/schemas/{name}"}
+
+    def listing(key: str, name: str) -> dict[str, Any]:
+        return {"type": "object", "properties": {key: {"type": "array", "items": ref(name)}}}
+
+    def op(
+        summary: str, ok: dict[str, Any], *codes: int, status: int = 200, rules: bool = False, **extra: Any
+    ) -> dict[str, Any]:
+        responses = {str(status): ok, **_errors(409, *codes)}
+        if rules:
+            responses["422"] = _json(ref("RuleError"), "the rules do not compile or the test run failed")
+        return {"summary": summary, "responses": responses, **extra}
+
+    views: dict[str, type[BaseModel]] = {
+        "Trigger": s.TriggerView,
+        "SyncOutcome": s.SyncOutcome,
+        "BulkJob": s.BulkJobView,
+        "Twin": s.TwinView,
+        "SyncErrorItem": s.ErrorView,
+        "Conflict": s.ConflictView,
+        "RuleVersion": s.RuleVersionView,
+        "TestRun": s.TestRunView,
+    }
+    schemas: dict[str, Any] = {n: m.model_json_schema(mode="serialization") for n, m in views.items()}
+    schemas["RuleError"] = RULE_ERROR
+    int_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 1}}
+    direction = {
+        "name": "direction",
+        "in": "path",
+        "required": True,
+        "schema": {"enum": ["outgoing", "incoming"]},
+    }
+    rules_params = [NAME, direction]
+    connection_q = {"name": "connection", "in": "query", "schema": {"type": "string"}}
+    rule_set = {
+        "type": "object",
+        "properties": {
+            "connection": {"type": "string"},
+            "direction": {"enum": ["outgoing", "incoming"]},
+            "published": {"anyOf": [ref("RuleVersion"), {"type": "null"}]},
+            "draft": {"anyOf": [ref("RuleVersion"), {"type": "null"}]},
+            "versions": {"type": "array", "items": ref("RuleVersion")},
+        },
+    }
+    paths: dict[str, Any] = {
+        "/api/v1/triggers": {
+            "get": op(
+                "Triggers (JQL per connection), optionally of one connection",
+                _json(listing("triggers", "Trigger")),
+                400,
+                parameters=[connection_q],
+            ),
+            "post": op(
+                "Add a trigger",
+                _json(ref("Trigger")),
+                400,
+                404,
+                status=201,
+                requestBody=body(api.TriggerBody),
+            ),
+        },
+        "/api/v1/triggers/{id}": {
+            "parameters": [int_id],
+            "patch": op(
+                "Enable or disable a trigger",
+                _json(ref("Trigger")),
+                400,
+                404,
+                requestBody=body(api.TriggerPatch),
+            ),
+            "delete": op("Remove a trigger", _json({"type": "object"}), 400, 404),
+        },
+        "/api/v1/sync": {
+            "post": op(
+                "Sync one local issue over a connection now",
+                _json(ref("SyncOutcome")),
+                400,
+                404,
+                rules=True,
+                requestBody=body(api.SyncBody),
+            )
+        },
+        "/api/v1/bulk": {
+            "get": op("Bulk jobs, newest first", _json(listing("jobs", "BulkJob"))),
+            "post": op(
+                "Start a bulk job: sync every issue matching a JQL query (resumes after a restart)",
+                _json(ref("BulkJob")),
+                400,
+                404,
+                status=202,
+                requestBody=body(api.BulkBody),
+            ),
+        },
+        "/api/v1/bulk/{id}": {
+            "parameters": [int_id],
+            "get": op("One bulk job and its progress", _json(ref("BulkJob")), 400, 404),
+        },
+        "/api/v1/unlink": {
+            "post": op(
+                "Stop syncing one issue over a connection (both issues stay)",
+                _json(ref("Twin")),
+                400,
+                404,
+                requestBody=body(api.SyncBody),
+            )
+        },
+        "/api/v1/status/{key}": {
+            "parameters": [{"name": "key", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "get": op(
+                "Per connection: the twin on the other side, last sent/received, last result, replicas",
+                _json(
+                    {
+                        "type": "object",
+                        "properties": {
+                            "key": {"type": "string"},
+                            "twins": {"type": "array", "items": ref("Twin")},
+                        },
+                    }
+                ),
+                400,
+                404,
+            ),
+        },
+        "/api/v1/connections/{name}/rules/{direction}": {
+            "parameters": rules_params,
+            "get": op("The rule set: published, draft and every version", _json(rule_set), 400, 404),
+        },
+        "/api/v1/connections/{name}/rules/{direction}/draft": {
+            "parameters": rules_params,
+            "put": op(
+                "Save the draft (compiled first)",
+                _json(ref("RuleVersion")),
+                400,
+                404,
+                rules=True,
+                requestBody=body(api.DraftBody),
+            ),
+        },
+        "/api/v1/connections/{name}/rules/{direction}/test": {
+            "parameters": rules_params,
+            "post": op(
+                "Test-run the draft (or the published rules): the replica or change set; nothing is applied",
+                _json(ref("TestRun")),
+                400,
+                404,
+                rules=True,
+                requestBody=body(api.RulesTestBody, required=False),
+            ),
+        },
+        "/api/v1/connections/{name}/rules/{direction}/publish": {
+            "parameters": rules_params,
+            "post": op("Publish the draft", _json(ref("RuleVersion")), 400, 404, rules=True),
+        },
+        "/api/v1/connections/{name}/rules/{direction}/rollback": {
+            "parameters": rules_params,
+            "post": op("Publish the previous published version again", _json(ref("RuleVersion")), 400, 404),
+        },
+        "/api/v1/errors": {
+            "get": op(
+                "Sync errors (open and retrying; all=true adds resolved ones)",
+                _json(listing("errors", "SyncErrorItem")),
+                400,
+                parameters=[{"name": "all", "in": "query", "schema": {"type": "boolean"}}],
+            )
+        },
+        "/api/v1/errors/{id}/retry": {
+            "parameters": [int_id],
+            "post": op("Retry what an error paused", _json(ref("SyncErrorItem")), 400, 404),
+        },
+        "/api/v1/errors/{id}/resolve": {
+            "parameters": [int_id],
+            "post": op("Mark an error resolved (un-pauses it)", _json(ref("SyncErrorItem")), 400, 404),
+        },
+        "/api/v1/conflicts": {
+            "get": op(
+                "Same-field conflicts and which side won, optionally of one connection",
+                _json(listing("conflicts", "Conflict")),
+                400,
+                parameters=[connection_q],
+            )
+        },
+    }
+    return paths, schemas
