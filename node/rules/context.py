@@ -6,6 +6,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from protocol.replica import UserRef
+
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -24,6 +26,9 @@ class OutgoingContext(_Model):
     peer_name: str = ""
     received_comment_ids: set[str] = Field(default_factory=set)
     received_attachment_ids: set[str] = Field(default_factory=set)
+    # The tracker account the node writes as: its changelog entries do not count as local edits
+    # when filling ``Replica.field_changed_at``.
+    proxy_user: UserRef | None = None
 
 
 class IncomingContext(_Model):

@@ -43,6 +43,7 @@ from node.rules.values import (
     convert,
     read_entity_field,
     same,
+    same_user,
 )
 from node.trackers.base import IssueSnapshot, IssueUpdate
 from protocol.replica import Attachment, Comment, Replica, UserRef
@@ -107,13 +108,20 @@ def filter_list(plan: FieldPlan, value: Any) -> Any:
     ]
 
 
-def latest_changes(snapshot: IssueSnapshot) -> dict[str, dt.datetime]:
-    """Latest change per field from the tracker's history."""
+def latest_changes(snapshot: IssueSnapshot, proxy_user: UserRef | None = None) -> dict[str, dt.datetime]:
+    """Latest change per field from the tracker's history, leaving out the node's own writes (made as
+    ``proxy_user``): a value copied from the peer keeps the peer's change time, not the copy's."""
     out: dict[str, dt.datetime] = {}
     for item in snapshot.changelog:
+        if proxy_user is not None and item.author is not None and _same_person(item.author, proxy_user):
+            continue
         if item.field not in out or item.at > out[item.field]:
             out[item.field] = item.at
     return out
+
+
+def _same_person(a: UserRef, b: UserRef) -> bool:
+    return same_user(a.model_dump(exclude_none=True), b.model_dump(exclude_none=True))
 
 
 def _attachment_ok(rules: VisualRules, att: Attachment, warnings: list[str], verb: str) -> bool:
@@ -142,7 +150,7 @@ def build_replica(
     if reason:
         return None, reason, warnings
     data = base_replica_data(snapshot)
-    changed = latest_changes(snapshot)
+    changed = latest_changes(snapshot, ctx.proxy_user)
     fallback = snapshot.created
     changed_at: dict[str, dt.datetime] = {}
     for plan in plans:
@@ -285,7 +293,9 @@ def build_changes(
         new = read_entity_field(replica, plan.source)
         if previous is not None:
             old = read_entity_field(previous, plan.source)
-            if same(plan.source_kind, new, old):
+            key = changed_at_key(plan.source)
+            moved = _later(replica.field_changed_at.get(key), previous.field_changed_at.get(key))
+            if same(plan.source_kind, new, old) and not moved:
                 continue  # not changed remotely: never (re)write it
         try:
             desired = _desired(rules, plan, new)
@@ -324,6 +334,12 @@ def build_changes(
     if cs.action == "update" and cs.is_empty():
         cs.reason = "nothing to change"
     return cs
+
+
+def _later(a: dt.datetime | None, b: dt.datetime | None) -> bool:
+    """The sender's change time moved on: the field was edited there (perhaps back to the value we
+    last saw, A → B → A, while we missed B)."""
+    return a is not None and b is not None and a > b
 
 
 def _baseline(rules: VisualRules, plan: FieldPlan, ctx: IncomingContext, previous: Replica | None) -> Any:

@@ -364,3 +364,13 @@ def test_change_set_round_trips_through_json_keeping_touched_fields() -> None:
     assert data["fields"] == {"due_date": None}  # clearing is explicit, untouched fields absent
     again = ChangeSet.model_validate(data)
     assert again.fields.touched() == {"due_date"} and again.fields.due_date is None
+
+
+def test_a_field_changed_back_at_the_sender_is_still_a_candidate() -> None:
+    """A → B → A at the sender while we missed B: the value equals ``previous`` but its change time
+    moved, so it is examined (and here wins: it is later than our local edit)."""
+    previous = outgoing_basic(support_issue())
+    replica = edited(previous, at(60), priority="High")  # same value as before, changed at 60
+    local = eng_issue(priority="Low", changelog=[ChangeItem(field="priority", to_value="Low", at=at(30))])
+    cs = incoming().incoming(replica, previous, local, CTX)
+    assert cs.fields.priority == "High" and [c.winner for c in cs.conflicts] == ["remote"]

@@ -147,3 +147,22 @@ def test_a_custom_field_mapped_onto_a_standard_field_is_checked_at_run_time() ->
     with pytest.raises(RuleError) as err:
         rules.outgoing(issue)
     assert err.value.path == "fields.customfield_10099"
+
+
+def test_the_nodes_own_writes_do_not_count_as_changes_in_field_changed_at() -> None:
+    from node.trackers.base import ChangeItem
+    from protocol.replica import UserRef
+
+    proxy = UserRef(account_id="proxy-1", display_name="Tandem")
+    issue = support_issue(
+        changelog=[
+            ChangeItem(field="summary", to_value="by a person", at=at(4), author=AGENT),
+            ChangeItem(field="summary", to_value="copied from the peer", at=at(50), author=proxy),
+        ]
+    )
+    rules = compile_rules(RuleSet(mode="basic", direction="outgoing"))
+    with_proxy = rules.outgoing(issue, OutgoingContext(proxy_user=proxy))
+    without = rules.outgoing(issue)
+    assert with_proxy is not None and without is not None
+    assert with_proxy.field_changed_at["summary"] == at(4)
+    assert without.field_changed_at["summary"] == at(50)

@@ -14,12 +14,13 @@ from hypothesis import strategies as st
 
 from node.rules import ChangeSet, CompiledRules, IncomingContext, OutgoingContext, RuleSet, compile_rules
 from node.trackers.base import ChangeItem, IssueSnapshot
-from protocol.replica import Comment, Replica, StatusRef
+from protocol.replica import Comment, Replica, StatusRef, UserRef
 from protocol.richtext import from_plain_text, plain_text
 
 from .conftest import T0, eng_issue, support_issue
 
 _ids = itertools.count(5000)
+PROXY = UserRef(account_id="tandem-proxy", display_name="Tandem")
 
 
 def apply(issue: IssueSnapshot, cs: ChangeSet, now: dt.datetime) -> tuple[IssueSnapshot, dict[str, str]]:
@@ -30,13 +31,13 @@ def apply(issue: IssueSnapshot, cs: ChangeSet, now: dt.datetime) -> tuple[IssueS
         value = getattr(cs.fields, name)
         if name == "custom_fields":
             data["custom_fields"] = {**data["custom_fields"], **value}
-            changelog += [ChangeItem(field=k, at=now) for k in value]
+            changelog += [ChangeItem(field=k, at=now, author=PROXY) for k in value]
         else:
             data[name] = value
-            changelog.append(ChangeItem(field=name, at=now))
+            changelog.append(ChangeItem(field=name, at=now, author=PROXY))
     if cs.status is not None:
         data["status"] = {"name": cs.status, "category": "indeterminate"}
-        changelog.append(ChangeItem(field="status", at=now))
+        changelog.append(ChangeItem(field="status", at=now, author=PROXY))
     new_ids: dict[str, str] = {}
     comments = list(data["comments"])
     for add in cs.comments_add:
@@ -59,7 +60,9 @@ class Side:
     comment_map: dict[str, str] = field(default_factory=dict)  # remote id -> local id
 
     def send(self, peer: Side) -> Replica | None:
-        ctx = OutgoingContext(node_id=self.node_id, received_comment_ids=set(self.comment_map.values()))
+        ctx = OutgoingContext(
+            node_id=self.node_id, received_comment_ids=set(self.comment_map.values()), proxy_user=PROXY
+        )
         return self.out_rules.outgoing(self.issue, ctx)
 
     def receive(self, replica: Replica, peer: Side, now: dt.datetime) -> ChangeSet:
@@ -119,9 +122,8 @@ SHARED = ("summary", "priority", "labels", "due_date")
 
 
 def shared(side: Side) -> tuple[Any, ...]:
-    return tuple(getattr(side.issue, f) for f in SHARED) + (
-        side.issue.status.name if side.issue.status else None,
-    )
+    status = side.issue.status.name if side.issue.status else None
+    return (*(getattr(side.issue, f) for f in SHARED), status)
 
 
 def test_concurrent_edits_to_different_fields_survive_a_round_trip() -> None:
