@@ -288,6 +288,7 @@ class ConnectionManager:
         self.metrics = NodeMetrics(self._gauges)
         self._parked: dict[bytes, list[asyncio.Future[Runtime]]] = {}
         self._listeners: list[Listener] = []
+        self._deleted: set[bytes] = set()  # refused at once, never parked
         self._closing = False
 
     @property
@@ -297,8 +298,11 @@ class ConnectionManager:
     # -- lifecycle --------------------------------------------------------------------------------
 
     async def start(self) -> None:
-        rows = await self.db.read(lambda c: q.list_connections(c))
+        rows = await self.db.read(lambda c: q.list_connections(c, include_deleted=True))
         for row in rows:
+            if row.state == "deleted":
+                self._deleted.add(row.id)
+                continue
             rt = Runtime(row, await self._load_session(row))
             rt.last_contact = row.last_contact
             rt.inbox_unprocessed = await self.db.read(functools.partial(_unprocessed, conn_id=row.id))
@@ -661,6 +665,7 @@ class ConnectionManager:
             await self.db.write(forget)
             row.state = "deleted"
             self.runtimes.pop(row.id, None)
+            self._deleted.add(row.id)
         if rt.dialer is not None:
             rt.dialer.cancel()
         await self._drop_link(rt)
@@ -838,10 +843,10 @@ class ConnectionManager:
     async def open_link(self, opening: Opening, challenge: bytes, link: Link) -> Runtime:
         """A dialer opened a link for a connection (we are the listener). Raises Refusal."""
         rt = self.runtimes.get(opening.connection_id)
-        if rt is None:
+        if rt is None and opening.connection_id not in self._deleted:
             rt = await self.park(opening.connection_id)
-            if rt is None:
-                raise Refusal("unknown_connection", "this node has no such connection", "unknown_connection")
+        if rt is None:
+            raise Refusal("unknown_connection", "this node has no such connection", "unknown_connection")
         row = rt.row
         if row.peer_sign is None or row.peer_box is None:
             raise Refusal(

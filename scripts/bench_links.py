@@ -101,9 +101,8 @@ def main() -> None:
     print(header)
     print("-" * len(header))
     for name, r in results.items():
-        print(
-            f"{name:38} {r['p50']:8.2f} {r['p99']:8.2f} {r['rtt_p50']:8.2f} {r['rtt_p99']:8.2f} {r['rate']:8.0f}"
-        )
+        cells = [r["p50"], r["p99"], r["rtt_p50"], r["rtt_p99"]]
+        print(f"{name:38} " + " ".join(f"{v:8.2f}" for v in cells) + f" {r['rate']:8.0f}")
 
 
 if __name__ == "__main__":

@@ -65,7 +65,12 @@ class Dialer:
                 rt.wake.clear()
                 await rt.wake.wait()
                 continue
-            good = await self._dial_once(manager, rt)
+            try:
+                good = await self._dial_once(manager, rt)
+            except Exception as exc:  # a bug (or the store failing) must not end the loop for good
+                log.exception("connection %r: unexpected error on the link", rt.name)
+                rt.link_error = f"unexpected error: {exc!r}"
+                good = False
             if good:
                 backoff.reset()
                 down_logged = False

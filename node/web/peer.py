@@ -11,7 +11,6 @@ dialer reconnects.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import TYPE_CHECKING
 
@@ -84,6 +83,11 @@ async def peer_link(request: web.Request) -> web.StreamResponse:
         manager.metrics.reject(refusal.reason)
         await link.refuse(refusal.code, refusal.message)
         return ws
+    except Exception:
+        # A bug: log it, never write an HTTP 500 into an upgraded socket.
+        log.exception("unexpected error opening a peer link")
+        await link.refuse("internal_error", "internal error (details are in the node's log)")
+        return ws
     try:
         async for msg in ws:
             if msg.type == WSMsgType.BINARY:
@@ -95,8 +99,10 @@ async def peer_link(request: web.Request) -> web.StreamResponse:
                 break
             if rt.link is not link:
                 break  # replaced by a newer link, or dropped (deactivated / deleted)
-    except (ConnectionError, asyncio.CancelledError):
+    except ConnectionError:
         pass
+    except Exception:
+        log.exception("unexpected error on the peer link of %r", rt.name)
     finally:
         manager.detach(rt, link)
         await link.close()

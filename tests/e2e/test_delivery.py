@@ -80,3 +80,18 @@ def test_restart_keeps_connections_and_sequence(cluster: Cluster) -> None:
     assert a.connection("ab")["state"] == "active"
     wait_for(lambda: b.connection("ba")["link"]["state"] == "up", 10, "link back up")
     assert a.metric("tandem_messages_received_total", connection="ab") == 10
+
+
+def test_delete_says_bye_and_refuses_the_connection_afterwards(cluster: Cluster) -> None:
+    a, b = _pair(cluster)
+    b.ok("POST", "/api/v1/connections/ba/test", {"count": 3})
+    a.ok("DELETE", "/api/v1/connections/ab")
+    assert [c["name"] for c in a.connections()] == []
+    got = wait_for(lambda: (c := b.connection("ba"))["state"] == "error" and c, 10, "B learns of the delete")
+    assert "deleted" in got["error"]
+    assert got["link"]["state"] == "off"
+    # Reactivating on B makes it dial again; A refuses: it has no such connection any more.
+    b.ok("POST", "/api/v1/connections/ba/activate")
+    wait_for(lambda: b.connection("ba")["link"]["last_error"], 10, "B's dial refused")
+    assert "unknown_connection" in b.connection("ba")["link"]["last_error"]
+    assert a.metric("tandem_peer_rejected_total", reason="unknown_connection") >= 1
