@@ -21,6 +21,16 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "accept": ("node.commands.admin_cmds", "accept"),
     "connections": ("node.commands.admin_cmds", "connections"),
     "connection": ("node.commands.admin_cmds", "connection"),
+    "trigger": ("node.commands.sync_cmds", "trigger"),
+    "sync": ("node.commands.sync_cmds", "sync"),
+    "bulk": ("node.commands.sync_cmds", "bulk"),
+    "unlink": ("node.commands.sync_cmds", "unlink"),
+    "status": ("node.commands.sync_cmds", "status"),
+    "rules": ("node.commands.sync_cmds", "rules"),
+    "errors": ("node.commands.sync_cmds", "errors"),
+    "retry": ("node.commands.sync_cmds", "retry"),
+    "resolve": ("node.commands.sync_cmds", "resolve"),
+    "conflicts": ("node.commands.sync_cmds", "conflicts"),
 }
 
 
