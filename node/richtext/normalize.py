@@ -274,12 +274,11 @@ def normalize_inlines(nodes: list[Any]) -> list[Node]:
             value = _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
             marks = node.get("marks") if isinstance(node.get("marks"), list) else []
             ms = sort_marks(m for m in marks if isinstance(m, dict))
-            names = {m["type"] for m in ms}
             for i, line in enumerate(value.split("\n")):
                 if i:
                     flat.append({"type": "hard_break"})
                 if line:
-                    flat.extend(_split_edge_space(line, ms, names))
+                    flat.append(_text(line, ms))
         elif kind == "mention":
             attrs = node.get("attrs") if isinstance(node.get("attrs"), dict) else {}
             clean = {k: attrs.get(k) if isinstance(attrs.get(k), str) and attrs.get(k) else None for k in MENTION_KEYS}
@@ -287,7 +286,13 @@ def normalize_inlines(nodes: list[Any]) -> list[Node]:
                 flat.append({"type": "mention", "attrs": clean})
         elif kind == "hard_break":
             flat.append({"type": "hard_break"})
-    return _trim_lines(_merge(flat))
+    split: list[Node] = []
+    for node in _merge(flat):
+        if node["type"] == "text" and node.get("marks"):
+            split.extend(_split_edge_space(node["text"], node["marks"], mark_names(node)))
+        else:
+            split.append(node)
+    return _trim_lines(_merge(split))
 
 
 def _split_edge_space(value: str, ms: list[Node], names: set[str]) -> list[Node]:

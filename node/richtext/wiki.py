@@ -62,7 +62,7 @@ _MAX_LIST_LEVEL = (CONTAINER_DEPTH - 1) // 2
 _TOKEN = re.compile(
     r"""
     (?P<br>\\\\\n?|\n)
-  | \\(?P<esc>[^\w\s])
+  | \\(?P<esc>[^\w\s]|_)
   | &\#(?P<ent>\d{1,7});
   | \{(?P<braced>[*_\-+^~])\}
   | (?P<cs>\{\{) | (?P<ce>\}\})
@@ -503,6 +503,13 @@ def _flat(body: str) -> list[Node]:
     return [paragraph(inl)] if inl else []
 
 
+def _find_unescaped(line: str, needle: str, start: int) -> int:
+    k = line.find(needle, start)
+    while k >= 0 and _escaped(line, k):
+        k = line.find(needle, k + 1)
+    return k
+
+
 def _split_row(line: str) -> list[tuple[bool, str]]:
     """Cells of one table line as (is_header, raw text); ``|`` inside ``[...]`` or ``{{...}}`` is text."""
     cells: list[tuple[bool, str]] = []
@@ -517,14 +524,14 @@ def _split_row(line: str) -> list[tuple[bool, str]]:
             i += 2
             continue
         if c == "[" and not no_rb:
-            k = line.find("]", i + 1)
+            k = _find_unescaped(line, "]", i + 1)
             if k < 0:
                 no_rb = True
             else:
                 i = k + 1
                 continue
         if c == "{" and line.startswith("{{", i) and not no_ce:
-            k = line.find("}}", i + 2)
+            k = _find_unescaped(line, "}}", i + 2)
             if k < 0:
                 no_ce = True
             else:
@@ -606,20 +613,6 @@ def _escape_text(value: str, before: str | None, after: str | None, line_start: 
                 dot = escaped.index(".")
                 escaped = escaped[:dot] + "\\" + escaped[dot:]
     return escaped
-
-
-def _escape_code(value: str) -> str:
-    out: list[str] = []
-    for k, c in enumerate(value):
-        if c == "\\":
-            out.append("&#92;")
-        elif c in "{}":
-            out.append("\\" + c)
-        elif c == "&" and value[k + 1 : k + 2] == "#":
-            out.append("\\&")
-        else:
-            out.append(c)
-    return "".join(out)
 
 
 # Segments of one rendered line group: (kind, value); kinds below.
@@ -704,8 +697,8 @@ def _render_inline(nodes: list[Node], br: str) -> str:
             out.append("\\\\\n" if br == "\n" and k and segs[k - 1][0] == _S_BREAK else br)
         elif kind == _S_RAW:
             out.append(value)
-        elif kind == _S_CODE:
-            out.append(_escape_code(value))
+        elif kind == _S_CODE:  # same escapes as text: an outer marker must not close inside {{...}}
+            out.append(_escape_text(value, "{", "}", False))
         elif kind == _S_TEXT:
             line_start = k == 0 or segs[k - 1][0] == _S_BREAK
             out.append(_escape_text(value, edge_char(k - 1, True), edge_char(k + 1, False), line_start))
@@ -713,6 +706,8 @@ def _render_inline(nodes: list[Node], br: str) -> str:
             before = _cls(edge_char(k - 1, True))
             after = _cls(edge_char(k + 1, False))
             ok = (before != "a" and after != "s") if kind == _S_OPEN else (before != "s" and after != "a")
+            if k and segs[k - 1] == (_S_RAW, "[") and value in "~^":
+                ok = False  # "[~" is a mention and "[^" an attachment
             out.append(value if ok else "{" + value + "}")
     return "".join(out)
 
