@@ -13,7 +13,7 @@ import sys
 
 import click
 
-KINDS = ("jira-cloud", "jira-server")
+KINDS = ("jira-cloud", "jira-server", "github")
 DEFAULT_PORT = 8081
 
 
@@ -70,6 +70,15 @@ async def _serve_jira(
 def emulate(
     kind: str, host: str, port: int, state: str | None, user: str, password: str, projects: tuple[str, ...]
 ) -> None:
-    """Run an emulated tracker (KIND: jira-cloud or jira-server) until interrupted."""
+    """Run an emulated tracker (KIND: jira-cloud, jira-server or github) until interrupted.
+
+    For github, --user is the login, --password its token and --project an owner/name repository."""
+    if kind == "github":
+        if state:
+            raise click.ClickException("the github emulator keeps its state in memory only (no --state)")
+        from node.trackers.github.emulator.cli import serve
+
+        asyncio.run(serve(host, port, user=user, token=password, repos=projects))
+        return
     mode = kind.split("-", 1)[1]
     asyncio.run(_serve_jira(mode, host, port, state, user, password, projects))

@@ -91,7 +91,7 @@ def test_cli_reports_a_bad_state_file_without_traceback(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, ["emulate", "jira-cloud", "--port", "0", "--state", str(bad)])
     assert result.exit_code != 0 and "Traceback" not in result.output
     assert "not an emulator state" in result.output
-    result = CliRunner().invoke(main, ["emulate", "github"])
+    result = CliRunner().invoke(main, ["emulate", "zendesk"])
     assert result.exit_code == 2 and "jira-cloud" in result.output
 
 
