@@ -15,6 +15,8 @@ from typing import Any, Literal
 import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from node.sync.settings import SyncSettings
+
 _HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$")
 _URL = re.compile(r"^(https?|wss?)://[^\s/]+(/[^\s]*)?$")
 
@@ -110,6 +112,88 @@ class LogSection(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="log level")
 
 
+TrackerKind = Literal["jira-cloud", "jira-server", "github"]
+TRACKER_KINDS: tuple[str, ...] = ("jira-cloud", "jira-server", "github")
+DEFAULT_TOKEN_ENV = "TANDEM_TRACKER_TOKEN"
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class TrackerSection(_Section):
+    """The tracker this node sits beside (see node.trackers.registry and node.sync.intake)."""
+
+    kind: TrackerKind = Field(description="jira-cloud, jira-server or github")
+    url: str | None = Field(
+        None, description="the tracker's base URL (github: default https://api.github.com)"
+    )
+    user: str | None = Field(None, description="the proxy user (Jira Cloud: email; Server: username)")
+    auth: Literal["basic", "bearer"] | None = Field(
+        None, description="basic (user + API token/password) or bearer (personal access token)"
+    )
+    token: str | None = Field(None, repr=False, description="the API token (else read from token_env)")
+    token_env: str = Field(DEFAULT_TOKEN_ENV, description="environment variable holding the token")
+    projects: list[str] = Field(
+        default_factory=list, description="projects (Jira keys, GitHub owner/repo) polled; empty = all"
+    )
+    poll_seconds: float = Field(3.0, ge=0.1, le=3600, description="polling interval")
+    poll_seconds_webhooks: float = Field(
+        60.0, ge=0.1, le=86400, description="polling interval while webhooks are registered"
+    )
+    webhooks: Literal["auto", "on", "off"] = Field("auto", description="register a webhook at start")
+    webhook_url: str | None = Field(None, description="base URL the tracker posts webhooks to")
+    webhook_listen: str | None = Field(None, description="private node: HOST:PORT of a webhook-only listener")
+    webhook_signing: Literal["auto", "on", "off"] = Field(
+        "auto", description="ask the tracker to sign deliveries (auto: where the tracker kind signs)"
+    )
+    reconcile_seconds: float = Field(
+        300.0, ge=0, le=7 * 86400, description="reconciliation interval (0: off)"
+    )
+    verify_tls: bool = Field(True, description="verify the tracker's TLS certificate")
+    timeout_seconds: float = Field(60.0, gt=0, le=3600, description="total timeout of one tracker request")
+    retry_max_seconds: float = Field(
+        300.0, gt=0, le=86400, description="longest wait between credential checks / failed polls"
+    )
+
+    @field_validator("url", "webhook_url")
+    @classmethod
+    def _urls(cls, v: str | None) -> str | None:
+        if v is not None and not v.startswith(("http://", "https://")):
+            raise ValueError(f"expected an http(s):// URL, got {v!r}")
+        return _check_url(v)
+
+    @field_validator("webhook_listen")
+    @classmethod
+    def _listen(cls, v: str | None) -> str | None:
+        if v is not None:
+            parse_hostport(v)
+        return v
+
+    @field_validator("token_env")
+    @classmethod
+    def _env(cls, v: str) -> str:
+        if _ENV_NAME.match(v) is None:
+            raise ValueError(f"not an environment variable name: {v!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrackerSection:
+        if self.kind.startswith("jira"):
+            if self.url is None:
+                raise ValueError("url: a Jira tracker needs its base URL")
+            if self.effective_auth == "basic" and not self.user:
+                raise ValueError("user: basic authentication on Jira needs the proxy user")
+        return self
+
+    @property
+    def effective_auth(self) -> Literal["basic", "bearer"]:
+        if self.auth is not None:
+            return self.auth
+        return "bearer" if self.kind == "github" else "basic"
+
+    @property
+    def base_url(self) -> str:
+        return self.url or "https://api.github.com"
+
+
 class Config(_Section):
     node: NodeSection
     peer: PeerSection = Field(default_factory=lambda: PeerSection())
@@ -117,6 +201,29 @@ class Config(_Section):
     links: LinksSection = Field(default_factory=LinksSection)
     store: StoreSection = Field(default_factory=StoreSection)
     log: LogSection = Field(default_factory=LogSection)
+    tracker: TrackerSection | None = None
+    sync: SyncSettings = Field(default_factory=SyncSettings)
+
+    @model_validator(mode="after")
+    def _webhooks_reachable(self) -> Config:
+        t = self.tracker
+        if t is not None and t.webhooks == "on" and self.peer.mode != "public" and t.webhook_url is None:
+            raise ValueError(
+                "tracker.webhooks: 'on' needs a public node (peer.mode) or tracker.webhook_url "
+                "(with tracker.webhook_listen) so the tracker can reach this node"
+            )
+        if (
+            t is not None
+            and t.webhooks != "off"
+            and t.webhook_url is not None
+            and self.peer.mode != "public"
+            and t.webhook_listen is None
+        ):
+            raise ValueError(
+                "tracker.webhook_url on a private node needs tracker.webhook_listen (HOST:PORT where "
+                "this node receives the tracker's webhooks)"
+            )
+        return self
 
     @property
     def public(self) -> bool:
@@ -124,6 +231,10 @@ class Config(_Section):
 
     def to_toml(self) -> str:
         data = self.model_dump(mode="json", exclude_none=True)
+        # [sync] holds only what was set explicitly, so defaults can improve with new releases
+        data["sync"] = self.sync.model_dump(mode="json", exclude_unset=True, exclude_none=True)
+        if not data["sync"]:
+            del data["sync"]
         return HEADER + tomli_w.dumps(data)
 
 
@@ -134,13 +245,15 @@ HEADER = """\
 
 """
 
-SECTIONS: dict[str, type[_Section]] = {
+SECTIONS: dict[str, type[BaseModel]] = {
     "node": NodeSection,
     "peer": PeerSection,
     "admin": AdminSection,
     "links": LinksSection,
     "store": StoreSection,
     "log": LogSection,
+    "tracker": TrackerSection,
+    "sync": SyncSettings,
 }
 
 

@@ -1,4 +1,5 @@
-"""The peer listener (internet-facing on a public node): the link WebSocket, /healthz, /metrics.
+"""The peer listener (internet-facing on a public node): the link WebSocket, /healthz, /metrics, and
+the tracker's webhook route (:mod:`node.web.webhooks`).
 
 Hardening: every frame is size-limited (``peer.max_message_bytes`` at the WebSocket and HTTP body
 level); anything that is not a valid opening, pairing request or envelope for the link's connection
@@ -29,6 +30,7 @@ from node.transport.link import (
 )
 from node.web.errors import error_response, json_errors
 from node.web.keys import NODE
+from node.web.webhooks import add_webhook_route
 from protocol.envelope import KIND_PAIR, MAGIC
 
 if TYPE_CHECKING:
@@ -116,10 +118,15 @@ def _oversized(msg: object) -> bool:
 
 async def healthz(request: web.Request) -> web.Response:
     """Public health: overall status and link counts, no connection names."""
-    manager = request.app[NODE].manager
-    status, items = manager.health()
+    node = request.app[NODE]
+    status, items = node.manager.health()
     up = sum(1 for i in items if i["link"] == "up")
-    return web.json_response({"status": status, "links_up": up, "connections": len(items)})
+    body: dict[str, object] = {"status": status, "links_up": up, "connections": len(items)}
+    if node.intake is not None:  # the tracker's state only: no address, user or message
+        body["tracker"] = node.intake.state
+        if node.intake.state != "ok":
+            body["status"] = "degraded"
+    return web.json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -132,6 +139,7 @@ def make_peer_app(node: Node, max_body: int, serve_metrics: bool) -> web.Applica
     app[NODE] = node
     app.router.add_get(PEER_PATH, peer_link)
     app.router.add_get("/healthz", healthz)
+    add_webhook_route(app)  # POST /webhooks/{secret}: the tracker's deliveries (node.web.webhooks)
     if serve_metrics:
         app.router.add_get("/metrics", metrics)
     return app
