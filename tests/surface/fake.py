@@ -46,6 +46,7 @@ class FakeEngine:
         self.histories: dict[tuple[str, Direction], RuleHistory] = {}
         self.bulk_gate = asyncio.Event()  # a bulk job syncs nothing until the test opens the gate
         self.bulk_gate.set()
+        self.polled = asyncio.Event()  # set when a client asks how a bulk job is doing
         self.calls: list[tuple[str, Any]] = []
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -133,6 +134,7 @@ class FakeEngine:
         self.jobs[job_id] = job.model_copy(update={"state": "done", "finished_at": _now()})
 
     async def bulk_job(self, job_id: int) -> BulkJobView:
+        self.polled.set()
         if job_id not in self.jobs:
             raise NotFound(f"no bulk job {job_id}")
         return self.jobs[job_id]
