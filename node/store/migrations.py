@@ -85,6 +85,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             last_sent_fingerprint TEXT,
             last_sent_replica     TEXT,
             last_sent_at          REAL,
+            last_sent_values      TEXT,                 -- JSON: local values of the last replica sent
             last_received_version INTEGER NOT NULL DEFAULT 0,
             last_received_replica TEXT,                 -- "previous" for the incoming rules
             last_received_at      REAL,

@@ -451,10 +451,9 @@ class SyncEngine:
                     await self.db.write(lambda c: s.update_twin(c, twin.id, state="linked"))
                 return outcome(False, "unchanged since the last replica sent")
             version = (twin.last_sent_version if twin is not None else 0) + 1
-            applied = None
-            if twin is None or twin.last_applied is None:
-                incoming = await self._compiled(conn_id, "incoming")
-                applied = s.dumps(incoming.local_values(snapshot))
+            incoming = await self._compiled(conn_id, "incoming")
+            sent_values = s.dumps(incoming.local_values(snapshot))
+            applied = sent_values if twin is None or twin.last_applied is None else None
 
             def reserve(c: sqlite3.Connection) -> int:
                 # The version is reserved before sending: a crash before the send costs a version
@@ -489,7 +488,12 @@ class SyncEngine:
             body = s.dumps(replica.model_dump(mode="json"))
             await self.db.write(
                 lambda c: s.update_twin(
-                    c, twin_id, last_sent_fingerprint=fp, last_sent_replica=body, last_sent_at=s.now()
+                    c,
+                    twin_id,
+                    last_sent_fingerprint=fp,
+                    last_sent_replica=body,
+                    last_sent_at=s.now(),
+                    last_sent_values=sent_values,
                 )
             )
             return outcome(True, "sent", version)
@@ -690,7 +694,7 @@ class SyncEngine:
         )
         previous = None
         if twin is not None and twin.last_received_replica:
-            previous = Replica.model_validate_json(twin.last_received_replica)
+            previous = _freshen(Replica.model_validate_json(twin.last_received_replica), replica)
         ctx = IncomingContext(
             connection=conn_text,
             node_id=self.manager.identity.public.sign_public.hex(),
@@ -1077,6 +1081,9 @@ class SyncEngine:
                         last_received_at=s.now(),
                         last_applied=applied,
                         baseline_fingerprint=baseline,
+                        # What we last sent is superseded: the peer now knows the applied state
+                        # (the baseline), so a value returning to what we once sent must go out.
+                        last_sent_fingerprint=None,
                         pending_replica=None,
                         pending_version=None,
                         state="linked",
@@ -1159,6 +1166,14 @@ class SyncEngine:
                 changes: dict[str, Any] = {
                     "last_result": r.outcome if not r.reason else f"{r.outcome}: {r.reason}"
                 }
+                if (
+                    r.outcome == "applied"
+                    and r.version == twin.last_sent_version
+                    and twin.last_sent_values is not None
+                    and (twin.last_received_at or 0) <= (twin.last_sent_at or 0)
+                ):
+                    # The peer now holds what we sent: that is the new sync point for conflicts.
+                    changes["last_applied"] = twin.last_sent_values
                 if r.twin is not None and twin.remote_id in (None, r.twin.id):
                     other = s.twin_by_remote(c, conn_id, r.twin.id)
                     if other is None or other.id == twin.id:
@@ -2052,6 +2067,26 @@ class SyncEngine:
 
     async def set_cursor(self, key: str, value: str) -> None:
         await self.db.write(lambda c: s.set_cursor(c, key, value))
+
+
+def _freshen(previous: Replica, replica: Replica) -> Replica:
+    """``previous`` with every field the sender changed SINCE it removed: a field that changed and
+    came back to its old value (Open → Closed by us, echo not sent → reopened by a person) is a
+    candidate again, because its change time moved even though its value did not."""
+    updates: dict[str, Any] = {}
+    custom = dict(previous.custom_fields)
+    for key, when in replica.field_changed_at.items():
+        before = previous.field_changed_at.get(key)
+        if before is None or when <= before:
+            continue
+        if key.startswith("custom_fields."):
+            custom.pop(key.removeprefix("custom_fields."), None)
+        elif key in Replica.model_fields and key not in ("entity", "custom_fields", "extras"):
+            updates[key] = None
+    if not updates and custom == previous.custom_fields:
+        return previous
+    updates["custom_fields"] = custom
+    return previous.model_copy(update=updates)
 
 
 def _unprocessed(c: sqlite3.Connection, conn_id: bytes) -> list[tuple[int, bytes]]:

@@ -33,6 +33,7 @@ class TwinRow:
     last_sent_fingerprint: str | None
     last_sent_replica: str | None
     last_sent_at: float | None
+    last_sent_values: str | None
     last_received_version: int
     last_received_replica: str | None
     last_received_at: float | None
