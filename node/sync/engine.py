@@ -28,9 +28,9 @@ import asyncio
 import base64
 import contextlib
 import datetime as dt
+import functools
 import hashlib
 import json
-import functools
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Hashable, Sequence
@@ -50,7 +50,8 @@ from node.rules import (
     compile_rules,
     test_run,
 )
-from node.rules.config import DEFAULT_HEADER
+from node.rules.config import DEFAULT_HEADER, field_kind
+from node.rules.values import same
 from node.store import Database
 from node.sync import store as s
 from node.sync.service import (
@@ -93,7 +94,6 @@ from protocol.replica import EntityRef, Replica, UserRef
 log = logging.getLogger("tandem.sync")
 
 ENGINE_TYPES = frozenset({"replica", "result", "unlink", "blob", "blob_request"})
-_HUMAN_MARGIN = dt.timedelta(seconds=1)  # tracker/node clock skew tolerated when spotting human edits
 _BLOB_BATCH = 8  # Blob messages per manager.send call
 
 
@@ -708,6 +708,8 @@ class SyncEngine:
         )
         try:
             cs = await compiled.incoming_async(replica, previous, local, ctx)
+            if previous is None and ctx.last_applied is not None:
+                _drop_unchanged_since_sync_point(cs, ctx.last_applied)
             users = await self._resolve_users(cs)
         except RuleError as exc:
             await self._pause_incoming(rt, seq, msg, twin, exc)
@@ -729,7 +731,15 @@ class SyncEngine:
             )
             await self._finish(rt, seq, msg, twin, "failed", "no local project to create the issue in", None)
             return
-        started = dt.datetime.now(dt.UTC)
+        # Only our own writes may be absorbed into the echo baseline: if the issue already had
+        # changes not sent yet (a person's edit whose webhook is still on its way), no baseline.
+        pending_local = False
+        if local is not None and twin is not None:
+            before_fp = await self._outgoing_fp(rt, local)
+            pending_local = before_fp is not None and before_fp not in (
+                twin.last_sent_fingerprint,
+                twin.baseline_fingerprint,
+            )
         fields = cs.fields.model_copy()
         for name, value in users.items():
             setattr(fields, name, value)
@@ -738,10 +748,12 @@ class SyncEngine:
             if cs.action == "create":
                 assert local is None
                 local = await self._create(rt, replica, cs.project or project or "", fields, marker, twin)
+                before = local
                 await stack.enter_async_context(self._locks.hold((conn_id, "l", local.id)))
                 twin = await self._record_adopted(conn_id, local, replica, twin)
             else:
                 assert local is not None
+                before = local
                 if fields.touched():
                     await self.adapter.update_issue(local.key, fields)
             assert local is not None and twin is not None
@@ -770,20 +782,8 @@ class SyncEngine:
             fresh = await self.adapter.get_issue(local.id)
             applied = s.dumps(compiled.local_values(fresh))
             baseline = None
-            if not self._human_touched(fresh, started):
-                received_c, received_a = await self.db.read(
-                    lambda c: (
-                        s.received_comment_ids(c, conn_id, fresh.id),
-                        s.received_attachment_ids(c, conn_id, fresh.id),
-                    )
-                )
-                out_rules = await self._compiled(conn_id, "outgoing")
-                with contextlib.suppress(RuleError):
-                    out = await out_rules.outgoing_async(
-                        fresh, self._outgoing_ctx(rt, received_c, received_a)
-                    )
-                    if out.replica is not None:
-                        baseline = _fingerprint(out.replica)
+            if not pending_local and not self._human_touched(before, fresh):
+                baseline = await self._outgoing_fp(rt, fresh)
             reason = "; ".join(warnings) or None
             await self._finish(
                 rt,
@@ -808,19 +808,41 @@ class SyncEngine:
                 out[change.field] = resolution.user
         return out
 
-    def _human_touched(self, fresh: IssueSnapshot, since: dt.datetime) -> bool:
-        """Did anyone but the proxy user change the issue after ``since`` (minus clock skew)?"""
+    def _human_touched(self, before: IssueSnapshot, fresh: IssueSnapshot) -> bool:
+        """Did anyone but the proxy user change the issue between ``before`` (read when the apply
+        started) and ``fresh`` (read after it)? Without a known proxy user, assume so."""
         if self.proxy is None:
-            return False
-        edge = since - _HUMAN_MARGIN
+            return True
+        seen = {(i.field, i.at, i.to_value) for i in before.changelog}
         for item in fresh.changelog:
-            if item.at >= edge and item.author is not None and not _same_user(item.author, self.proxy):
+            if (item.field, item.at, item.to_value) not in seen and not _same_user(item.author, self.proxy):
                 return True
+        old = {c.id: (c.updated, c.body) for c in before.comments}
         for comment in fresh.comments:
-            when = comment.updated or comment.created
-            if when is not None and when >= edge and not _same_user(comment.author, self.proxy):
+            if old.get(comment.id) != (comment.updated, comment.body) and not _same_user(
+                comment.author, self.proxy
+            ):
                 return True
-        return False
+        old_attachments = {a.id for a in before.attachments}
+        return any(
+            a.id not in old_attachments and not _same_user(a.author, self.proxy) for a in fresh.attachments
+        )
+
+    async def _outgoing_fp(self, rt: Runtime, snapshot: IssueSnapshot) -> str | None:
+        """The fingerprint of the replica the outgoing rules make of ``snapshot`` now."""
+        conn_id = rt.row.id
+        received_c, received_a = await self.db.read(
+            lambda c: (
+                s.received_comment_ids(c, conn_id, snapshot.id),
+                s.received_attachment_ids(c, conn_id, snapshot.id),
+            )
+        )
+        out_rules = await self._compiled(conn_id, "outgoing")
+        try:
+            out = await out_rules.outgoing_async(snapshot, self._outgoing_ctx(rt, received_c, received_a))
+        except RuleError:
+            return None
+        return _fingerprint(out.replica) if out.replica is not None else None
 
     async def _create(
         self,
@@ -1090,6 +1112,8 @@ class SyncEngine:
                     )
                     if fresh is not None:
                         changes["local_key"] = fresh.key
+                    changes["remote_key"] = replica.entity.key or row.remote_key
+                    changes["remote_url"] = replica.entity.url or row.remote_url
                 elif outcome == "ignored" and msg.version > row.last_received_version:
                     changes["last_received_version"] = msg.version
                 elif outcome == "failed" and keep_pending:
@@ -1316,25 +1340,15 @@ class SyncEngine:
         await self.db.write(lambda c: s.drop_chunks(c, conn_id, blob.sha256))
 
     async def _refresh_baseline(self, rt: Runtime, local_id: str) -> None:
-        """After our own upload, the issue's outgoing replica is unchanged (received attachments are
-        never sent back); refresh the baseline anyway so its "updated" echo is recognised."""
+        """After our own upload the issue's outgoing replica is unchanged (received attachments are
+        never sent back); refresh the baseline anyway so nothing of our write looks new."""
         conn_id = rt.row.id
         twin = await self.db.read(lambda c: s.twin_by_local(c, conn_id, local_id))
         if twin is None or twin.baseline_fingerprint is None:
             return
-        fresh = await self.adapter.get_issue(local_id)
-        received_c, received_a = await self.db.read(
-            lambda c: (
-                s.received_comment_ids(c, conn_id, local_id),
-                s.received_attachment_ids(c, conn_id, local_id),
-            )
-        )
-        out_rules = await self._compiled(conn_id, "outgoing")
-        with contextlib.suppress(RuleError):
-            out = await out_rules.outgoing_async(fresh, self._outgoing_ctx(rt, received_c, received_a))
-            if out.replica is not None:
-                fp = _fingerprint(out.replica)
-                await self.db.write(lambda c: s.update_twin(c, twin.id, baseline_fingerprint=fp))
+        fp = await self._outgoing_fp(rt, await self.adapter.get_issue(local_id))
+        if fp is not None:
+            await self.db.write(lambda c: s.update_twin(c, twin.id, baseline_fingerprint=fp))
 
     async def _fail_transfers(
         self, conn_id: bytes, sha256: str, transfers: list[s.Transfer], why: str
@@ -2067,6 +2081,29 @@ class SyncEngine:
 
     async def set_cursor(self, key: str, value: str) -> None:
         await self.db.write(lambda c: s.set_cursor(c, key, value))
+
+
+def _drop_unchanged_since_sync_point(cs: ChangeSet, last_applied: dict[str, Any]) -> None:
+    """First replica from the peer of a twin WE created: there is no ``previous`` to tell which
+    fields the peer changed, so the rules see every difference as a candidate (and a conflict).
+    A remote value equal to the sync point (what we sent at creation, as the peer applied it) was
+    not changed by the peer: never write it back over a local edit, and do not call it a conflict."""
+    kept = []
+    for conflict in cs.conflicts:
+        name = conflict.field
+        if name not in last_applied or not same(field_kind(name), conflict.remote_value, last_applied[name]):
+            kept.append(conflict)
+            continue
+        if conflict.winner == "remote":
+            if name == "status":
+                cs.status = None
+            elif field_kind(name) == "user":
+                cs.users = [u for u in cs.users if u.field != name]
+            elif field_kind(name) == "any" and cs.fields.custom_fields:
+                cs.fields.custom_fields.pop(name, None)
+            else:
+                cs.fields.model_fields_set.discard(name)
+    cs.conflicts = kept
 
 
 def _freshen(previous: Replica, replica: Replica) -> Replica:
