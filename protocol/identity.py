@@ -21,6 +21,7 @@ from protocol.errors import InvalidMessage
 NODE_ID_BYTES = 15
 KEY_BYTES = 32
 SIGNATURE_BYTES = 64
+BASE32_ALPHABET = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ234567")
 
 
 def b32(data: bytes) -> str:
@@ -30,7 +31,7 @@ def b32(data: bytes) -> str:
 
 def unb32(text: str) -> bytes:
     """Inverse of :func:`b32`; raises ValueError on anything that is not canonical base32."""
-    if not text or any(c not in "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567" for c in text):
+    if not text or any(c not in BASE32_ALPHABET for c in text):
         raise ValueError("not base32")
     padded = text + "=" * (-len(text) % 8)
     data = base64.b32decode(padded)

@@ -32,6 +32,7 @@ from protocol.errors import (
     UnsupportedVersion,
 )
 from protocol.identity import (
+    BASE32_ALPHABET,
     SIGNATURE_BYTES,
     NodeIdentity,
     PublicIdentity,
@@ -168,13 +169,15 @@ def decode_invitation(code: str, *, now: int) -> Invitation:
             "the other side runs a different Tandem release — upgrade the older node"
         )
     payload = rest[digits.end() :]
-    try:
-        blob = unb32(payload)
-    except ValueError:
+    if not payload or any(c not in BASE32_ALPHABET for c in payload):
         raise CorruptedInvitation(
             "the invitation code is corrupted: it contains characters that cannot appear in a code "
             "(was it retyped, or changed by a mail client?)"
-        ) from None
+        )
+    try:
+        blob = unb32(payload)
+    except ValueError:  # only the length can be wrong now: a piece is missing
+        raise CorruptedInvitation("the invitation code is truncated: copy the whole code") from None
     if len(blob) < SIGNATURE_BYTES + CHECKSUM_BYTES + 2:
         raise CorruptedInvitation("the invitation code is truncated: copy the whole code")
     signed, checksum = blob[:-CHECKSUM_BYTES], blob[-CHECKSUM_BYTES:]

@@ -152,6 +152,7 @@ Message = (
     | BlobRequest
     | Blob
     | Bye
+    | Probe
     | Ack
     | Ping
     | Pong
