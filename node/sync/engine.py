@@ -856,7 +856,8 @@ class SyncEngine:
         conn_id = rt.row.id
         await self.db.write(
             lambda c: c.execute(
-                "INSERT INTO intents (conn_id, remote_entity_id, marker, project, created_at) VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO intents (conn_id, remote_entity_id, marker, project, created_at) VALUES (?, "
+                "?, ?, ?, ?)",
                 (conn_id, replica.entity.id, marker, project, s.now()),
             )
         )
@@ -1124,7 +1125,8 @@ class SyncEngine:
             if conflicts is not None and conflicts.conflicts:
                 entity = (fresh.key if fresh else None) or replica.entity.key or replica.entity.id
                 c.executemany(
-                    "INSERT INTO conflicts (conn_id, entity, field, local_value, remote_value, winner, reason, at) "
+                    "INSERT INTO conflicts (conn_id, entity, field, local_value, remote_value, winner, "
+                    "reason, at) "
                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     [
                         (
@@ -1251,7 +1253,10 @@ class SyncEngine:
         size = int(shared.get("size") or 0)
         limit = self.settings.attachment_max_bytes
         if size > limit:
-            error = f"attachment {shared.get('filename')!r} ({size} bytes) is larger than the sender's limit ({limit} bytes)"
+            error = (
+                f"attachment {shared.get('filename')!r} ({size} bytes) is larger than the sender's "
+                f"limit ({limit} bytes)"
+            )
             await self.manager.send(rt, [Blob(sha256=req.sha256, offset=0, total=size, data="", error=error)])
             await self._error(
                 conn_id, twin.local_key if twin else None, "config", error, local_id=req.entity_id
@@ -1698,7 +1703,8 @@ class SyncEngine:
                     )
                     if done:
                         c.execute(
-                            "UPDATE bulk_jobs SET total = (SELECT COUNT(*) FROM bulk_items WHERE job_id = ?) WHERE id = ?",
+                            "UPDATE bulk_jobs SET total = (SELECT COUNT(*) FROM bulk_items WHERE job_id = "
+                            "?) WHERE id = ?",
                             (job_id, job_id),
                         )
 
@@ -1708,7 +1714,8 @@ class SyncEngine:
                 lambda c: [
                     str(r[0])
                     for r in c.execute(
-                        "SELECT issue_key FROM bulk_items WHERE job_id = ? AND state = 'todo' ORDER BY issue_key",
+                        "SELECT issue_key FROM bulk_items WHERE job_id = ? AND state = 'todo' ORDER BY "
+                        "issue_key",
                         (job_id,),
                     )
                 ]
@@ -1727,7 +1734,8 @@ class SyncEngine:
                     await self.db.write(
                         lambda c: (
                             c.execute(
-                                "UPDATE bulk_items SET state = ?, error = ? WHERE job_id = ? AND issue_key = ?",
+                                "UPDATE bulk_items SET state = ?, error = ? WHERE job_id = ? AND issue_key "
+                                "= ?",
                                 (state, error, job_id, key),
                             ),
                             c.execute(f"UPDATE bulk_jobs SET {state} = {state} + 1 WHERE id = ?", (job_id,)),
@@ -1850,7 +1858,8 @@ class SyncEngine:
         direction = self._check_direction(direction)
         rows = await self.db.read(
             lambda c: c.execute(
-                "SELECT version, mode, source, state, created_at FROM rulesets WHERE conn_id = ? AND direction = ? "
+                "SELECT version, mode, source, state, created_at FROM rulesets WHERE conn_id = ? AND "
+                "direction = ? "
                 "ORDER BY version, state",
                 (rt.row.id, direction),
             ).fetchall()
@@ -1899,7 +1908,8 @@ class SyncEngine:
     async def _draft(self, conn_id: bytes, direction: Direction) -> RuleSet | None:
         row = await self.db.read(
             lambda c: c.execute(
-                "SELECT version, mode, source FROM rulesets WHERE conn_id = ? AND direction = ? AND state = 'draft'",
+                "SELECT version, mode, source FROM rulesets WHERE conn_id = ? AND direction = ? AND state "
+                "= 'draft'",
                 (conn_id, direction),
             ).fetchone()
         )
@@ -1925,7 +1935,8 @@ class SyncEngine:
                 (conn_id, direction),
             ).fetchone()
             c.execute(
-                "UPDATE rulesets SET state = 'superseded' WHERE conn_id = ? AND direction = ? AND state = 'published'",
+                "UPDATE rulesets SET state = 'superseded' WHERE conn_id = ? AND direction = ? AND state = "
+                "'published'",
                 (conn_id, direction),
             )
             c.execute(
@@ -1952,24 +1963,28 @@ class SyncEngine:
 
         def write(c: sqlite3.Connection) -> tuple[Any, ...]:
             current = c.execute(
-                "SELECT version, prev FROM rulesets WHERE conn_id = ? AND direction = ? AND state = 'published'",
+                "SELECT version, prev FROM rulesets WHERE conn_id = ? AND direction = ? AND state = "
+                "'published'",
                 (conn_id, direction),
             ).fetchone()
             if current is None or current[1] is None:
                 raise RuleProblem("there is no earlier published version to roll back to")
             target = c.execute(
-                "SELECT version, mode, source, prev FROM rulesets WHERE conn_id = ? AND direction = ? AND version = ? "
+                "SELECT version, mode, source, prev FROM rulesets WHERE conn_id = ? AND direction = ? AND "
+                "version = ? "
                 "AND state != 'draft'",
                 (conn_id, direction, current[1]),
             ).fetchone()
             c.execute(
-                "UPDATE rulesets SET state = 'superseded' WHERE conn_id = ? AND direction = ? AND state = 'published'",
+                "UPDATE rulesets SET state = 'superseded' WHERE conn_id = ? AND direction = ? AND state = "
+                "'published'",
                 (conn_id, direction),
             )
             version = _next_version(c, conn_id, direction)
             t = s.now()
             c.execute(
-                "INSERT INTO rulesets (conn_id, direction, version, mode, source, state, prev, note, created_at) "
+                "INSERT INTO rulesets (conn_id, direction, version, mode, source, state, prev, note, "
+                "created_at) "
                 "VALUES (?, ?, ?, ?, ?, 'published', ?, ?, ?)",
                 (
                     conn_id,

@@ -172,7 +172,8 @@ def put_transfer(c: sqlite3.Connection, conn_id: bytes, t: Transfer) -> None:
 
 def transfers_for(c: sqlite3.Connection, conn_id: bytes, sha256: str) -> list[Transfer]:
     cur = c.execute(
-        "SELECT local_issue_id, remote_attachment_id, sha256, filename, mime_type, size FROM twin_attachments "
+        "SELECT local_issue_id, remote_attachment_id, sha256, filename, mime_type, size FROM "
+        "twin_attachments "
         "WHERE conn_id = ? AND sha256 = ? AND state = 'requested' AND direction = 'in'",
         (conn_id, sha256),
     )

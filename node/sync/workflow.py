@@ -131,7 +131,7 @@ async def walk_to(
             goal = _CATEGORY[target_category]
             here = abs(_CATEGORY.get(current_category, 1) - goal)
 
-            def distance(t: Transition) -> int:
+            def distance(t: Transition, goal: int = goal) -> int:
                 return abs(_CATEGORY.get(t.to.category, 1) - goal)
 
             fresh = [t for t in available if _fold(t.to.name) not in visited and distance(t) <= here]

@@ -34,7 +34,12 @@ FAST: dict[str, Any] = {"max_attempts": 3, "base_delay": 0.01, "max_delay": 0.05
 T = TypeVar("T")
 
 
-async def eventually(check: Callable[[], Awaitable[T]], *, timeout: float = 10.0, what: str = "") -> T:
+async def eventually(
+    check: Callable[[], Awaitable[T]],
+    *,
+    timeout: float = 10.0,
+    what: str = "",  # noqa: ASYNC109
+) -> T:
     """Poll ``check`` (every 20 ms, at most ``timeout`` s) until it returns something truthy."""
     deadline = time.monotonic() + timeout
     last: Any = None
@@ -89,12 +94,12 @@ class Pair:
     support: Side
     engineering: Side
 
-    async def settle(self, timeout: float = 10.0) -> None:
+    async def settle(self, timeout: float = 10.0) -> None:  # noqa: ASYNC109
         """Wait until both engines have processed everything delivered to them."""
         await self.support.engine.idle(timeout)
         await self.engineering.engine.idle(timeout)
 
-    async def twin_of(self, side: Side, key: str, *, timeout: float = 10.0) -> str:
+    async def twin_of(self, side: Side, key: str, *, timeout: float = 10.0) -> str:  # noqa: ASYNC109
         """The key of ``key``'s twin on the other side, once the peer reported it."""
 
         async def check() -> str | None:
@@ -163,7 +168,7 @@ async def pair(tmp_path: Path, sync_settings: tuple[SyncSettings, SyncSettings])
     )
     node_a = await _node(tmp_path, "Support", public=True)
     node_b = await _node(tmp_path, "Engineering", public=False)
-    code, rt_a = await node_a.manager.invite(name="to-eng", project="SUP")
+    code, _ = await node_a.manager.invite(name="to-eng", project="SUP")
     rt_b = await node_b.manager.accept(code, name="to-sup", project="ENG", wait_seconds=10)
     assert rt_b.row.state == "active", rt_b.row.error
 
