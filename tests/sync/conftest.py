@@ -106,7 +106,7 @@ class Pair:
             views = await side.engine.status(key)
             return views[0].remote_key if views and views[0].remote_key else None
 
-        return await eventually(check, timeout=timeout, what=f"the twin of {key}")
+        return await eventually(check, within=timeout, what=f"the twin of {key}")
 
 
 async def _site(

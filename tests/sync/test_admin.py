@@ -71,7 +71,7 @@ async def test_script_error_pauses_the_entity_names_the_line_and_retry_resumes(p
     async def paused() -> list[object]:
         return [e for e in await eng.engine.errors() if e.kind == "rule"]
 
-    [error] = await eventually(paused, timeout=30, what="the rule error")
+    [error] = await eventually(paused, within=30, what="the rule error")
     assert error.paused and error.line == 3 and "division" in error.message  # type: ignore[attr-defined]
     assert eng.twin_keys() == []
 
@@ -104,7 +104,7 @@ async def test_resolve_unpauses(pair: Pair) -> None:
     async def paused() -> list[object]:
         return [e for e in await eng.engine.errors() if e.kind == "rule"]
 
-    [error] = await eventually(paused, timeout=30, what="the rule error")
+    [error] = await eventually(paused, within=30, what="the rule error")
     [view] = await eng.engine.status(eng_key)
     assert view.state == "paused"
     resolved = await eng.engine.resolve(error.id)  # type: ignore[attr-defined]
