@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import json
+import os
 import re
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -404,6 +406,7 @@ def rules_edit(
     current draft's or published rules' mode.
     """
     client = _client(home)
+    from_editor = False
     current_set = client.call("GET", _rules_path(connection, direction))
     current = current_set["draft"] or current_set["published"]
     mode = mode or _mode_for(file, current)
@@ -424,6 +427,7 @@ def rules_edit(
             click.echo("not saved: the editor was closed without saving")
             return
         source = edited
+        from_editor = True
     else:
         raise click.UsageError("give --file F (or - for stdin), or run interactively with $EDITOR set")
     if mode is None:
@@ -433,7 +437,13 @@ def rules_edit(
             "PUT", _rules_path(connection, direction, "/draft"), {"mode": mode, "source": source}
         )
     except click.ClickException as exc:
-        raise click.ClickException(_with_source_line(exc.message, source)) from None
+        message = _with_source_line(exc.message, source)
+        if from_editor:  # never lose what the admin typed
+            fd, kept = tempfile.mkstemp(prefix="tandem-rules-", suffix=".py" if mode == "script" else ".yaml")
+            with os.fdopen(fd, "w") as f:
+                f.write(source)
+            message += f"\nyour text is in {kept}: fix it, then `tandem rules edit … --file {kept}`"
+        raise click.ClickException(message) from None
     if as_json:
         echo_json(draft)
         return

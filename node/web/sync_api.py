@@ -10,6 +10,7 @@ models below (the OpenAPI document is built from the same models).
 
 from __future__ import annotations
 
+import asyncio
 import functools
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal, cast
@@ -18,6 +19,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, model_validator
 
 from node.rules.errors import RuleError
+from node.rules.ruleset import RuleSet, compile_rules
 from node.sync.service import Direction, RuleMode, RuleProblem, RuleVersionView, SyncError, SyncService
 from node.trackers.base import TrackerAuthError, TrackerError, TrackerNotFound, TrackerTransient
 from node.web.admin import _Body, _body
@@ -273,6 +275,10 @@ async def put_draft(request: web.Request) -> web.Response:
     engine = _engine(request)
     name, direction = request.match_info["name"], _direction(request)
     body = await _body(request, DraftBody)
+    # Refuse a draft that does not compile, naming its line: the admin keeps their file, and a
+    # draft in the store is always one that could be test-run and published.
+    draft = RuleSet(mode=body.mode, direction=direction, source=body.source, state="draft")
+    await asyncio.to_thread(compile_rules, draft)
     return _json(await engine.save_draft(name, direction, body.mode, body.source))
 
 
