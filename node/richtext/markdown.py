@@ -18,6 +18,7 @@ stream with an explicit stack, so nesting depth never touches the Python stack. 
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
 from types import SimpleNamespace
 from typing import Any
 
@@ -70,7 +71,7 @@ def _mention_rule(state: StateInline, silent: bool) -> bool:
     src = state.src
     if src[pos] != "@":
         return False
-    if pos > 0 and (src[pos - 1].isalnum() or src[pos - 1] in "_`/@"):
+    if pos > 0 and (src[pos - 1].isalnum() or src[pos - 1] in "_/@"):
         return False
     m = _LOGIN.match(src, pos + 1)
     if m is None:
@@ -90,32 +91,24 @@ def _accept(url: str) -> bool:
     return True  # links are checked with safe_href when the tree is built
 
 
-_MAX_LABEL = 2000
-_BRACKET_TOKEN = re.compile(r"\\.|[\[\]]", re.DOTALL)
+_MAX_LABEL = 1000
+_CLOSE_BRACKET = re.compile(r"\\.|\]", re.DOTALL)
 
 
-def _bracket_ends(src: str) -> dict[int, int]:
-    """Position of each ``[`` -> its matching ``]`` (escape-aware), in one linear pass."""
-    ends: dict[int, int] = {}
-    stack: list[int] = []
-    for m in _BRACKET_TOKEN.finditer(src):
-        c = m.group(0)
-        if c == "[":
-            stack.append(m.start())
-        elif c == "]" and stack:
-            ends[stack.pop()] = m.start()
-    return ends
+def _close_positions(src: str) -> list[int]:
+    """Positions of every unescaped ``]``, in one linear pass."""
+    return [m.start() for m in _CLOSE_BRACKET.finditer(src) if m.group(0) == "]"]
 
 
 def _parse_link_label(state: StateInline, start: int, disable_nested: bool = False) -> int:
     """markdown-it's parseLinkLabel rescans to the end for every ``[`` (quadratic on ``[[[[...``);
-    skip the scan when no ``]`` can close the label within _MAX_LABEL characters."""
+    skip the scan when no ``]`` follows within _MAX_LABEL characters (then it cannot be a link)."""
     cache = state.env.setdefault("_tandem_brackets", {})
-    ends = cache.get(state.src)
-    if ends is None:
-        ends = cache[state.src] = _bracket_ends(state.src)
-    end = ends.get(start)
-    if end is None or end - start > _MAX_LABEL:
+    closes = cache.get(state.src)
+    if closes is None:
+        closes = cache[state.src] = _close_positions(state.src)
+    k = bisect_right(closes, start)
+    if k == len(closes) or closes[k] - start > _MAX_LABEL:
         return -1
     return int(md_helpers.parseLinkLabel(state, start, disable_nested))
 
@@ -466,7 +459,7 @@ def _table(block: Node) -> str:
                 if inl:
                     inl.append({"type": "hard_break"})
                 inl.extend(child["content"] if child["type"] == "paragraph" else block_inlines(child))
-            cells.append(_render_inline(normalize_inlines(inl), "<br>"))
+            cells.append(_render_inline(normalize_inlines(inl), "<br>", in_table=True))
         rows.append("| " + " | ".join(cells) + " |")
     width = len(block["content"][0]["content"])
     rows.insert(1, "|" + "|".join([" --- "] * width) + "|")
@@ -481,10 +474,12 @@ _TAG = {"strong": "strong", "em": "em", "strike": "del", "underline": "ins", "su
 _AUTOLINK = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]{1,31}:[^\s<>\x00-\x1f]*")
 
 
-def _code_span(value: str) -> str:
+def _code_span(value: str, in_table: bool) -> str:
     runs = [len(m.group(0)) for m in re.finditer(r"`+", value)]
     ticks = "`" * (max(runs, default=0) + 1)
     pad = value[:1] == "`" or value[-1:] == "`" or (value[:1] == " " and value[-1:] == " " and value.strip() != "")
+    if in_table:  # GFM splits cells before code spans; \| is the way to keep a pipe in one
+        value = value.replace("|", "\\|")
     return ticks + (" " + value + " " if pad else value) + ticks
 
 
@@ -494,7 +489,7 @@ def _dest(href: str) -> str:
     return "<" + re.sub(r"([<>\\])", r"\\\1", href) + ">"
 
 
-def _segments(nodes: list[Node]) -> list[list[Any]]:
+def _segments(nodes: list[Node], in_table: bool) -> list[list[Any]]:
     """Flat segments; open/close segments carry [kind, mark name, run id] and are resolved later."""
     segs: list[list[Any]] = []
     stack: list[tuple[Node, int]] = []
@@ -550,7 +545,7 @@ def _segments(nodes: list[Node]) -> list[list[Any]]:
                 else:
                     segs.append([_S_OPEN, m["type"], run])
             if code:
-                segs.append([_S_RAW, _code_span(node["text"])])
+                segs.append([_S_RAW, _code_span(node["text"], in_table)])
             else:
                 segs.append([_S_TEXT, node["text"]])
         k += 1
@@ -596,7 +591,7 @@ def _escape(value: str, before: str | None, after: str | None, line_start: bool,
         elif c == "&":
             out.append("\\&" if nxt is not None and (nxt.isalnum() or nxt == "#") else c)
         elif c == "@":
-            ok_before = prev is None or not (prev.isalnum() or prev in "_`/@")
+            ok_before = prev is None or not (prev.isalnum() or prev in "_/@")
             out.append("\\@" if ok_before and nxt is not None and nxt.isalnum() else c)
         elif c == "#" and heading:
             out.append("\\#")
@@ -614,8 +609,8 @@ def _escape(value: str, before: str | None, after: str | None, line_start: bool,
     return escaped
 
 
-def _render_inline(nodes: list[Node], br: str, heading: bool = False) -> str:
-    segs = _segments(nodes)
+def _render_inline(nodes: list[Node], br: str, heading: bool = False, in_table: bool = False) -> str:
+    segs = _segments(nodes, in_table)
     # Decide, per formatting run, between delimiters and HTML tags: both ends must flank.
     plain: dict[int, bool] = {}
 
@@ -641,7 +636,8 @@ def _render_inline(nodes: list[Node], br: str, heading: bool = False) -> str:
     for k, seg in enumerate(segs):
         kind = seg[0]
         if kind == _S_BREAK:
-            out.append(br)
+            # a blank line would end the paragraph: further breaks are a lone backslash line
+            out.append("\\\n" if br == "\n" and k and segs[k - 1][0] == _S_BREAK else br)
         elif kind == _S_RAW:
             out.append(seg[1])
         elif kind == _S_TEXT:

@@ -56,13 +56,27 @@ def inline(fmt: str) -> st.SearchStrategy[Node]:
     return st.one_of(text, text, text, mention(fmt), st.just({"type": "hard_break"}))
 
 
+def _spaced(content: list[Node]) -> list[Node]:
+    """GitHub reads ``@login`` as a mention only between non-word characters: put spaces around each."""
+    out: list[Node] = []
+    for node in content:
+        if node["type"] == "mention":
+            out.extend([{"type": "text", "text": " "}, node, {"type": "text", "text": " "}])
+        else:
+            out.append(node)
+    return out
+
+
 def paragraph(fmt: str) -> st.SearchStrategy[Node]:
-    return st.builds(lambda c: {"type": "paragraph", "content": c}, st.lists(inline(fmt), min_size=1, max_size=6))
+    fix = _spaced if fmt == "markdown" else (lambda c: c)
+    return st.builds(
+        lambda c: {"type": "paragraph", "content": fix(c)}, st.lists(inline(fmt), min_size=1, max_size=6)
+    )
 
 
 def heading(fmt: str) -> st.SearchStrategy[Node]:
     return st.builds(
-        lambda lvl, c: {"type": "heading", "attrs": {"level": lvl}, "content": c},
+        lambda lvl, c: {"type": "heading", "attrs": {"level": lvl}, "content": _spaced(c)},
         st.integers(1, 6),
         st.lists(inline(fmt), min_size=1, max_size=4),
     )
