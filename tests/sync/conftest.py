@@ -34,14 +34,9 @@ FAST: dict[str, Any] = {"max_attempts": 3, "base_delay": 0.01, "max_delay": 0.05
 T = TypeVar("T")
 
 
-async def eventually(
-    check: Callable[[], Awaitable[T]],
-    *,
-    timeout: float = 10.0,
-    what: str = "",  # noqa: ASYNC109
-) -> T:
-    """Poll ``check`` (every 20 ms, at most ``timeout`` s) until it returns something truthy."""
-    deadline = time.monotonic() + timeout
+async def eventually(check: Callable[[], Awaitable[T]], *, within: float = 10.0, what: str = "") -> T:
+    """Poll ``check`` (every 20 ms, at most ``within`` s) until it returns something truthy."""
+    deadline = time.monotonic() + within
     last: Any = None
     while time.monotonic() < deadline:
         try:
