@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 
 from node.app import Node
@@ -20,7 +22,8 @@ from node.home import Home
 from node.trackers.base import IssueUpdate
 from node.trackers.jira import JiraAdapter
 from node.trackers.jira.emulator import JiraEmulator
-from tests.surface.conftest import Cli, make_cli
+from node.trackers.jira.emulator.faults import Faults
+from tests.surface.conftest import Api, Cli, make_cli
 
 PASSWORD = "admin-api-token"
 FAST: dict[str, Any] = {"max_attempts": 3, "base_delay": 0.01, "max_delay": 0.05}
@@ -79,6 +82,19 @@ class Side:
             raise AssertionError(f"{exc}; twins (state, remote key, last result): {seen}") from None
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def start(home: Home) -> Node:
+    node = Node(home, home.load_config(), home.load_identity(), home.admin_token())
+    node.adapter_options = dict(FAST)
+    await node.start()
+    return node
+
+
 async def _side(
     tmp: Path, name: str, mode: str, project: str, workflow: str, *, public: bool, user: str
 ) -> tuple[Node, JiraEmulator, JiraAdapter]:
@@ -88,7 +104,8 @@ async def _side(
     emu.state.add_project(project, lead="admin", workflow=workflow)
     data: dict[str, Any] = {
         "node": {"name": name},
-        "peer": {"mode": "public", "listen": "127.0.0.1:0"} if public else {"mode": "private"},
+        # a port the OS chose, kept across a restart of the node (the private peer dials it)
+        "peer": {"mode": "public", "listen": f"127.0.0.1:{free_port()}"} if public else {"mode": "private"},
         "admin": {"listen": "127.0.0.1:0"},
         "tracker": {
             "kind": f"jira-{mode}",
@@ -102,10 +119,8 @@ async def _side(
     }
     config = parse_config(data, "test")
     home = Home(tmp / name.lower())
-    identity = home.create(config)
-    node = Node(home, home.load_config(), identity, home.admin_token())
-    node.adapter_options = dict(FAST)
-    await node.start()
+    home.create(config)
+    node = await start(home)
     human = JiraAdapter(url, deployment=mode, user="person", token="person-pw", **FAST)  # type: ignore[arg-type]
     return node, emu, human
 
@@ -127,10 +142,12 @@ async def pair(tmp_path: Path) -> AsyncIterator[tuple[Side, Side]]:
             return a.manager.get("to-eng").row.state == "active"
 
         await eventually(active, "the inviter side to become active")
-        yield (
+        sides = (
             Side(a, a_emu, a_human, make_cli(a.home.root), "to-eng", "SUP"),
             Side(b, b_emu, b_human, make_cli(b.home.root), "to-sup", "ENG"),
         )
+        yield sides
+        a, b = sides[0].node, sides[1].node  # a test may have restarted them
     finally:
         for node in (a, b):
             await node.stop()
@@ -196,6 +213,32 @@ async def test_bulk_connects_every_matching_issue(pair: tuple[Side, Side]) -> No
     assert len(eng.keys()) == 6  # a second bulk finds every issue linked: no duplicates
     err = await sup.run("bulk", "--connection", "to-eng", "--query", "project = = SUP", code=1)
     assert "invalid JQL" in err
+
+
+async def test_a_bulk_job_resumes_after_a_restart_and_the_cli_reattaches(pair: tuple[Side, Side]) -> None:
+    sup, eng = pair
+    keys = [await sup.create(f"Old request {i}") for i in range(12)]
+    sup.emu.app.faults = Faults(latency_ms=40)  # a slow tracker: the job is still running at the stop
+    job_id = (
+        await sup.run("bulk", "--connection", "to-eng", "--query", "project = SUP", "--no-wait")
+    ).strip()
+    async with aiohttp.ClientSession() as session:
+        api = Api(sup.node, session)
+
+        async def started() -> bool:
+            status, job = await api.call("GET", f"/api/v1/bulk/{job_id}")
+            assert status == 200 and job["state"] == "running", job
+            return bool(job["done"])
+
+        await eventually(started, "the job to sync its first issues")
+    await sup.node.stop()  # mid-job
+    sup.emu.app.faults = Faults()
+    sup.node = await start(sup.node.home)
+    out = await sup.run("bulk", "--job", job_id)
+    assert out.strip() == f"bulk job {job_id} done: 12/12 synced, 0 failed"
+    for key in keys:
+        await sup.twin(key)
+    assert len(eng.keys()) == 12  # nothing created twice across the restart
 
 
 VISUAL = """\
