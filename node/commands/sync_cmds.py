@@ -457,7 +457,9 @@ def rules_edit(
 @rules.command("test")
 @_rules_options
 @click.option(
-    "--key", default=None, help="A local issue (incoming: test on its twin's last received replica)."
+    "--key",
+    default=None,
+    help="A local issue (incoming: its twin's last received replica, or the issue --replica is tested on).",
 )
 @click.option("--replica", "replica_file", default=None, help="Incoming: a replica JSON file (- for stdin).")
 @click.option("--published", is_flag=True, help="Run the published rules instead of the draft.")
@@ -473,8 +475,6 @@ def rules_test(
 ) -> None:
     """Run the draft (or --published) rules and print the replica (outgoing) or change set (incoming)
     as JSON. Nothing is sent or applied."""
-    if key and replica_file:
-        raise click.UsageError("give --key or --replica, not both")
     if direction == "outgoing" and replica_file:
         raise click.UsageError("outgoing rules run on a local issue: give --key")
     if not key and not replica_file:

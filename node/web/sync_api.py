@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any, Literal, cast
 
 from aiohttp import web
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from node.rules.errors import RuleError
 from node.rules.ruleset import RuleSet, compile_rules
@@ -63,15 +63,17 @@ class DraftBody(_Body):
 
 
 class RulesTestBody(_Body):
-    key: str | None = Field(None, min_length=1, max_length=MAX_KEY, description="a local issue")
-    replica: dict[str, Any] | None = Field(None, description="incoming only: a replica to apply (nothing is)")
+    key: str | None = Field(
+        None,
+        min_length=1,
+        max_length=MAX_KEY,
+        description="a local issue (incoming: its twin's last received replica, or the issue the "
+        "given replica is tested against)",
+    )
+    replica: dict[str, Any] | None = Field(
+        None, description="incoming only: a replica to test (nothing is applied)"
+    )
     published: bool = Field(False, description="run the published rules instead of the draft")
-
-    @model_validator(mode="after")
-    def _one_subject(self) -> RulesTestBody:
-        if self.key is not None and self.replica is not None:
-            raise ValueError("give key or replica, not both")
-        return self
 
 
 # -- helpers ----------------------------------------------------------------------------------------

@@ -215,7 +215,8 @@ class FakeEngine:
             return TestRunView(
                 direction=direction, replica={"key": key, "mode": rs.mode}, warnings=["a warning"]
             )
-        return TestRunView(direction=direction, changes={"action": "update", "from": replica or {"key": key}})
+        action = "update" if key else "create"
+        return TestRunView(direction=direction, changes={"action": action, "from": replica or {"key": key}})
 
     async def publish(self, connection: str, direction: Direction) -> RuleVersionView:
         try:

@@ -105,14 +105,6 @@ async def test_without_a_tracker_every_sync_route_is_409_no_tracker(api: Api) ->
         (
             "POST",
             "/api/v1/connections/eng/rules/incoming/test",
-            {"key": "SUP-1", "replica": {}},
-            None,
-            "invalid_body",
-            "not both",
-        ),
-        (
-            "POST",
-            "/api/v1/connections/eng/rules/incoming/test",
             {"replica": [1]},
             None,
             "invalid_body",

@@ -188,7 +188,10 @@ async def test_rules_incoming_test_from_stdin(cli: Cli, fake: FakeEngine) -> Non
     replica = {"key": "ENG-9", "summary": "from engineering"}
     r = await cli("rules", "test", *incoming, "--replica", "-", input=json.dumps(replica))
     assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout) == {"action": "create", "from": replica}
+    r = await cli("rules", "test", *incoming, "--replica", "-", "--key", "SUP-1", input=json.dumps(replica))
     assert json.loads(r.stdout) == {"action": "update", "from": replica}
+    assert fake.calls[-1][1]["key"] == "SUP-1" and fake.calls[-1][1]["replica"] == replica
     r = await cli("rules", "test", *incoming, "--replica", "-", input="{not json")
     assert r.exit_code == 2 and "not JSON" in r.stderr
 

@@ -316,12 +316,19 @@ async def test_rules_round_trip_and_errors(pair: tuple[Side, Side], tmp_path: Pa
     # incoming, on engineering: the twin's last received replica, or a pasted one
     incoming = ["--connection", "to-sup", "--direction", "incoming"]
     changes = json.loads(await eng.run("rules", "test", *incoming, "--key", eng_key, "--published"))
-    assert isinstance(changes, dict)
+    assert changes["action"] == "update" and "summary" not in changes["fields"]  # already applied
     replica = (await eng.status(eng_key))["twins"][0]["remote_replica"]
     replica["summary"] = "Pasted summary"
+    pasted = json.dumps(replica)
     changes = json.loads(
-        await eng.run("rules", "test", *incoming, "--replica", "-", "--published", input=json.dumps(replica))
+        await eng.run("rules", "test", *incoming, "--replica", "-", "--published", input=pasted)
     )
-    assert "Pasted summary" in json.dumps(changes)
+    assert changes["action"] == "create" and changes["fields"]["summary"] == "Pasted summary"
+    changes = json.loads(
+        await eng.run("rules", "test", *incoming, "--replica", "-", "--key", eng_key, input=pasted)
+    )
+    assert changes["action"] == "update" and changes["fields"] == {"summary": "Pasted summary"}
+    err = await eng.run("rules", "test", *incoming, "--replica", "-", input='{"summary": 5}', code=1)
+    assert err.startswith("Error: not a replica: ")
     assert (await eng.human.get_issue(eng_key)).summary == "Login broken again"  # nothing applied
     assert json.loads(await sup.run("conflicts", "--json")) == []
