@@ -31,7 +31,7 @@ typecheck: $(STAMP)
 	$(BIN)/mypy protocol node
 
 pytest: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -q
 
 test: lint typecheck pytest
 
