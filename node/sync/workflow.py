@@ -7,7 +7,9 @@ whose status category is closest to the target's. Bounded by ``max_steps``; an u
 raises :class:`Unreachable` naming where the walk got stuck.
 
 A target that names no status but a transition (Visual maps written as "Accept" instead of
-"Accepted") is taken as that transition's target status.
+"Accepted") is taken as that transition's target status. A target this workflow does not have at
+all (the peer's own status name, as Basic rules send it) is approximated by its status category:
+the walk moves toward that category and stops as soon as the issue stands in it.
 """
 
 from __future__ import annotations
@@ -117,6 +119,11 @@ async def walk_to(
         for e in edges:
             if _fold(e[3]) == _fold(target):
                 target_category = target_category or e[4]
+        known = {_fold(e[0]) for e in edges} | {_fold(e[3]) for e in edges}
+        if _fold(target) not in known and target_category == current_category:
+            # A status this workflow does not have (the peer's own name, with Basic rules): the
+            # issue already stands in the same category, which is the closest this side can come.
+            return taken
         choice = next((t for t in available if _fold(t.to.name) == _fold(target)), None)
         if choice is None:
             path = _path(edges, current, target)
