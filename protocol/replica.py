@@ -74,6 +74,7 @@ class Attachment(_Model):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     created: dt.datetime | None = None
     author: UserRef | None = None
+    url: str | None = None  # where the sender's users can open it (trackers without attachments link it)
 
 
 class Worklog(_Model):

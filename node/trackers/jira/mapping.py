@@ -203,6 +203,7 @@ def attachment_of(obj: Mapping[str, Any], sha256: str) -> Attachment:
         sha256=sha256,
         created=parse_time(obj.get("created")),
         author=user_ref(obj.get("author")),
+        url=str(obj["content"]) if obj.get("content") else None,
     )
 
 
