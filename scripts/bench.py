@@ -1,0 +1,552 @@
+"""Benchmark: end-to-end sync between two Jira emulators through two real `tandem run` nodes.
+
+    .venv/bin/python scripts/bench.py [--issues 10000] [--comments 7] [--changes 200]
+
+What runs where (all on 127.0.0.1, ports picked by the OS):
+
+* this process: two in-process Jira emulators (A: Cloud, project SUP; B: Server, project ENG), a
+  webhook receiver for B's emulator, and the driver;
+* node A and node B: `tandem init --tracker …` + `tandem run` subprocesses, each beside its emulator,
+  learning of changes the real way (the emulator's webhook → the node's intake → the sync engine).
+  Reconciliation is off (``reconcile_seconds = 0``) so a periodic sweep does not blur the figures.
+
+Phases:
+
+1. **Latency**, for a public link (A and B both public) and a private, outbound-only link (B
+  private, dialling A; B's tracker webhooks reach it on a webhook-only listener). ``--changes``
+  changes are made one at a time as a person on A's emulator over its REST API (half creates in SUP,
+  half summary edits of those already-twinned issues). The clock starts just before that REST call
+  and stops when B's emulator delivers the matching ``jira:issue_created`` / ``jira:issue_updated``
+  webhook to this process's receiver: so the figure includes A's webhook delivery and B's emulator
+  webhook delivery (no polling; granularity is the event loop's, well under 1 ms).
+2. **Bulk**: ``--issues`` issues with ``--comments`` comments each are seeded straight into A's
+  emulator state (project BLK, no webhooks), then ``POST /api/v1/bulk`` on node A (query
+  ``project = BLK``) over the private link. Wall time runs from the request until every issue and
+  comment is in B's emulator (checked in-process every 50 ms). Tracker API calls are the sum of both
+  emulators' ``/_emulator/stats`` totals over the phase (incl. intake's echo reads), per issue.
+  Peak RSS is each node's ``VmHWM`` from ``/proc/<pid>/status`` (whole run: latency + bulk).
+3. **Baseline**: with the nodes stopped, a plain copier process (``scripts/bench.py _baseline``)
+  copies the same issues from A to a fresh project in B with the fewest calls it can: search pages
+  of 100 with the comments embedded, ``POST issue/bulk`` by 50, one ``POST comment`` per comment, 8
+  requests in flight.
+
+Not a test (``tests/bench`` only checks that a tiny run prints the table): run it by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from aiohttp import web
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from node.trackers.jira.emulator import JiraEmulator  # noqa: E402
+from node.trackers.jira.emulator.ops import Site  # noqa: E402
+from tests.e2e.harness import Cluster, NodeProc, free_port  # noqa: E402
+
+TOKEN = "bench-admin-token"
+HUMAN = ("jane.agent", "jane-pw")
+CHANGE_TIMEOUT = 15.0  # one change that has not arrived after this is counted as lost
+BULK_TIMEOUT = 3600.0
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * p))] if ordered else float("nan")
+
+
+def vm_hwm_mb(pid: int) -> float:
+    """Peak resident set size of a process (VmHWM), in MB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def basic(user: str, password: str) -> str:
+    return aiohttp.encode_basic_auth(user, password)
+
+
+# -------------------------------------------------------------------------------------------------
+# Sites
+
+
+@dataclass
+class Sites:
+    a: JiraEmulator
+    a_url: str
+    b: JiraEmulator
+    b_url: str
+    arrivals: dict[str, asyncio.Future[float]] = field(default_factory=dict)
+    receiver: web.AppRunner | None = None
+    receiver_url: str = ""
+    hook_id: str | None = None
+
+    async def stats_total(self) -> int:
+        total = 0
+        async with aiohttp.ClientSession() as s:
+            for url in (self.a_url, self.b_url):
+                async with s.get(f"{url}/_emulator/stats") as resp:
+                    total += int((await resp.json())["total"])
+        return total
+
+    async def close(self) -> None:
+        if self.receiver is not None:
+            await self.receiver.cleanup()
+        await self.a.stop()
+        await self.b.stop()
+
+
+async def open_sites() -> Sites:
+    a = JiraEmulator(mode="cloud", user="admin", password=TOKEN, state_file=None)
+    a_url = await a.start(host="127.0.0.1", port=0)
+    a.state.add_user(HUMAN[0], password=HUMAN[1], display_name="Jane Agent", email="jane@support.example")
+    a.state.add_project("SUP", lead="admin", workflow="simple")
+    a.state.add_project("BLK", lead="admin", workflow="simple")
+    b = JiraEmulator(mode="server", user="admin", password=TOKEN, state_file=None)
+    b_url = await b.start(host="127.0.0.1", port=0)
+    b.state.add_project("ENG", lead="admin", workflow="simple")
+    b.state.add_project("BASE", lead="admin", workflow="simple")
+    sites = Sites(a, a_url, b, b_url)
+
+    async def hook(request: web.Request) -> web.Response:
+        at = time.perf_counter()
+        with contextlib.suppress(ValueError, KeyError, TypeError, AttributeError):
+            body = json.loads(await request.read())
+            summary = body["issue"]["fields"]["summary"]
+            fut = sites.arrivals.get(summary)
+            if fut is not None and not fut.done():
+                fut.set_result(at)
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", hook)
+    sites.receiver = web.AppRunner(app, access_log=None)
+    await sites.receiver.setup()
+    site = web.TCPSite(sites.receiver, "127.0.0.1", 0)
+    await site.start()
+    port = sites.receiver.addresses[0][1]
+    sites.receiver_url = f"http://127.0.0.1:{port}/hook"
+    return sites
+
+
+async def register_receiver(sites: Sites) -> None:
+    body = {
+        "name": "bench",
+        "url": sites.receiver_url,
+        "events": ["jira:issue_created", "jira:issue_updated"],
+    }
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": basic("admin", TOKEN)}) as s,
+        s.post(f"{sites.b_url}/rest/webhooks/1.0/webhook", json=body) as resp,
+    ):
+        assert resp.status in (200, 201), await resp.text()
+        sites.hook_id = str((await resp.json())["self"]).rstrip("/").rsplit("/", 1)[-1]
+
+
+async def unregister_receiver(sites: Sites) -> None:
+    if sites.hook_id is None:
+        return
+    async with (
+        aiohttp.ClientSession(headers={"Authorization": basic("admin", TOKEN)}) as s,
+        s.delete(f"{sites.b_url}/rest/webhooks/1.0/webhook/{sites.hook_id}") as resp,
+    ):
+        assert resp.status in (200, 204), await resp.text()
+    sites.hook_id = None
+
+
+# -------------------------------------------------------------------------------------------------
+# Nodes
+
+
+async def start_node(cluster: Cluster, name: str, *, public: bool, tracker: list[str]) -> NodeProc:
+    """``tandem init --tracker …`` then ``tandem run``, as an admin would (harness calls in a thread:
+    the emulators share this event loop)."""
+    home = cluster.tmp / name.lower()
+    node = NodeProc(home, name)
+    args = ["init", "--name", name, "--admin-listen", "127.0.0.1:0", *tracker]
+    extra: dict[str, Any] = {"reconcile_seconds": 0}
+    if public:
+        port = free_port()
+        args += ["--listen", f"127.0.0.1:{port}", "--public-url", f"http://127.0.0.1:{port}"]
+    else:
+        args += ["--private"]
+        extra["webhook_listen"] = "127.0.0.1:0"
+    await asyncio.to_thread(node.cli, *args)
+    node.configure(
+        links={"backoff_base_seconds": 0.05, "backoff_max_seconds": 0.5, "accept_wait_seconds": 10},
+        tracker=extra,
+    )
+    cluster.nodes.append(node)
+    with contextlib.suppress(AssertionError):  # the harness may look for the log line before it is written
+        await asyncio.to_thread(node.start)
+    await wait_until(
+        lambda: asyncio.sleep(0, "ready: admin" in node.log.read_text()), 30, f"node {name} to be ready"
+    )
+    return node
+
+
+def tracker_args(kind: str, url: str, user: str, project: str) -> list[str]:
+    return [
+        "--tracker",
+        kind,
+        "--tracker-url",
+        url,
+        "--tracker-user",
+        user,
+        "--tracker-token",
+        TOKEN,
+        "--tracker-project",
+        project,
+    ]
+
+
+async def api(node: NodeProc, method: str, path: str, body: Any = None) -> Any:
+    return await asyncio.to_thread(node.ok, method, path, body)
+
+
+async def wait_until(
+    check: Callable[[], Awaitable[Any]], timeout: float, what: str, every: float = 0.05
+) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(every)
+
+
+async def pair(sites: Sites, cluster: Cluster, *, b_public: bool) -> tuple[NodeProc, NodeProc]:
+    a = await start_node(
+        cluster, "A", public=True, tracker=tracker_args("jira-cloud", sites.a_url, "admin@example.com", "SUP")
+    )
+    b = await start_node(
+        cluster, "B", public=b_public, tracker=tracker_args("jira-server", sites.b_url, "admin", "ENG")
+    )
+    code = (await api(a, "POST", "/api/v1/invitations", {"name": "to-b", "project": "SUP"}))["code"]
+    accepted = await api(
+        b, "POST", "/api/v1/invitations/accept", {"code": code, "name": "to-a", "project": "ENG"}
+    )
+    assert accepted["paired"], accepted
+
+    async def active() -> bool:
+        conn = await api(a, "GET", "/api/v1/connections/to-b")
+        return bool(conn["state"] == "active")
+
+    await wait_until(active, 30, "the link to become active")
+    for node, emu in ((a, sites.a), (b, sites.b)):
+
+        async def ready(node: NodeProc = node, emu: JiraEmulator = emu) -> bool:
+            ok = await asyncio.to_thread(node.metric, "tandem_tracker_state", state="ok")
+            return ok == 1.0 and len(emu.state.webhooks) > 0  # credentials checked, webhook registered
+
+        await wait_until(ready, 30, f"node {node.name} to reach its tracker and register its webhook")
+    await api(
+        a, "POST", "/api/v1/triggers", {"connection": "to-b", "query": "project = SUP", "note": "bench"}
+    )
+    return a, b
+
+
+# -------------------------------------------------------------------------------------------------
+# Phase 1: latency
+
+
+async def latency(sites: Sites, changes: int) -> tuple[list[float], int, str]:
+    """Make ``changes`` changes on A one at a time; returns (latencies in ms, lost, mix)."""
+    await register_receiver(sites)
+    creates = max(1, changes // 2)
+    keys: list[str] = []
+    lost = 0
+    out: list[float] = []
+    run = f"{time.time_ns():x}"
+    async with aiohttp.ClientSession(base_url=sites.a_url, headers={"Authorization": basic(*HUMAN)}) as s:
+        for n in range(changes):
+            loop = asyncio.get_running_loop()
+            fut: asyncio.Future[float] = loop.create_future()
+            if n < creates:
+                summary = f"bench {run} create {n}"
+                sites.arrivals[summary] = fut
+                body: dict[str, Any] = {
+                    "fields": {"project": {"key": "SUP"}, "issuetype": {"name": "Task"}, "summary": summary}
+                }
+                t0 = time.perf_counter()
+                async with s.post("/rest/api/2/issue", json=body) as resp:
+                    assert resp.status == 201, await resp.text()
+                    keys.append(str((await resp.json())["key"]))
+            else:
+                summary = f"bench {run} edit {n}"
+                sites.arrivals[summary] = fut
+                key = keys[n % len(keys)]
+                t0 = time.perf_counter()
+                async with s.put(f"/rest/api/2/issue/{key}", json={"fields": {"summary": summary}}) as resp:
+                    assert resp.status == 204, await resp.text()
+            try:
+                arrived = await asyncio.wait_for(fut, CHANGE_TIMEOUT)
+                out.append((arrived - t0) * 1000)
+            except TimeoutError:
+                lost += 1
+            sites.arrivals.pop(summary, None)
+    await unregister_receiver(sites)
+    return out, lost, f"{creates} creates + {changes - creates} summary edits"
+
+
+# -------------------------------------------------------------------------------------------------
+# Phase 2: bulk
+
+
+def seed(emu: JiraEmulator, project: str, issues: int, comments: int) -> None:
+    """Issues and comments straight into the state (as the person Jane; no webhooks)."""
+    state = emu.state
+    site = Site(state)
+    jane = state.users[HUMAN[0]] if HUMAN[0] in state.users else state.find_user(name=HUMAN[0])
+    assert jane is not None
+    for n in range(issues):
+        fields = {
+            "project": {"key": project},
+            "issuetype": {"name": ("Task", "Bug", "Story")[n % 3]},
+            "summary": f"bulk issue {n}",
+            "description": f"Customer report {n}.\n\nSteps: open the *settings* page, press {{{{Save}}}}.",
+            "labels": ["customer", ("backend", "frontend")[n % 2]],
+            "priority": {"name": ("High", "Medium", "Low")[n % 3]},
+        }
+        issue = site.create_issue(jane, {"fields": fields}, 2)
+        for k in range(comments):
+            site.add_comment(jane, issue, {"body": f"Comment {k} on issue {n}: it still fails."}, 2)
+
+
+def copied(emu: JiraEmulator, project: str, prefix: str, issues: int, comments: int) -> int:
+    """How many issues of ``project`` (summary starting with ``prefix``) have all their comments."""
+    return sum(
+        1
+        for i in emu.state.issues.values()
+        if i.project == project and i.summary.startswith(prefix) and len(i.comments) >= comments
+    )
+
+
+@dataclass
+class BulkResult:
+    seconds: float
+    calls: int
+    rss_a: float
+    rss_b: float
+
+
+async def bulk(sites: Sites, a: NodeProc, b: NodeProc, issues: int, comments: int) -> BulkResult:
+    before = await sites.stats_total()
+    t0 = time.perf_counter()
+    job = await api(a, "POST", "/api/v1/bulk", {"connection": "to-b", "query": "project = BLK"})
+
+    async def done() -> bool:
+        return copied(sites.b, "ENG", "bulk issue ", issues, comments) >= issues
+
+    async def progress() -> bool:
+        if await done():
+            return True
+        state = (await api(a, "GET", f"/api/v1/bulk/{job['id']}"))["state"]
+        if state not in ("running", "done"):
+            raise RuntimeError(f"bulk job ended {state}")
+        return False
+
+    await wait_until(progress, BULK_TIMEOUT, "the bulk sync", every=0.05)
+    seconds = time.perf_counter() - t0
+    calls = await sites.stats_total() - before
+    assert a.proc is not None and b.proc is not None
+    return BulkResult(seconds, calls, vm_hwm_mb(a.proc.pid), vm_hwm_mb(b.proc.pid))
+
+
+# -------------------------------------------------------------------------------------------------
+# Phase 3: baseline (a separate process, like the nodes)
+
+
+async def baseline_copy(src: str, dst: str, project: str, into: str, concurrency: int) -> int:
+    """Copy every issue of ``project`` at ``src`` into ``into`` at ``dst``; returns issues copied."""
+    auth = {"Authorization": basic("admin", TOKEN)}
+    sem = asyncio.Semaphore(concurrency)
+    copied_n = 0
+    async with aiohttp.ClientSession(headers=auth, connector=aiohttp.TCPConnector(limit=concurrency)) as s:
+
+        async def call(method: str, url: str, **kw: Any) -> Any:
+            async with sem, s.request(method, url, **kw) as resp:
+                assert resp.status < 300, (resp.status, await resp.text())
+                return await resp.json()
+
+        async def copy_batch(batch: list[dict[str, Any]]) -> None:
+            updates = [
+                {
+                    "fields": {
+                        "project": {"key": into},
+                        "issuetype": {"name": i["fields"]["issuetype"]["name"]},
+                        "summary": i["fields"]["summary"],
+                        "description": i["fields"].get("description"),
+                        "labels": i["fields"].get("labels") or [],
+                        "priority": {"name": i["fields"]["priority"]["name"]},
+                    }
+                }
+                for i in batch
+            ]
+            made = (await call("POST", f"{dst}/rest/api/2/issue/bulk", json={"issueUpdates": updates}))[
+                "issues"
+            ]
+            await asyncio.gather(
+                *(
+                    call("POST", f"{dst}/rest/api/2/issue/{new['key']}/comment", json={"body": c["body"]})
+                    for old, new in zip(batch, made, strict=True)
+                    for c in old["fields"]["comment"]["comments"]
+                )
+            )
+
+        start = 0
+        pending: list[asyncio.Task[None]] = []
+        fields = "summary,description,issuetype,priority,labels,comment"
+        while True:
+            page = await call(
+                "GET",
+                f"{src}/rest/api/2/search",
+                params={
+                    "jql": f"project = {project} ORDER BY key",
+                    "startAt": start,
+                    "maxResults": 100,
+                    "fields": fields,
+                },
+            )
+            found = page["issues"]
+            for i in range(0, len(found), 50):
+                pending.append(asyncio.create_task(copy_batch(found[i : i + 50])))
+            copied_n += len(found)
+            start += len(found)
+            if not found or start >= page["total"]:
+                break
+            if len(pending) > 4:  # bounded look-ahead: at most a few pages in memory
+                await pending.pop(0)
+        await asyncio.gather(*pending)
+    return copied_n
+
+
+async def baseline(sites: Sites, issues: int, comments: int) -> tuple[float, int]:
+    before = await sites.stats_total()
+    t0 = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, __file__, "_baseline", sites.a_url, sites.b_url, "BLK", "BASE", cwd=ROOT
+    )
+    rc = await proc.wait()
+    assert rc == 0, f"the baseline copier failed ({rc})"
+    await wait_until(
+        lambda: asyncio.sleep(0, copied(sites.b, "BASE", "bulk issue ", issues, comments) >= issues),
+        60,
+        "the baseline copy",
+    )
+    return time.perf_counter() - t0, await sites.stats_total() - before
+
+
+# -------------------------------------------------------------------------------------------------
+
+
+async def scenario(
+    tmp: Path, sites: Sites, *, b_public: bool, changes: int
+) -> tuple[tuple[list[float], int, str], Cluster, NodeProc, NodeProc]:
+    cluster = Cluster(tmp / ("public" if b_public else "private"))
+    cluster.tmp.mkdir()
+    a, b = await pair(sites, cluster, b_public=b_public)
+    return await latency(sites, changes), cluster, a, b
+
+
+async def run(args: argparse.Namespace) -> None:
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
+        sites = await open_sites()
+        clusters: list[Cluster] = []
+        try:
+            lat, cluster, _, _ = await scenario(Path(tmp), sites, b_public=True, changes=args.changes)
+            clusters.append(cluster)
+            results["public"] = lat
+            await asyncio.to_thread(cluster.close)
+            sites.b.state.webhooks.clear()  # the stopped node's registration
+            lat, cluster, a, b = await scenario(Path(tmp), sites, b_public=False, changes=args.changes)
+            clusters.append(cluster)
+            results["private"] = lat
+            t0 = time.perf_counter()
+            seed(sites.a, "BLK", args.issues, args.comments)
+            results["seed"] = time.perf_counter() - t0
+            results["bulk"] = await bulk(sites, a, b, args.issues, args.comments)
+            await asyncio.to_thread(cluster.close)
+            sites.b.state.webhooks.clear()
+            sites.a.state.webhooks.clear()
+            results["baseline"] = await baseline(sites, args.issues, args.comments)
+        finally:
+            for c in clusters:
+                await asyncio.to_thread(c.close)
+            await sites.close()
+    report(args, results)
+
+
+def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
+    print(
+        f"\nTandem sync benchmark ({os.cpu_count()} CPUs): {args.changes} changes per link; bulk of "
+        f"{args.issues} issues × {args.comments} comments\n"
+    )
+    header = (
+        f"{'latency A → B (webhook in, webhook out)':44} {'n':>5} {'lost':>5} {'p50 ms':>8} {'p99 ms':>8}"
+    )
+    print(header)
+    print("-" * len(header))
+    for name, label in (("public", "public link (B public)"), ("private", "private link (B dials A)")):
+        values, lost, mix = r[name]
+        print(
+            f"{label:44} {len(values):5d} {lost:5d} {statistics.median(values) if values else float('nan'):8.1f} "
+            f"{pct(values, 0.99):8.1f}"
+        )
+    print(f"  changes: {r['public'][2]}, through the real intake (emulator webhook → node)\n")
+    bulk_r: BulkResult = r["bulk"]
+    base_s, base_calls = r["baseline"]
+    n = args.issues
+    header = f"{'bulk A → B (private link)':44} {'value':>12}"
+    print(header)
+    print("-" * len(header))
+    rows = [
+        ("wall time (s)", f"{bulk_r.seconds:.1f}"),
+        ("issues/s", f"{n / bulk_r.seconds:.1f}"),
+        ("tracker API calls per issue (A + B)", f"{bulk_r.calls / n:.1f}"),
+        ("peak RSS node A (MB, VmHWM)", f"{bulk_r.rss_a:.0f}"),
+        ("peak RSS node B (MB, VmHWM)", f"{bulk_r.rss_b:.0f}"),
+        ("baseline copy: wall time (s)", f"{base_s:.1f}"),
+        ("baseline copy: API calls per issue", f"{base_calls / n:.1f}"),
+        ("ratio bulk / baseline (wall time)", f"{bulk_r.seconds / base_s:.2f}"),
+    ]
+    for label, value in rows:
+        print(f"{label:44} {value:>12}")
+    print(f"\n(seeding A's emulator in-process took {r['seed']:.1f}s, not counted)")
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "_baseline":
+        src, dst, project, into = sys.argv[2:6]
+        asyncio.run(baseline_copy(src, dst, project, into, concurrency=8))
+        return
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--issues", type=int, default=10_000, help="issues in the bulk sync")
+    parser.add_argument("--comments", type=int, default=7, help="comments per bulk issue")
+    parser.add_argument("--changes", type=int, default=200, help="changes per link in the latency runs")
+    args = parser.parse_args()
+    asyncio.run(run(args))
+
+
+if __name__ == "__main__":
+    main()
