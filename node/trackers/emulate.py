@@ -7,11 +7,10 @@ then serves until SIGINT/SIGTERM, saving ``--state`` on the way out.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-import sys
 
 import click
+
+from node.trackers.common.emulator import serve_foreground
 
 KINDS = ("jira-cloud", "jira-server", "github")
 DEFAULT_PORT = 8081
@@ -31,22 +30,13 @@ async def _serve_jira(
                 emu.state.add_project(key)
     except StateError as err:
         raise click.ClickException(str(err)) from err
-    try:
-        base = await emu.start(host=host, port=port)
-    except OSError as err:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(sig, stop.set)
-    click.echo(f"Emulating jira-{mode} at {base} (user {user})")
-    sys.stdout.flush()
-    try:
-        await stop.wait()
-    finally:
-        await emu.stop()
-        click.echo("Emulator stopped" + (f"; state saved to {state}" if state else ""))
+    await serve_foreground(
+        emu,
+        host,
+        port,
+        ready=lambda base: f"Emulating jira-{mode} at {base} (user {user})",
+        stopped="Emulator stopped" + (f"; state saved to {state}" if state else ""),
+    )
 
 
 @click.command("emulate")

@@ -4,12 +4,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import signal
-import sys
 from collections.abc import Callable
 
 import click
+
+from node.trackers.common.emulator import serve_foreground
 
 from .emulator import GitHubEmulator
 from .state import StateError
@@ -38,21 +37,11 @@ async def serve(
             emu.state.create_repo(owner, name)
     except StateError as err:
         raise click.ClickException(f"{err}") from err
-    try:
-        base = await emu.start(host=host, port=port)
-    except OSError as err:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {err.strerror or err}") from err
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(sig, stop.set)
-    click.echo(f"Emulating github at {base} (user {user})")
-    sys.stdout.flush()
-    if on_ready is not None:
-        on_ready(base)
-    try:
-        await stop.wait()
-    finally:
-        await emu.stop()
-        click.echo("Emulator stopped")
+    await serve_foreground(
+        emu,
+        host,
+        port,
+        ready=lambda base: f"Emulating github at {base} (user {user})",
+        stop=stop,
+        on_ready=on_ready,
+    )

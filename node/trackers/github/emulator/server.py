@@ -24,6 +24,8 @@ from urllib.parse import urlencode
 
 from aiohttp import web
 
+from node.trackers.common.emulator import EmulatorApp
+
 from .faults import Faults, FaultSpecError, Stats
 from .hooks import Delivery, HookDispatcher
 from .state import Comment, GitHubState, Hook, Issue, IssueEvent, Repo, StateError, User
@@ -73,8 +75,12 @@ def _parse_time(value: str, field: str) -> dt.datetime:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
-class GitHubApp:
+class GitHubApp(EmulatorApp):
     """Owns the state, faults, stats and webhook delivery for one emulated GitHub."""
+
+    faults: Faults
+    stats: Stats
+    dispatcher: HookDispatcher
 
     def __init__(self, state: GitHubState) -> None:
         self.state = state
@@ -1009,12 +1015,6 @@ class GitHubApp:
 
     # ------------------------------------------------------------------ control API
 
-    async def ctl_stats(self, request: web.Request) -> web.Response:
-        return web.json_response({**self.stats.as_dict(), "webhooks": self.dispatcher.stats.as_dict()})
-
-    async def ctl_get_faults(self, request: web.Request) -> web.Response:
-        return web.json_response(self.faults.as_dict())
-
     async def ctl_set_faults(self, request: web.Request) -> web.Response:
         try:
             spec = await request.json()
@@ -1083,9 +1083,6 @@ class GitHubApp:
         )
         pull.body = body.get("body") if isinstance(body.get("body"), str) else None
         return web.json_response({"number": pull.number, "id": pull.id}, status=201)
-
-    async def ctl_webhooks(self, request: web.Request) -> web.Response:
-        return web.json_response(self.dispatcher.stats.as_dict())
 
 
 def _with_prefix(prefix: str, handler: Handler) -> Handler:

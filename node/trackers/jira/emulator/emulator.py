@@ -8,7 +8,7 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from aiohttp import web
+from node.trackers.common.emulator import Emulator
 
 from .server import JiraApp
 from .state import EmulatorState, Mode, StateError, new_state
@@ -16,7 +16,7 @@ from .state import EmulatorState, Mode, StateError, new_state
 log = logging.getLogger(__name__)
 
 
-class JiraEmulator:
+class JiraEmulator(Emulator):
     """A Jira Cloud or Server site on a local port.
 
     >>> emu = JiraEmulator(mode="cloud")
@@ -25,8 +25,10 @@ class JiraEmulator:
     >>> await emu.stop()
 
     ``state_file``: loaded at start if it exists (its mode must match), saved atomically every
-    ``save_interval`` seconds when something changed, and on stop.
+    ``save_interval`` seconds when something changed, and on stop. Lifecycle: :class:`Emulator`.
     """
+
+    app: JiraApp
 
     def __init__(
         self,
@@ -44,9 +46,7 @@ class JiraEmulator:
         self.save_interval = save_interval
         state = self._initial_state(user, password)
         self.app = JiraApp(state, admin=user, password=password)
-        self._runner: web.AppRunner | None = None
         self._saver: asyncio.Task[None] | None = None
-        self.base_url: str | None = None
 
     def _initial_state(self, user: str, password: str) -> EmulatorState:
         if self.state_file is not None and self.state_file.exists():
@@ -62,38 +62,21 @@ class JiraEmulator:
     def state(self) -> EmulatorState:
         return self.app.state
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
-        if self._runner is not None:
-            raise RuntimeError("emulator already started")
-        runner = web.AppRunner(self.app.build(), access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, host, port)
-        await site.start()
-        self._runner = runner
-        sockets = getattr(site._server, "sockets", None)
-        assert sockets, "the site did not bind a socket"
-        bound = sockets[0].getsockname()
-        shown = f"[{bound[0]}]" if ":" in bound[0] else bound[0]
-        self.base_url = f"http://{shown}:{bound[1]}"
-        self.app.base_url = self.base_url
-        await self.app.dispatcher.start()
-        self.app.dispatcher_running = True
+    def _describe(self) -> str:
+        return f"Jira emulator ({self.mode})"
+
+    def _started(self) -> None:
         if self.state_file is not None:
             self._saver = asyncio.create_task(self._save_loop(), name="jira-emu-save")
-        log.info("Jira emulator (%s) listening on %s", self.mode, self.base_url)
-        return self.base_url
 
-    async def stop(self) -> None:
+    async def _stopping(self) -> None:
         if self._saver is not None:
             self._saver.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._saver
             self._saver = None
-        self.app.dispatcher_running = False
-        await self.app.dispatcher.stop()
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+
+    def _stopped(self) -> None:
         self.save()
 
     def save(self) -> None:
@@ -114,10 +97,3 @@ class JiraEmulator:
     async def drain_webhooks(self, wait: float = 10.0) -> None:
         """Wait until every webhook queued so far was delivered or failed."""
         await self.app.dispatcher.drain(wait)
-
-    async def __aenter__(self) -> JiraEmulator:
-        await self.start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.stop()

@@ -21,6 +21,8 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from node.trackers.common.emulator import EmulatorApp
+
 from .faults import Faults, FaultSpecError, Stats
 from .ops import NOT_FOUND, Event, JiraApiError, Site, check_property_key
 from .search import JqlUnavailable, SnapshotCache, compile_jql, make_context, parse_structure, run_search
@@ -67,8 +69,12 @@ def jerror(
     return web.json_response({"errorMessages": messages or [], "errors": errors or {}}, status=status)
 
 
-class JiraApp:
+class JiraApp(EmulatorApp):
     """Owns the state, the site rules, faults, stats and webhook delivery for one emulator."""
+
+    faults: Faults
+    stats: Stats
+    dispatcher: WebhookDispatcher
 
     def __init__(self, state: EmulatorState, *, admin: str, password: str) -> None:
         self.state = state
@@ -176,7 +182,7 @@ class JiraApp:
             ("GET", "/_emulator/workflows", self.ctl_workflows),
             ("POST", "/_emulator/workflows", self.ctl_add_workflow),
             ("PUT", "/_emulator/projects/{key}/workflow", self.ctl_assign_workflow),
-            ("GET", "/_emulator/webhooks", self.ctl_webhook_stats),
+            ("GET", "/_emulator/webhooks", self.ctl_webhooks),
         ]
         for method, path, handler in routes:
             r.add_route(method, path, handler)
@@ -314,7 +320,7 @@ class JiraApp:
             for h in self.state.webhooks.values()
             if h.enabled and event.webhook_event in h.events and (h.expires is None or h.expires > now())
         ]
-        if not hooks or not self.dispatcher_running:
+        if not hooks or not self.dispatcher.running:
             return
         view = View(self.state, self.base_url, 2)
         payload = self.webhook_payload(view, event)
@@ -333,8 +339,6 @@ class JiraApp:
                 body["matchedWebhookIds"] = [int(hook.id)]
             data = b"" if hook.exclude_body else json.dumps(body).encode()
             self.dispatcher.enqueue(self.webhook_url(hook.url, event.issue), data)
-
-    dispatcher_running = False
 
     def webhook_url(self, url: str, issue: Issue) -> str:
         project = self.state.projects.get(issue.project)
@@ -1455,12 +1459,6 @@ class JiraApp:
             raise JiraApiError(400, ["control API: the body must be a JSON object"])
         return body
 
-    async def ctl_stats(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response({**self.stats.as_dict(), "webhooks": self.dispatcher.stats.as_dict()})
-
-    async def ctl_get_faults(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(self.faults.as_dict())
-
     async def ctl_set_faults(self, request: web.Request) -> web.StreamResponse:
         try:
             self.faults = Faults.from_spec(await self._ctl_body(request))
@@ -1615,9 +1613,6 @@ class JiraApp:
         except StateError as err:
             raise JiraApiError(400, [str(err)]) from err
         return web.Response(status=204)
-
-    async def ctl_webhook_stats(self, request: web.Request) -> web.StreamResponse:
-        return web.json_response(self.dispatcher.stats.as_dict())
 
 
 __all__ = ["NOT_FOUND", "CustomField", "JiraApp", "Option"]
