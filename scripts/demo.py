@@ -233,7 +233,7 @@ def main() -> None:
         status = cloud.call("GET", f"/rest/api/2/issue/{created['key']}?fields=status")["fields"]["status"][
             "name"
         ]
-        return status if status not in ("Open",) else None
+        return status if status == "Resolved" else None
 
     print(f"    {created['key']} is now: {wait_for('the status to travel back', support_status)}")
     print("    " + tandem("status", created["key"], home=sup).replace("\n", "\n    "))
