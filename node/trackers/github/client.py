@@ -1,6 +1,7 @@
 """A small async REST client for GitHub (api.github.com and GitHub Enterprise Server ``/api/v3``).
 
-It owns the HTTP concerns only: one pooled :class:`aiohttp.ClientSession`, token authentication
+It owns the HTTP concerns only (session, exchange and JSON decoding are the shared
+:class:`~node.trackers.common.rest.RestClient`): token authentication
 (``Authorization: Bearer``), API versioning headers, conditional requests, rate limits, pagination
 and GitHub's error bodies turned into the :class:`~node.trackers.base.TrackerError` tree, retried
 with the shared policy from :mod:`node.trackers.http`.
@@ -26,19 +27,17 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
 import aiohttp
 
 from node.trackers.base import TrackerAuthError, TrackerError, TrackerRejected, TrackerTransient
+from node.trackers.common.rest import USER_AGENT, Answer, RestClient, error_text
 from node.trackers.http import (
-    CLIENT_ERRORS,
     RetryPolicy,
     error_for_status,
-    new_session,
     parse_retry_after,
-    transient_from_client_error,
     with_retries,
 )
 
@@ -47,8 +46,6 @@ log = logging.getLogger(__name__)
 API_VERSION = "2022-11-28"
 MEDIA_TYPE = "application/vnd.github+json"
 SECONDARY_DEFAULT_WAIT = 60.0
-_MAX_ERROR_BODY = 64 * 1024
-_USER_AGENT = "tandem-sync (+https://github.com/tandem-sync)"
 
 
 @dataclass
@@ -67,12 +64,14 @@ class Page:
     not_modified: bool = False
 
 
-class GitHubClient:
+class GitHubClient(RestClient):
     """Authenticated, retried JSON requests against one GitHub API root.
 
     ``base_url`` is the REST root: ``https://api.github.com`` or ``https://ghe.example.com/api/v3``.
     ``path`` arguments are relative to it (``repos/o/r/issues``) or absolute URLs on the same origin
     (``Link`` header pages)."""
+
+    product: ClassVar[str] = "GitHub"
 
     def __init__(
         self,
@@ -86,44 +85,28 @@ class GitHubClient:
         etag_cache_size: int = 512,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"not an http(s) URL: {base_url!r}")
         if not token:
             raise ValueError("a GitHub token is required")
-        self.base_url = base_url.rstrip("/")
-        self.policy = policy or RetryPolicy()
+        super().__init__(
+            base_url,
+            auth_header=f"Bearer {token}",
+            session=session,
+            policy=policy,
+            connection_limit=connection_limit,
+            timeout=timeout,
+        )
         self.rate = RateLimit()
-        self._origin = (parts.scheme, parts.netloc)
-        self._auth_header = f"Bearer {token}"
-        self._owns_session = session is None
-        self._session = session
-        self._connection_limit = connection_limit
-        self._timeout = timeout
         self._etags: OrderedDict[str, tuple[str, Any, str | None]] = OrderedDict()
         self._etag_cache_size = etag_cache_size
         self._clock = clock
         self.not_modified = 0  # 304 answers received (tests, metrics)
 
-    def __repr__(self) -> str:  # never show the token
-        return f"GitHubClient({self.base_url!r})"
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = new_session(limit=self._connection_limit, total_timeout=self._timeout)
-            self._owns_session = True
-        return self._session
-
-    async def close(self) -> None:
-        if self._owns_session and self._session is not None and not self._session.closed:
-            await self._session.close()
-
     def url(self, path: str, params: Mapping[str, str | int] | None = None) -> str:
         if path.startswith(("http://", "https://")):
-            parts = urlsplit(path)
-            if (parts.scheme, parts.netloc) != self._origin:
-                raise TrackerRejected(f"refusing to send the GitHub token to another host: {parts.netloc}")
+            if not self.same_origin(path):
+                raise TrackerRejected(
+                    f"refusing to send the GitHub token to another host: {urlsplit(path).netloc}"
+                )
             url = path
         else:
             url = f"{self.base_url}/{path.lstrip('/')}"
@@ -136,7 +119,7 @@ class GitHubClient:
             "Authorization": self._auth_header,
             "Accept": MEDIA_TYPE,
             "X-GitHub-Api-Version": API_VERSION,
-            "User-Agent": _USER_AGENT,
+            "User-Agent": USER_AGENT,
         }
 
     # -------------------------------------------------------------------------------------------
@@ -164,7 +147,7 @@ class GitHubClient:
         """Like :meth:`request`, also returning the ``Link: rel="next"`` URL (and whether the body
         came from the ETag cache after a 304)."""
         url = self.url(path, params)
-        describe = f"GitHub {method} {urlsplit(url).path}"
+        describe = self.describe(method, url)
         conditional = method == "GET"
 
         async def once() -> Page:
@@ -172,41 +155,23 @@ class GitHubClient:
             cached = self._etags.get(url) if conditional else None
             if cached is not None:
                 headers["If-None-Match"] = cached[0]
-            try:
-                async with self.session.request(
-                    method,
-                    url,
-                    json=json_body if json_body is not None else None,
-                    headers=headers,
-                    allow_redirects=method == "GET",
-                ) as resp:
-                    self._observe_rate(resp.headers)
-                    if resp.status == 304 and cached is not None:
-                        self.not_modified += 1
-                        self._etags.move_to_end(url)
-                        return Page(cached[1], cached[2], not_modified=True)
-                    raw = await resp.content.read(_MAX_ERROR_BODY if resp.status >= 400 else -1)
-                    if resp.status >= 400:
-                        raise self._error(resp, raw, describe)
-                    if resp.status >= 300:
-                        raise TrackerRejected(
-                            f"{describe}: unexpected {resp.status} redirect (is the base URL right?)",
-                            status=resp.status,
-                        )
-                    next_link = resp.links.get("next")
-                    next_url = str(next_link.get("url")) if next_link and next_link.get("url") else None
-                    etag = resp.headers.get("ETag")
-            except CLIENT_ERRORS as exc:
-                raise transient_from_client_error(exc, describe) from exc
-            body: Any = None
-            if raw.strip():
-                try:
-                    body = json.loads(raw)
-                except ValueError as exc:
-                    raise TrackerTransient(f"{describe}: response is not JSON", status=resp.status) from exc
+            answer = await self.exchange(
+                method, url, describe, headers=headers, json_body=json_body, allow_redirects=method == "GET"
+            )
+            if answer.status == 304 and cached is not None:
+                self.not_modified += 1
+                self._etags.move_to_end(url)
+                return Page(cached[1], cached[2], not_modified=True)
+            if answer.status >= 300:
+                raise TrackerRejected(
+                    f"{describe}: unexpected {answer.status} redirect (is the base URL right?)",
+                    status=answer.status,
+                )
+            body = self.decode_json(answer, describe)
+            etag = answer.headers.get("ETag")
             if conditional and etag:
-                self._remember(url, etag, body, next_url)
-            return Page(body, next_url)
+                self._remember(url, etag, body, answer.next_url)
+            return Page(body, answer.next_url)
 
         return await with_retries(once, self.policy, describe=describe)
 
@@ -231,7 +196,9 @@ class GitHubClient:
         while len(self._etags) > self._etag_cache_size:
             self._etags.popitem(last=False)
 
-    def _observe_rate(self, headers: Mapping[str, str]) -> None:
+    def _observe(self, answer: Answer) -> None:
+        headers = answer.headers
+
         def num(name: str) -> int | None:
             value = headers.get(name)
             try:
@@ -255,9 +222,9 @@ class GitHubClient:
     # -------------------------------------------------------------------------------------------
     # Errors
 
-    def _error(self, resp: aiohttp.ClientResponse, raw: bytes, describe: str) -> TrackerError:
+    def _error(self, resp: Answer, describe: str) -> TrackerError:
         status = resp.status
-        message, errors = _github_error_body(raw)
+        message, errors = _github_error_body(resp.body)
         detail = message + ("; " + "; ".join(f"{k}: {v}" for k, v in errors.items()) if errors else "")
         headers = resp.headers
         if status in (403, 429):
@@ -311,8 +278,7 @@ def _github_error_body(raw: bytes) -> tuple[str, dict[str, str]]:
     try:
         body = json.loads(raw)
     except ValueError:
-        text = raw.decode("utf-8", "replace").strip()
-        return ("" if not text or text.startswith("<") else text[:300]), {}
+        return error_text(raw), {}
     if not isinstance(body, dict):
         return "", {}
     message = str(body.get("message") or "")

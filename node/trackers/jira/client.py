@@ -1,6 +1,7 @@
 """A small async REST client for Jira Cloud (REST v3) and Jira Server / Data Center (REST v2).
 
-It owns the HTTP concerns only: one pooled :class:`aiohttp.ClientSession`, authentication (basic with
+It owns the HTTP concerns only (session, exchange and JSON decoding are the shared
+:class:`~node.trackers.common.rest.RestClient`): authentication (basic with
 user + API token/password, or a bearer personal access token), Jira's error bodies turned into the
 :class:`~node.trackers.base.TrackerError` tree, and the shared retry policy from
 :mod:`node.trackers.http`. It knows nothing about issues; :mod:`node.trackers.jira.adapter` does.
@@ -15,8 +16,8 @@ import hashlib
 import json
 import logging
 from collections.abc import Mapping
-from typing import Any, Literal
-from urllib.parse import urljoin, urlsplit
+from typing import Any, ClassVar, Literal
+from urllib.parse import urljoin
 
 import aiohttp
 
@@ -24,13 +25,12 @@ from node.trackers.base import (
     TrackerAuthError,
     TrackerError,
     TrackerRejected,
-    TrackerTransient,
 )
+from node.trackers.common.rest import MAX_ERROR_BODY, USER_AGENT, Answer, RestClient, error_text
 from node.trackers.http import (
     CLIENT_ERRORS,
     RetryPolicy,
     error_for_status,
-    new_session,
     parse_retry_after,
     transient_from_client_error,
     with_retries,
@@ -41,15 +41,14 @@ log = logging.getLogger(__name__)
 Deployment = Literal["cloud", "server"]
 AuthKind = Literal["basic", "bearer"]
 
-_MAX_ERROR_BODY = 64 * 1024
-_USER_AGENT = "tandem-sync (+https://github.com/tandem-sync)"
 
-
-class JiraClient:
+class JiraClient(RestClient):
     """Authenticated, retried JSON requests against one Jira site.
 
     ``path`` arguments starting with ``/rest/`` are used as is; others are relative to the REST API
     root of the deployment (``/rest/api/3`` on Cloud, ``/rest/api/2`` on Server/DC)."""
+
+    product: ClassVar[str] = "Jira"
 
     def __init__(
         self,
@@ -70,39 +69,26 @@ class JiraClient:
             raise ValueError("auth must be 'basic' or 'bearer'")
         if auth == "basic" and not user:
             raise ValueError("basic authentication needs a user (email on Cloud, username on Server)")
-        parts = urlsplit(base_url)
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise ValueError(f"not an http(s) URL: {base_url!r}")
-        self.base_url = base_url.rstrip("/")
+        if auth == "basic":
+            assert user is not None
+            auth_header = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode("ascii")
+        else:
+            auth_header = f"Bearer {token}"
+        super().__init__(
+            base_url,
+            auth_header=auth_header,
+            session=session,
+            policy=policy,
+            connection_limit=connection_limit,
+            timeout=timeout,
+        )
         self.deployment: Deployment = deployment
         self.user = user
         self.auth_kind: AuthKind = auth
         self.api = "/rest/api/3" if deployment == "cloud" else "/rest/api/2"
-        self.policy = policy or RetryPolicy()
-        self._origin = (parts.scheme, parts.netloc)
-        self._owns_session = session is None
-        self._session = session
-        self._connection_limit = connection_limit
-        self._timeout = timeout
-        if auth == "basic":
-            assert user is not None
-            self._auth_header = "Basic " + base64.b64encode(f"{user}:{token}".encode()).decode("ascii")
-        else:
-            self._auth_header = f"Bearer {token}"
 
     def __repr__(self) -> str:  # never show the token
         return f"JiraClient({self.base_url!r}, deployment={self.deployment!r}, user={self.user!r})"
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None or self._session.closed:
-            self._session = new_session(limit=self._connection_limit, total_timeout=self._timeout)
-            self._owns_session = True
-        return self._session
-
-    async def close(self) -> None:
-        if self._owns_session and self._session is not None and not self._session.closed:
-            await self._session.close()
 
     def url(self, path: str) -> str:
         if path.startswith(("http://", "https://")):
@@ -111,12 +97,8 @@ class JiraClient:
             path = f"{self.api}/{path.lstrip('/')}"
         return self.base_url + path
 
-    def same_origin(self, url: str) -> bool:
-        parts = urlsplit(url)
-        return (parts.scheme, parts.netloc) == self._origin
-
     def _headers(self, extra: Mapping[str, str] | None, accept: str) -> dict[str, str]:
-        headers = {"Authorization": self._auth_header, "Accept": accept, "User-Agent": _USER_AGENT}
+        headers = {"Authorization": self._auth_header, "Accept": accept, "User-Agent": USER_AGENT}
         if extra:
             headers.update(extra)
         return headers
@@ -137,7 +119,7 @@ class JiraClient:
         """One JSON request with retries; returns the decoded body (``None`` for an empty one).
         ``upload`` is ``(filename, content, mime type)`` sent as the multipart field ``file``."""
         url = self.url(path)
-        describe = f"Jira {method} {urlsplit(url).path}"
+        describe = self.describe(method, url)
 
         async def once() -> Any:
             form: aiohttp.FormData | None = None
@@ -146,33 +128,22 @@ class JiraClient:
                 # stored percent-encoded); control characters cannot travel in a header
                 form = aiohttp.FormData(quote_fields=False)
                 form.add_field("file", upload[1], filename=_safe_filename(upload[0]), content_type=upload[2])
-            try:
-                async with self.session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json_body if form is None and json_body is not None else None,
-                    data=form,
-                    headers=self._headers(headers, "application/json"),
-                    allow_redirects=False,
-                ) as resp:
-                    raw = await resp.content.read(_MAX_ERROR_BODY if resp.status >= 400 else -1)
-                    if resp.status >= 400:
-                        raise self._error(resp, raw, describe)
-                    if resp.status in (301, 302, 303, 307, 308):
-                        raise TrackerRejected(
-                            f"{describe}: unexpected redirect to {resp.headers.get('Location', '?')}"
-                            " (is the base URL right?)",
-                            status=resp.status,
-                        )
-            except CLIENT_ERRORS as exc:
-                raise transient_from_client_error(exc, describe) from exc
-            if not raw.strip():
-                return None
-            try:
-                return json.loads(raw)
-            except ValueError as exc:
-                raise TrackerTransient(f"{describe}: response is not JSON", status=resp.status) from exc
+            answer = await self.exchange(
+                method,
+                url,
+                describe,
+                params=params,
+                json_body=json_body,
+                data=form,
+                headers=self._headers(headers, "application/json"),
+            )
+            if answer.status in (301, 302, 303, 307, 308):
+                raise TrackerRejected(
+                    f"{describe}: unexpected redirect to {answer.headers.get('Location', '?')}"
+                    " (is the base URL right?)",
+                    status=answer.status,
+                )
+            return self.decode_json(answer, describe)
 
         return await with_retries(once, self.policy, describe=describe)
 
@@ -191,13 +162,13 @@ class JiraClient:
 
     async def _stream(self, path: str, sink: _Sink, *, max_bytes: int | None = None) -> None:
         start = self.url(path)
-        describe = f"Jira GET {urlsplit(start).path}"
+        describe = self.describe("GET", start)
 
         async def once() -> None:
             sink.reset()  # a retried attempt starts from the first byte again
             url = start
             for _hop in range(5):
-                headers = {"User-Agent": _USER_AGENT, "Accept": "*/*"}
+                headers = {"User-Agent": USER_AGENT, "Accept": "*/*"}
                 if self.same_origin(url):
                     headers["Authorization"] = self._auth_header
                 try:
@@ -206,7 +177,8 @@ class JiraClient:
                             url = urljoin(url, resp.headers["Location"])
                             continue
                         if resp.status >= 400:
-                            raise self._error(resp, await resp.content.read(_MAX_ERROR_BODY), describe)
+                            raw = await resp.content.read(MAX_ERROR_BODY)
+                            raise self._error(Answer(resp.status, resp.headers, raw), describe)
                         async for chunk in resp.content.iter_chunked(64 * 1024):
                             sink.feed(chunk)
                             if max_bytes is not None and sink.size > max_bytes:
@@ -221,9 +193,9 @@ class JiraClient:
     # -------------------------------------------------------------------------------------------
     # Errors
 
-    def _error(self, resp: aiohttp.ClientResponse, raw: bytes, describe: str) -> TrackerError:
+    def _error(self, resp: Answer, describe: str) -> TrackerError:
         status = resp.status
-        messages, errors = _jira_error_body(raw)
+        messages, errors = _jira_error_body(resp.body)
         detail = "; ".join(messages + [f"{k}: {v}" for k, v in errors.items()])
         if status == 401:
             who = f"user {self.user!r}" if self.user else "the bearer token"
@@ -259,11 +231,8 @@ def _jira_error_body(raw: bytes) -> tuple[list[str], dict[str, str]]:
     try:
         body = json.loads(raw)
     except ValueError:
-        text = raw.decode("utf-8", "replace").strip()
-        # HTML error pages are noise; keep a short plain-text hint only.
-        if not text or text.startswith("<"):
-            return [], {}
-        return [text[:300]], {}
+        text = error_text(raw)
+        return ([text] if text else []), {}
     if not isinstance(body, dict):
         return [], {}
     messages = [str(m) for m in body.get("errorMessages") or [] if m]

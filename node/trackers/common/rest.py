@@ -1,0 +1,140 @@
+"""The REST client base every tracker client builds on: one pooled :class:`aiohttp.ClientSession`
+(owned unless the caller passes one), the credentials header, same-origin checks, one bounded
+request/response exchange with connection faults named as :class:`~node.trackers.base.TrackerTransient`,
+and JSON decoding. Retries are the shared policy of :mod:`node.trackers.http`.
+
+A subclass adds its tracker's URL rules, headers and error bodies (:meth:`RestClient._error`).
+Never logs or echoes the credentials: ``repr`` and messages name the site only.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from node.trackers.base import TrackerError, TrackerTransient
+from node.trackers.http import CLIENT_ERRORS, RetryPolicy, new_session, transient_from_client_error
+
+USER_AGENT = "tandem-sync (+https://github.com/tandem-sync)"
+MAX_ERROR_BODY = 64 * 1024  # an error page is read this far at most
+
+
+@dataclass(frozen=True)
+class Answer:
+    """A response read in full (an error body only up to :data:`MAX_ERROR_BODY`)."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+    next_url: str | None = None  # ``Link: <...>; rel="next"``
+
+
+def error_text(raw: bytes) -> str:
+    """A non-JSON error body as a short hint; HTML error pages are noise and give ``""``."""
+    text = raw.decode("utf-8", "replace").strip()
+    return "" if not text or text.startswith("<") else text[:300]
+
+
+class RestClient:
+    """Authenticated JSON requests against one site (``base_url``, http or https)."""
+
+    product: ClassVar[str] = "tracker"  # names the tracker in error messages
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        auth_header: str,
+        session: aiohttp.ClientSession | None,
+        policy: RetryPolicy | None,
+        connection_limit: int,
+        timeout: float,
+    ) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self.base_url = base_url.rstrip("/")
+        self.policy = policy or RetryPolicy()
+        self._origin = (parts.scheme, parts.netloc)
+        self._auth_header = auth_header
+        self._owns_session = session is None
+        self._session = session
+        self._connection_limit = connection_limit
+        self._timeout = timeout
+
+    def __repr__(self) -> str:  # never show the credentials
+        return f"{type(self).__name__}({self.base_url!r})"
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None or self._session.closed:
+            self._session = new_session(limit=self._connection_limit, total_timeout=self._timeout)
+            self._owns_session = True
+        return self._session
+
+    async def close(self) -> None:
+        if self._owns_session and self._session is not None and not self._session.closed:
+            await self._session.close()
+
+    def same_origin(self, url: str) -> bool:
+        parts = urlsplit(url)
+        return (parts.scheme, parts.netloc) == self._origin
+
+    def describe(self, method: str, url: str) -> str:
+        return f"{self.product} {method} {urlsplit(url).path}"
+
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        describe: str,
+        *,
+        headers: Mapping[str, str],
+        params: Mapping[str, str | int] | None = None,
+        json_body: Any = None,
+        data: aiohttp.FormData | None = None,
+        allow_redirects: bool = False,
+    ) -> Answer:
+        """One attempt: send, read the answer, raise :meth:`_error` for a status of 400 or more.
+        Connection faults and timeouts become :class:`TrackerTransient`."""
+        try:
+            async with self.session.request(
+                method,
+                url,
+                params=params,
+                json=json_body if data is None and json_body is not None else None,
+                data=data,
+                headers=dict(headers),
+                allow_redirects=allow_redirects,
+            ) as resp:
+                raw = await resp.content.read(MAX_ERROR_BODY if resp.status >= 400 else -1)
+                link = resp.links.get("next")
+                next_url = str(link.get("url")) if link and link.get("url") else None
+                answer = Answer(resp.status, resp.headers, raw, next_url)
+        except CLIENT_ERRORS as exc:
+            raise transient_from_client_error(exc, describe) from exc
+        self._observe(answer)
+        if answer.status >= 400:
+            raise self._error(answer, describe)
+        return answer
+
+    @staticmethod
+    def decode_json(answer: Answer, describe: str) -> Any:
+        """The body as JSON; ``None`` for an empty one. A garbled body is transient (a proxy's page)."""
+        if not answer.body.strip():
+            return None
+        try:
+            return json.loads(answer.body)
+        except ValueError as exc:
+            raise TrackerTransient(f"{describe}: response is not JSON", status=answer.status) from exc
+
+    def _observe(self, answer: Answer) -> None:
+        """See every answer before it is judged (rate-limit headers)."""
+
+    def _error(self, answer: Answer, describe: str) -> TrackerError:
+        raise NotImplementedError
