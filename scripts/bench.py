@@ -41,14 +41,13 @@ import contextlib
 import json
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 from aiohttp import web
@@ -56,9 +55,9 @@ from aiohttp import web
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from node.trackers.jira.emulator import JiraEmulator  # noqa: E402
-from node.trackers.jira.emulator.ops import Site  # noqa: E402
-from tests.e2e.harness import Cluster, NodeProc, free_port  # noqa: E402
+if TYPE_CHECKING:  # imported where used: the baseline copier process needs none of them
+    from node.trackers.jira.emulator import JiraEmulator
+    from tests.e2e.harness import Cluster, NodeProc
 
 TOKEN = "bench-admin-token"
 HUMAN = ("jane.agent", "jane-pw")
@@ -114,6 +113,8 @@ class Sites:
 
 
 async def open_sites() -> Sites:
+    from node.trackers.jira.emulator import JiraEmulator
+
     a = JiraEmulator(mode="cloud", user="admin", password=TOKEN, state_file=None)
     a_url = await a.start(host="127.0.0.1", port=0)
     a.state.add_user(HUMAN[0], password=HUMAN[1], display_name="Jane Agent", email="jane@support.example")
@@ -178,6 +179,8 @@ async def unregister_receiver(sites: Sites) -> None:
 async def start_node(cluster: Cluster, name: str, *, public: bool, tracker: list[str]) -> NodeProc:
     """``tandem init --tracker …`` then ``tandem run``, as an admin would (harness calls in a thread:
     the emulators share this event loop)."""
+    from tests.e2e.harness import NodeProc, free_port
+
     home = cluster.tmp / name.lower()
     node = NodeProc(home, name)
     args = ["init", "--name", name, "--admin-listen", "127.0.0.1:0", *tracker]
@@ -222,15 +225,15 @@ async def api(node: NodeProc, method: str, path: str, body: Any = None) -> Any:
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[Any]], timeout: float, what: str, every: float = 0.05
+    check: Callable[[], Awaitable[Any]], within: float, what: str, every: float = 0.05
 ) -> Any:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     while True:
         value = await check()
         if value:
             return value
         if time.monotonic() > deadline:
-            raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
+            raise RuntimeError(f"timed out after {within:.0f}s waiting for {what}")
         await asyncio.sleep(every)
 
 
@@ -314,6 +317,8 @@ async def latency(sites: Sites, changes: int) -> tuple[list[float], int, str]:
 
 def seed(emu: JiraEmulator, project: str, issues: int, comments: int) -> None:
     """Issues and comments straight into the state (as the person Jane; no webhooks)."""
+    from node.trackers.jira.emulator.ops import Site
+
     state = emu.state
     site = Site(state)
     jane = state.users[HUMAN[0]] if HUMAN[0] in state.users else state.find_user(name=HUMAN[0])
@@ -462,6 +467,8 @@ async def baseline(sites: Sites, issues: int, comments: int) -> tuple[float, int
 async def scenario(
     tmp: Path, sites: Sites, *, b_public: bool, changes: int
 ) -> tuple[tuple[list[float], int, str], Cluster, NodeProc, NodeProc]:
+    from tests.e2e.harness import Cluster
+
     cluster = Cluster(tmp / ("public" if b_public else "private"))
     cluster.tmp.mkdir()
     a, b = await pair(sites, cluster, b_public=b_public)
@@ -477,15 +484,18 @@ async def run(args: argparse.Namespace) -> None:
             lat, cluster, _, _ = await scenario(Path(tmp), sites, b_public=True, changes=args.changes)
             clusters.append(cluster)
             results["public"] = lat
+            note(f"public link: p50 {statistics.median(lat[0]) if lat[0] else float('nan'):.1f} ms")
             await asyncio.to_thread(cluster.close)
             sites.b.state.webhooks.clear()  # the stopped node's registration
             lat, cluster, a, b = await scenario(Path(tmp), sites, b_public=False, changes=args.changes)
             clusters.append(cluster)
             results["private"] = lat
+            note(f"private link: p50 {statistics.median(lat[0]) if lat[0] else float('nan'):.1f} ms")
             t0 = time.perf_counter()
             seed(sites.a, "BLK", args.issues, args.comments)
             results["seed"] = time.perf_counter() - t0
             results["bulk"] = await bulk(sites, a, b, args.issues, args.comments)
+            note(f"bulk: {results['bulk']}")
             await asyncio.to_thread(cluster.close)
             sites.b.state.webhooks.clear()
             sites.a.state.webhooks.clear()
@@ -495,6 +505,10 @@ async def run(args: argparse.Namespace) -> None:
                 await asyncio.to_thread(c.close)
             await sites.close()
     report(args, results)
+
+
+def note(text: str) -> None:
+    print(f"[bench] {text}", file=sys.stderr, flush=True)
 
 
 def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
@@ -508,11 +522,9 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
     print(header)
     print("-" * len(header))
     for name, label in (("public", "public link (B public)"), ("private", "private link (B dials A)")):
-        values, lost, mix = r[name]
-        print(
-            f"{label:44} {len(values):5d} {lost:5d} {statistics.median(values) if values else float('nan'):8.1f} "
-            f"{pct(values, 0.99):8.1f}"
-        )
+        values, lost, _mix = r[name]
+        p50 = statistics.median(values) if values else float("nan")
+        print(f"{label:44} {len(values):5d} {lost:5d} {p50:8.1f} {pct(values, 0.99):8.1f}")
     print(f"  changes: {r['public'][2]}, through the real intake (emulator webhook → node)\n")
     bulk_r: BulkResult = r["bulk"]
     base_s, base_calls = r["baseline"]
