@@ -1,63 +1,43 @@
-"""Jira's two rich-text formats ↔ the neutral doc: Atlassian Document Format (Cloud, REST v3) and wiki
-markup (Server/DC REST v2, and every webhook body, Cloud included).
+"""Jira's two rich-text formats ↔ the neutral doc, picked by shape: Atlassian Document Format (Cloud,
+REST v3) and wiki markup (Server/DC REST v2, and every webhook body, Cloud included).
 
-The converters live in :mod:`node.richtext.adf` and :mod:`node.richtext.wiki`. If that package is not
-importable (a partial install), this module degrades to plain text — paragraphs and line breaks
-survive, formatting does not — and :data:`FULL_FIDELITY` is ``False`` so the node can say so.
-Pure functions; no I/O.
+The converters are :mod:`node.richtext.adf` and :mod:`node.richtext.wiki`; this module chooses
+between them and makes reading total: text Jira accepted must never stop a sync, so a converter
+failure keeps the text as plain paragraphs. Pure functions; no I/O.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 from collections.abc import Callable
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from protocol.richtext import Doc, empty_doc, from_plain_text, plain_text, validate_doc
+from node.richtext.adf import from_adf, to_adf
+from node.richtext.wiki import from_wiki, to_wiki
+from protocol.richtext import Doc, empty_doc, from_plain_text, validate_doc
 
 log = logging.getLogger(__name__)
 
 TextFormat = Literal["adf", "wiki"]
 
 
-def _load(module: str, name: str) -> Callable[..., Any] | None:
-    try:
-        return cast(Callable[..., Any], getattr(importlib.import_module(module), name))
-    except (ImportError, AttributeError):
-        return None
-
-
-_to_adf = _load("node.richtext.adf", "to_adf")
-_from_adf = _load("node.richtext.adf", "from_adf")
-_to_wiki = _load("node.richtext.wiki", "to_wiki")
-_from_wiki = _load("node.richtext.wiki", "from_wiki")
-
-FULL_FIDELITY = None not in (_to_adf, _from_adf, _to_wiki, _from_wiki)
-if not FULL_FIDELITY:  # pragma: no cover - depends on the install
-    log.warning("node.richtext converters not importable: Jira text is converted as plain text")
-
-
 def to_native(doc: Doc | None, fmt: TextFormat) -> Any:
     """Neutral doc → ADF dict or wiki string. ``None`` stays ``None`` (clears the field)."""
     if doc is None:
         return None
-    if fmt == "adf":
-        return _to_adf(doc) if _to_adf else _plain_to_adf(plain_text(doc))
-    return _to_wiki(doc) if _to_wiki else plain_text(doc)
+    return to_adf(doc) if fmt == "adf" else to_wiki(doc)
 
 
 def from_native(value: Any) -> Doc | None:
-    """ADF dict or wiki string → neutral doc (the shape tells which). Never raises on odd input:
-    text Jira accepted must not stop a sync; unreadable parts become plain text."""
+    """ADF dict or wiki string → neutral doc (the shape tells which). Never raises on odd input."""
     if value is None:
         return None
     if isinstance(value, str):
         if not value:
             return empty_doc()
-        return _safe(_from_wiki, value, lambda: from_plain_text(value))
+        return _safe(from_wiki, value, value)
     if isinstance(value, dict) and value.get("type") == "doc":
-        return _safe(_from_adf, value, lambda: from_plain_text(_adf_plain(value)))
+        return _safe(from_adf, value, _texts(value))
     return from_plain_text(str(value))
 
 
@@ -65,49 +45,24 @@ def is_adf(value: Any) -> bool:
     return isinstance(value, dict) and value.get("type") == "doc" and "version" in value
 
 
-def _safe(convert: Callable[..., Any] | None, value: Any, fallback: Callable[[], Doc]) -> Doc:
-    if convert is None:
-        return fallback()
+def _safe(convert: Callable[[Any], Doc], value: Any, fallback: str) -> Doc:
     try:
-        doc = convert(value)
-        return validate_doc(doc)
-    except Exception as exc:  # a converter bug must not lose the text
+        return validate_doc(convert(value))
+    except Exception as exc:  # a converter bug must not stop a sync
         log.warning("rich-text conversion failed (%s); keeping plain text", type(exc).__name__)
-        return fallback()
+        return from_plain_text(fallback)
 
 
-def _plain_to_adf(text: str) -> dict[str, Any]:
-    content: list[dict[str, Any]] = []
-    for para in text.split("\n\n"):
-        if not para.strip():
-            continue
-        inlines: list[dict[str, Any]] = []
-        for i, line in enumerate(para.split("\n")):
-            if i:
-                inlines.append({"type": "hardBreak"})
-            if line:
-                inlines.append({"type": "text", "text": line})
-        content.append({"type": "paragraph", "content": inlines})
-    return {"type": "doc", "version": 1, "content": content}
-
-
-def _adf_plain(node: Any) -> str:
+def _texts(node: Any) -> str:
+    """The ``text`` leaves of an ADF tree, one paragraph each (iterative: the tree may be deep)."""
     out: list[str] = []
-
-    def walk(n: Any) -> None:
-        if not isinstance(n, dict):
-            return
-        kind = n.get("type")
-        if kind == "text":
-            out.append(str(n.get("text", "")))
-        elif kind == "hardBreak":
-            out.append("\n")
-        elif kind == "mention":
-            out.append(str((n.get("attrs") or {}).get("text") or "@user"))
-        for child in n.get("content") or []:
-            walk(child)
-        if kind in {"paragraph", "heading", "codeBlock", "listItem"}:
-            out.append("\n\n")
-
-    walk(node)
-    return "".join(out).strip()
+    stack = [node]
+    while stack:
+        current = stack.pop()
+        if isinstance(current, dict):
+            if isinstance(current.get("text"), str):
+                out.append(current["text"])
+            kids = current.get("content")
+            if isinstance(kids, list):
+                stack.extend(reversed(kids))
+    return "\n\n".join(out)
