@@ -437,8 +437,12 @@ def _list(block: Node, style: str) -> str:
         parts = _blocks(item["content"])
         body = parts[0] if parts else ""
         for child, part in zip(item["content"][1:], parts[1:], strict=True):
-            tight = child["type"] == "bullet_list" or (
-                child["type"] == "ordered_list" and child["attrs"]["start"] == 1
+            # a nested list may follow its paragraph line directly, unless it could not interrupt a
+            # paragraph (an ordered list not starting at 1, or an empty first item: "-" is a setext line)
+            tight = (
+                child["type"] in ("bullet_list", "ordered_list")
+                and (child["type"] == "bullet_list" or child["attrs"]["start"] == 1)
+                and bool(child["content"][0]["content"])
             )
             body += ("\n" if tight else "\n\n") + part
         if not body:

@@ -169,7 +169,7 @@ def _block(node: Node, depth: int) -> Iterator[Node]:
         if inl:
             yield {"type": "heading", "attrs": {"level": level}, "content": inl}
     elif kind in ("bullet_list", "ordered_list"):
-        items = [_list_item(item, depth + 1) for item in content if isinstance(item, dict)]
+        items = [_list_item(item, depth + 2) for item in content if isinstance(item, dict)]
         if not items:
             return
         if kind == "bullet_list":
