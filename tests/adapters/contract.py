@@ -9,7 +9,8 @@ these fixtures (see ``test_jira.py``):
 ``capabilities``   a :class:`Capabilities` saying which values are valid on this tracker
 ``bad_adapter``    an adapter pointed at the same tracker with wrong credentials
 ``rate_limit``     ``async (times, retry_after_seconds)``: the next ``times`` tracker requests get
-                   HTTP 429 with that ``Retry-After`` (fault injection in the tracker's emulator)
+                   the tracker's rate-limit answer (HTTP ``capabilities.rate_limit_status``) with that
+                   ``Retry-After`` (fault injection in the tracker's emulator)
 
 Nothing tracker-specific belongs here: tracker quirks are either a :class:`Capabilities` value or a
 test in the tracker's own suite.
@@ -36,6 +37,7 @@ from node.trackers.base import (
     TrackerAuthError,
     TrackerEvent,
     TrackerNotFound,
+    TrackerRejected,
     TrackerTransient,
 )
 from protocol.replica import UserRef
@@ -63,6 +65,14 @@ class Capabilities:
     #: (field id, value to write, value expected back in ``IssueSnapshot.custom_fields``)
     custom_fields: tuple[tuple[str, Any, Any], ...] = ()
     webhook_timeout: float = 10.0
+    #: ``IssueSnapshot.due_date`` can be written (and cleared)
+    due_dates: bool = True
+    #: ``affects_versions`` can be written besides ``fix_versions`` (``versions`` must be set too)
+    affects_versions: bool = True
+    #: files can be uploaded and read back; without, both calls must raise ``TrackerRejected``
+    attachments: bool = True
+    #: the HTTP status of a rate-limited answer (429; GitHub answers 403 with ``retry-after``)
+    rate_limit_status: int = 429
 
 
 def same_user(a: UserRef | None, b: UserRef | None) -> bool:
@@ -179,11 +189,21 @@ class AdapterContract:
     async def test_update_touches_only_given_fields(
         self, adapter: TrackerAdapter, project: str, capabilities: Capabilities
     ) -> None:
-        issue = await self.new_issue(adapter, project, "keep me", labels=["one"])
-        await adapter.update_issue(issue.key, IssueUpdate(priority=capabilities.priorities[0]))
+        issue = await self.new_issue(
+            adapter, project, "keep me", labels=["one"], description=from_plain_text("kept")
+        )
+        if capabilities.priorities:
+            update = IssueUpdate(priority=capabilities.priorities[0])
+        else:
+            update = IssueUpdate(labels=["one", "two"])
+        await adapter.update_issue(issue.key, update)
         after = await adapter.get_issue(issue.key)
-        assert after.priority == capabilities.priorities[0]
-        assert after.summary == "keep me" and after.labels == ["one"]
+        if capabilities.priorities:
+            assert after.priority == capabilities.priorities[0] and after.labels == ["one"]
+        else:
+            assert sorted(after.labels) == ["one", "two"]
+        assert after.summary == "keep me"
+        assert after.description is not None and text_of(after.description) == "kept"
         await adapter.update_issue(issue.key, IssueUpdate())  # nothing touched: nothing happens
         assert (await adapter.get_issue(issue.key)).updated == after.updated
 
@@ -194,29 +214,31 @@ class AdapterContract:
         human = (await as_human.check()).user
         new_doc = from_plain_text("Rewritten description")
         update = IssueUpdate(
-            summary="Every field changed",
-            description=new_doc,
-            priority=capabilities.priorities[-1],
-            labels=["x", "y"],
-            due_date=dt.date(2031, 12, 24),
-            assignee=human,
+            summary="Every field changed", description=new_doc, labels=["x", "y"], assignee=human
         )
+        if capabilities.priorities:
+            update.priority = capabilities.priorities[-1]
+        if capabilities.due_dates:
+            update.due_date = dt.date(2031, 12, 24)
         if len(capabilities.issue_types) > 1:
             update.issue_type = capabilities.issue_types[1]
         if capabilities.components:
             update.components = list(capabilities.components[:1])
         if capabilities.versions:
             update.fix_versions = list(capabilities.versions[:1])
-            update.affects_versions = list(capabilities.versions[-1:])
+            if capabilities.affects_versions:
+                update.affects_versions = list(capabilities.versions[-1:])
         if capabilities.custom_fields:
             update.custom_fields = {fid: value for fid, value, _ in capabilities.custom_fields}
         await adapter.update_issue(issue.key, update)
         snap = await adapter.get_issue(issue.key)
         assert snap.summary == "Every field changed"
         assert snap.description is not None and text_of(snap.description) == "Rewritten description"
-        assert snap.priority == capabilities.priorities[-1]
+        if capabilities.priorities:
+            assert snap.priority == capabilities.priorities[-1]
         assert sorted(snap.labels) == ["x", "y"]
-        assert snap.due_date == dt.date(2031, 12, 24)
+        if capabilities.due_dates:
+            assert snap.due_date == dt.date(2031, 12, 24)
         assert same_user(snap.assignee, human)
         if len(capabilities.issue_types) > 1:
             assert snap.issue_type == capabilities.issue_types[1]
@@ -224,7 +246,8 @@ class AdapterContract:
             assert snap.components == list(capabilities.components[:1])
         if capabilities.versions:
             assert snap.fix_versions == list(capabilities.versions[:1])
-            assert snap.affects_versions == list(capabilities.versions[-1:])
+            if capabilities.affects_versions:
+                assert snap.affects_versions == list(capabilities.versions[-1:])
         for fid, _, expected in capabilities.custom_fields:
             got = snap.custom_fields.get(fid)
             if isinstance(expected, str) and isinstance(got, dict) and got.get("type") == "doc":
@@ -233,9 +256,15 @@ class AdapterContract:
             assert snap.field_names.get(fid), f"{fid} has no display name"
 
         # clearing: None clears a field, an empty list empties one
-        await adapter.update_issue(issue.key, IssueUpdate(due_date=None, assignee=None, labels=[]))
+        clear = IssueUpdate(assignee=None, labels=[])
+        if capabilities.due_dates:
+            clear.due_date = None
+        if capabilities.versions:
+            clear.fix_versions = []
+        await adapter.update_issue(issue.key, clear)
         cleared = await adapter.get_issue(issue.key)
         assert cleared.due_date is None and cleared.assignee is None and cleared.labels == []
+        assert cleared.fix_versions == []
         assert cleared.summary == "Every field changed"
 
     async def test_delete_issue(
@@ -320,8 +349,17 @@ class AdapterContract:
 
     # ------------------------------------------------------------------ attachments
 
-    async def test_attachment_round_trip(self, adapter: TrackerAdapter, project: str) -> None:
+    async def test_attachment_round_trip(
+        self, adapter: TrackerAdapter, project: str, capabilities: Capabilities
+    ) -> None:
         issue = await self.new_issue(adapter, project)
+        if not capabilities.attachments:  # refused with a reason, never silently dropped
+            with pytest.raises(TrackerRejected):
+                await adapter.add_attachment(issue.key, "dump.bin", b"content")
+            with pytest.raises(TrackerRejected):
+                await adapter.get_attachment_content("1")
+            assert (await adapter.get_issue(issue.key)).attachments == []
+            return
         content = os.urandom(70_000) + b"\x00\r\n\xff end"
         digest = hashlib.sha256(content).hexdigest()
         att = await adapter.add_attachment(
@@ -333,9 +371,11 @@ class AdapterContract:
         assert [(a.id, a.sha256, a.size) for a in snap.attachments] == [(att.id, digest, len(content))]
 
     async def test_attachment_hash_without_prior_upload(
-        self, adapter: TrackerAdapter, as_human: TrackerAdapter, project: str
+        self, adapter: TrackerAdapter, as_human: TrackerAdapter, project: str, capabilities: Capabilities
     ) -> None:
         """Attachments someone else uploaded still get their sha256 in the snapshot."""
+        if not capabilities.attachments:
+            pytest.skip("this tracker has no attachments (test_attachment_round_trip checks the refusal)")
         issue = await self.new_issue(adapter, project)
         content = b"uploaded by a human"
         await as_human.add_attachment(issue.key, "note.txt", content, mime_type="text/plain")
@@ -440,13 +480,13 @@ class AdapterContract:
         assert time.monotonic() - started >= 0.5, "Retry-After was not honoured"
 
     async def test_persistent_rate_limit_gives_up_with_transient(
-        self, adapter: TrackerAdapter, project: str, rate_limit: RateLimit
+        self, adapter: TrackerAdapter, project: str, rate_limit: RateLimit, capabilities: Capabilities
     ) -> None:
         issue = await self.new_issue(adapter, project)
         await rate_limit(1000, 0.0)
         with pytest.raises(TrackerTransient) as info:
             await adapter.get_issue(issue.key)
-        assert info.value.status == 429
+        assert info.value.status == capabilities.rate_limit_status
 
 
 async def _bounded(source: AsyncIterator[IssueSnapshot], limit: int) -> AsyncIterator[IssueSnapshot]:

@@ -1,12 +1,8 @@
 """The adapter contract, run against the GitHub emulator.
 
-GitHub differs from the contract's defaults in ways :class:`Capabilities` can express (no internal
-comments, no deletion, status ``closed``) and in a few it cannot; those tests are replaced below by
-GitHub versions that check the same behaviour on the fields GitHub has (see the docstrings):
-
-* ``test_update_touches_only_given_fields`` and ``test_update_each_neutral_field`` write
-  ``priority`` and ``due_date``, which GitHub issues do not have;
-* the attachment tests upload files, and GitHub has no attachment API.
+GitHub differs from the contract's defaults only in ways :class:`Capabilities` expresses: no
+internal comments, no deletion, status ``closed``, no priority, issue type, due date or affects
+versions, no attachment API (uploads are refused), and rate limits answered with 403.
 """
 
 from __future__ import annotations
@@ -17,11 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from node.trackers.base import IssueUpdate, TrackerAdapter, TrackerRejected
+from node.trackers.base import TrackerAdapter
 from node.trackers.github import GitHubAdapter
 from node.trackers.github.emulator import GitHubEmulator
-from protocol.richtext import from_plain_text
-from tests.adapters.contract import AdapterContract, Capabilities, RateLimit, same_user, text_of
+from tests.adapters.contract import AdapterContract, Capabilities, RateLimit
 
 PROXY_TOKEN = "ghp_proxy_token"
 HUMAN_TOKEN = "ghp_jane_token"
@@ -81,6 +76,10 @@ def capabilities() -> Capabilities:
         priorities=(),
         issue_types=(),
         versions=("1.0", "2.0"),
+        due_dates=False,
+        affects_versions=False,
+        attachments=False,
+        rate_limit_status=403,
     )
 
 
@@ -90,7 +89,7 @@ async def rate_limit(emulator: tuple[GitHubEmulator, str]) -> AsyncIterator[Rate
     async with aiohttp.ClientSession() as session:
 
         async def inject(times: int, retry_after: float) -> None:
-            spec = {"secondary": {"next_n": times, "retry_after": retry_after, "status": 429}}
+            spec = {"secondary": {"next_n": times, "retry_after": retry_after, "status": 403}}
             async with session.post(f"{base_url}/_emulator/faults", json=spec) as resp:
                 assert resp.status < 300, await resp.text()
 
@@ -100,54 +99,9 @@ async def rate_limit(emulator: tuple[GitHubEmulator, str]) -> AsyncIterator[Rate
 
 
 class TestGitHubContract(AdapterContract):
-    async def test_update_touches_only_given_fields(
-        self, adapter: TrackerAdapter, project: str, capabilities: Capabilities
-    ) -> None:
-        """GitHub version: the contract writes ``priority``, which GitHub has not; labels stand in."""
-        issue = await self.new_issue(adapter, project, "keep me", labels=["one"])
-        await adapter.update_issue(issue.key, IssueUpdate(labels=["one", "two"]))
-        after = await adapter.get_issue(issue.key)
-        assert after.summary == "keep me" and sorted(after.labels) == ["one", "two"]
-        await adapter.update_issue(issue.key, IssueUpdate())  # nothing touched: nothing happens
-        assert (await adapter.get_issue(issue.key)).updated == after.updated
-
-    async def test_update_each_neutral_field(
-        self, adapter: TrackerAdapter, as_human: TrackerAdapter, project: str, capabilities: Capabilities
-    ) -> None:
-        """GitHub version: every neutral field GitHub has (no priority, due date, type, components)."""
-        issue = await self.new_issue(adapter, project)
-        human = (await as_human.check()).user
-        update = IssueUpdate(
-            summary="Every field changed",
-            description=from_plain_text("Rewritten description"),
-            labels=["x", "y"],
-            assignee=human,
-            fix_versions=["1.0"],
-        )
-        await adapter.update_issue(issue.key, update)
+    async def test_milestone_is_the_fix_version(self, adapter: TrackerAdapter, project: str) -> None:
+        """GitHub only: the milestone is also shown as the custom field ``milestone``."""
+        issue = await self.new_issue(adapter, project, fix_versions=["1.0"])
         snap = await adapter.get_issue(issue.key)
-        assert snap.summary == "Every field changed"
-        assert snap.description is not None and text_of(snap.description) == "Rewritten description"
-        assert sorted(snap.labels) == ["x", "y"]
-        assert same_user(snap.assignee, human)
         assert snap.fix_versions == ["1.0"]
         assert snap.custom_fields["milestone"] == "1.0" and snap.field_names["milestone"]
-
-        await adapter.update_issue(issue.key, IssueUpdate(assignee=None, labels=[], fix_versions=[]))
-        cleared = await adapter.get_issue(issue.key)
-        assert cleared.assignee is None and cleared.labels == [] and cleared.fix_versions == []
-        assert cleared.summary == "Every field changed"
-
-    async def test_attachment_round_trip(self, adapter: TrackerAdapter, project: str) -> None:
-        """GitHub version: no attachment API, so uploads are refused with a clear reason."""
-        issue = await self.new_issue(adapter, project)
-        with pytest.raises(TrackerRejected, match="no attachment API"):
-            await adapter.add_attachment(issue.key, "dump.bin", b"content")
-        with pytest.raises(TrackerRejected, match="no attachment API"):
-            await adapter.get_attachment_content("1")
-        assert (await adapter.get_issue(issue.key)).attachments == []
-
-    async def test_attachment_hash_without_prior_upload(
-        self, adapter: TrackerAdapter, as_human: TrackerAdapter, project: str
-    ) -> None:
-        pytest.skip("GitHub has no attachment API (covered by test_attachment_round_trip)")
