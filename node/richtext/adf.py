@@ -167,7 +167,18 @@ def _list_item(node: dict[str, Any], depth: int) -> Node:
 
 
 _INLINE_KINDS = frozenset(
-    {"text", "hardBreak", "mention", "emoji", "date", "status", "inlineCard", "media", "mediaInline", "inlineExtension"}
+    {
+        "text",
+        "hardBreak",
+        "mention",
+        "emoji",
+        "date",
+        "status",
+        "inlineCard",
+        "media",
+        "mediaInline",
+        "inlineExtension",
+    }
 )
 
 
@@ -212,8 +223,9 @@ def _inline(node: dict[str, Any]) -> list[Node]:
         return [_link_text(url, url)] if isinstance(url, str) and url else []
     if kind in ("media", "mediaInline"):
         if attrs.get("type") == "external" and isinstance(attrs.get("url"), str):
-            label = attrs.get("alt") if isinstance(attrs.get("alt"), str) and attrs.get("alt") else attrs["url"]
-            return [_link_text(label, attrs["url"])]
+            src = str(attrs["url"])
+            alt = attrs.get("alt")
+            return [_link_text(alt if isinstance(alt, str) and alt else src, src)]
         name = attrs.get("alt") or attrs.get("id") or "file"
         return [text(f"[attachment: {name}]")]
     value = node.get("text")
@@ -279,7 +291,9 @@ def _plain(node: Any) -> str:
 _LIST_ITEM_OK = frozenset({"paragraph", "code_block", "bullet_list", "ordered_list"})
 _QUOTE_OK = frozenset({"paragraph", "code_block", "bullet_list", "ordered_list"})
 _PANEL_OK = frozenset({"paragraph", "heading", "code_block", "bullet_list", "ordered_list", "rule"})
-_CELL_OK = frozenset({"paragraph", "heading", "code_block", "bullet_list", "ordered_list", "rule", "blockquote", "panel"})
+_CELL_OK = frozenset(
+    {"paragraph", "heading", "code_block", "bullet_list", "ordered_list", "rule", "blockquote", "panel"}
+)
 
 
 def to_adf(doc: Doc) -> dict[str, Any]:
@@ -319,16 +333,27 @@ def _to_block(block: Node) -> dict[str, Any]:
     if kind == "bullet_list":
         return {"type": "bulletList", "content": [_to_item(i) for i in kids]}
     if kind == "ordered_list":
-        return {"type": "orderedList", "attrs": {"order": attrs["start"]}, "content": [_to_item(i) for i in kids]}
+        return {
+            "type": "orderedList",
+            "attrs": {"order": attrs["start"]},
+            "content": [_to_item(i) for i in kids],
+        }
     if kind == "code_block":
-        node: dict[str, Any] = {"type": "codeBlock", "content": [{"type": "text", "text": k["text"]} for k in kids]}
+        node: dict[str, Any] = {
+            "type": "codeBlock",
+            "content": [{"type": "text", "text": k["text"]} for k in kids],
+        }
         if attrs.get("language"):
             node["attrs"] = {"language": attrs["language"]}
         return node
     if kind == "blockquote":
         return {"type": "blockquote", "content": _to_blocks(kids, _QUOTE_OK)}
     if kind == "panel":
-        return {"type": "panel", "attrs": {"panelType": attrs["kind"]}, "content": _to_blocks(kids, _PANEL_OK)}
+        return {
+            "type": "panel",
+            "attrs": {"panelType": attrs["kind"]},
+            "content": _to_blocks(kids, _PANEL_OK),
+        }
     if kind == "rule":
         return {"type": "rule"}
     if kind == "table":

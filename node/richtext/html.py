@@ -100,9 +100,8 @@ def _inlines(nodes: list[Node]) -> str:
                 if m["type"] == "link":
                     href = safe_href(m["attrs"]["href"])
                     if href is not None:
-                        html = (
-                            f'<a href="{escape(href, quote=True)}" rel="nofollow noopener noreferrer">{html}</a>'
-                        )
+                        attr = escape(href, quote=True)
+                        html = f'<a href="{attr}" rel="nofollow noopener noreferrer">{html}</a>'
                 else:
                     tag = _MARK_TAG[m["type"]]
                     html = f"<{tag}>{html}</{tag}>"

@@ -45,7 +45,13 @@ from .normalize import (
 _MAX_NESTING = 140  # > 2 * CONTAINER_DEPTH (a list level is 2), < what the Python stack takes
 _LOGIN = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9]|-(?=[A-Za-z0-9])){0,38}(?![A-Za-z0-9_-])")
 _ALERT = re.compile(r"\[!(NOTE|TIP|IMPORTANT|WARNING|CAUTION)\][ \t]*(?:\n|$)", re.IGNORECASE)
-_ALERT_KIND = {"NOTE": "info", "TIP": "success", "IMPORTANT": "note", "WARNING": "warning", "CAUTION": "error"}
+_ALERT_KIND = {
+    "NOTE": "info",
+    "TIP": "success",
+    "IMPORTANT": "note",
+    "WARNING": "warning",
+    "CAUTION": "error",
+}
 _KIND_ALERT = {v: k for k, v in _ALERT_KIND.items()}
 _CONTAINER_MARKS = re.compile(r"^(?:\s*(?:>|(?:[-+*]|\d{1,9}[.)])(?=\s|$)))*\s*")
 _HTML_TAG = re.compile(r"<(/?)([a-zA-Z]+)\s*(/?)>")
@@ -118,7 +124,7 @@ def _parser() -> MarkdownIt:
     md.enable(["table", "strikethrough"])
     md.validateLink = _accept  # type: ignore[method-assign]
     md.normalizeLink = _identity  # type: ignore[method-assign]
-    md.normalizeLinkText = _identity  # type: ignore[method-assign]
+    md.normalizeLinkText = _identity  # type: ignore[method-assign,assignment]
     md.inline.ruler.push("mention", _mention_rule)
     md.helpers = SimpleNamespace(  # type: ignore[assignment]
         parseLinkLabel=_parse_link_label,
@@ -398,7 +404,7 @@ def _block(block: Node) -> str:
     if kind == "paragraph":
         return _render_inline(content, "\n")
     if kind == "heading":
-        return "#" * attrs["level"] + " " + _render_inline(content, "<br>", heading=True)
+        return "#" * int(attrs["level"]) + " " + _render_inline(content, "<br>", heading=True)
     if kind == "code_block":
         body = "".join(t["text"] for t in content)
         runs = [len(m.group(0)) for m in re.finditer(r"`{3,}", body)]
@@ -481,7 +487,11 @@ _AUTOLINK = re.compile(r"[a-zA-Z][a-zA-Z0-9+.-]{1,31}:[^\s<>\x00-\x1f]*")
 def _code_span(value: str, in_table: bool) -> str:
     runs = [len(m.group(0)) for m in re.finditer(r"`+", value)]
     ticks = "`" * (max(runs, default=0) + 1)
-    pad = value[:1] == "`" or value[-1:] == "`" or (value[:1] == " " and value[-1:] == " " and value.strip() != "")
+    pad = (
+        value[:1] == "`"
+        or value[-1:] == "`"
+        or (value[:1] == " " and value[-1:] == " " and value.strip() != "")
+    )
     if in_table:  # GFM splits cells before code spans; \| is the way to keep a pipe in one
         value = value.replace("|", "\\|")
     return ticks + (" " + value + " " if pad else value) + ticks
@@ -634,7 +644,9 @@ def _render_inline(nodes: list[Node], br: str, heading: bool = False, in_table: 
         if seg[0] in (_S_OPEN, _S_CLOSE):
             name, run = seg[1], seg[2]
             delim = _DELIM.get(name)
-            ok = delim is not None and _flanks(delim, edge(k - 1, True), edge(k + 1, False), seg[0] == _S_OPEN)
+            ok = delim is not None and _flanks(
+                delim, edge(k - 1, True), edge(k + 1, False), seg[0] == _S_OPEN
+            )
             plain[run] = plain.get(run, True) and ok
     out: list[str] = []
     for k, seg in enumerate(segs):

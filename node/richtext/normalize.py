@@ -153,8 +153,8 @@ def normalize_blocks(blocks: list[Any], depth: int) -> list[Node]:
 
 def _block(node: Node, depth: int) -> Iterator[Node]:
     kind = node.get("type")
-    attrs = node.get("attrs") if isinstance(node.get("attrs"), dict) else {}
-    content = node.get("content") if isinstance(node.get("content"), list) else []
+    attrs = _attrs_of(node)
+    content = _content_of(node)
     if kind in _CONTAINERS and depth >= CONTAINER_DEPTH:
         yield from _flatten(node, depth)
         return
@@ -182,7 +182,9 @@ def _block(node: Node, depth: int) -> Iterator[Node]:
     elif kind == "list_item":  # stray item outside a list: keep its blocks
         yield from normalize_blocks(content, depth)
     elif kind == "code_block":
-        body = "".join(str(c.get("text", "")) for c in content if isinstance(c, dict) and c.get("type") == "text")
+        body = "".join(
+            str(c.get("text", "")) for c in content if isinstance(c, dict) and c.get("type") == "text"
+        )
         body = _CONTROL.sub("", body.replace("\r\n", "\n").replace("\r", "\n"))
         lang = attrs.get("language")
         lang = lang.strip() if isinstance(lang, str) and lang.strip() else None
@@ -195,7 +197,11 @@ def _block(node: Node, depth: int) -> Iterator[Node]:
         yield {"type": "blockquote", "content": normalize_blocks(content, depth + 1)}
     elif kind == "panel":
         panel_kind = attrs.get("kind") if attrs.get("kind") in PANEL_KINDS else "info"
-        yield {"type": "panel", "attrs": {"kind": panel_kind}, "content": normalize_blocks(content, depth + 1)}
+        yield {
+            "type": "panel",
+            "attrs": {"kind": panel_kind},
+            "content": normalize_blocks(content, depth + 1),
+        }
     elif kind == "rule":
         yield {"type": "rule"}
     elif kind == "table":
@@ -205,7 +211,7 @@ def _block(node: Node, depth: int) -> Iterator[Node]:
                 continue
             cells = [
                 _cell(cell, depth + 3)
-                for cell in row.get("content") or []
+                for cell in _content_of(row)
                 if isinstance(cell, dict) and cell.get("type") == "table_cell"
             ]
             if cells:
@@ -224,16 +230,29 @@ def _block(node: Node, depth: int) -> Iterator[Node]:
         yield from _flatten(node, depth)
 
 
+def _attrs_of(node: Node) -> dict[str, Any]:
+    attrs = node.get("attrs")
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def _content_of(node: Node) -> list[Any]:
+    return _list_of(node.get("content"))
+
+
+def _list_of(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _list_item(node: Node, depth: int) -> Node:
-    content = node.get("content") if isinstance(node.get("content"), list) else []
+    content = _content_of(node)
     if node.get("type") != "list_item":
         content = [node]
     return {"type": "list_item", "content": normalize_blocks(content, depth)}
 
 
 def _cell(node: Node, depth: int) -> Node:
-    attrs = node.get("attrs") if isinstance(node.get("attrs"), dict) else {}
-    content = node.get("content") if isinstance(node.get("content"), list) else []
+    attrs = _attrs_of(node)
+    content = _content_of(node)
     return {
         "type": "table_cell",
         "attrs": {"header": attrs.get("header") is True},
@@ -272,7 +291,7 @@ def normalize_inlines(nodes: list[Any]) -> list[Node]:
             if not isinstance(value, str) or not value:
                 continue
             value = _CONTROL.sub("", value.replace("\r\n", "\n").replace("\r", "\n"))
-            marks = node.get("marks") if isinstance(node.get("marks"), list) else []
+            marks = _list_of(node.get("marks"))
             ms = sort_marks(m for m in marks if isinstance(m, dict))
             for i, line in enumerate(value.split("\n")):
                 if i:
@@ -280,8 +299,11 @@ def normalize_inlines(nodes: list[Any]) -> list[Node]:
                 if line:
                     flat.append(_text(line, ms))
         elif kind == "mention":
-            attrs = node.get("attrs") if isinstance(node.get("attrs"), dict) else {}
-            clean = {k: attrs.get(k) if isinstance(attrs.get(k), str) and attrs.get(k) else None for k in MENTION_KEYS}
+            attrs = _attrs_of(node)
+            clean = {
+                k: attrs.get(k) if isinstance(attrs.get(k), str) and attrs.get(k) else None
+                for k in MENTION_KEYS
+            }
             if any(clean.values()):
                 flat.append({"type": "mention", "attrs": clean})
         elif kind == "hard_break":
@@ -409,7 +431,11 @@ def plain_inlines(nodes: list[Node]) -> str:
 def mention_label(node: Node) -> str:
     attrs = node.get("attrs") or {}
     return str(
-        attrs.get("display_name") or attrs.get("username") or attrs.get("email") or attrs.get("account_id") or "user"
+        attrs.get("display_name")
+        or attrs.get("username")
+        or attrs.get("email")
+        or attrs.get("account_id")
+        or "user"
     )
 
 

@@ -386,12 +386,16 @@ class _BlockParser:
         if heading:
             self._flush()
             content = _inline(stripped[heading.end() :])
-            self.blocks.append({"type": "heading", "attrs": {"level": int(heading.group(1))}, "content": content})
+            self.blocks.append(
+                {"type": "heading", "attrs": {"level": int(heading.group(1))}, "content": content}
+            )
             return
         quote = _BQ.match(stripped)
         if quote:
             self._flush()
-            self.blocks.append({"type": "blockquote", "content": [paragraph(_inline(stripped[quote.end() :]))]})
+            self.blocks.append(
+                {"type": "blockquote", "content": [paragraph(_inline(stripped[quote.end() :]))]}
+            )
             return
         if _RULE.match(stripped):
             self._flush()
@@ -464,7 +468,11 @@ class _BlockParser:
             for header, raw in row:
                 inl = _inline(raw)
                 cells.append(
-                    {"type": "table_cell", "attrs": {"header": header}, "content": [paragraph(inl)] if inl else []}
+                    {
+                        "type": "table_cell",
+                        "attrs": {"header": header},
+                        "content": [paragraph(inl)] if inl else [],
+                    }
                 )
             rows.append({"type": "table_row", "content": cells})
         self.blocks.append({"type": "table", "content": rows})
@@ -668,9 +676,9 @@ def _href(href: str) -> str:
 def _mention(node: Node) -> str:
     attrs = node["attrs"]
     if attrs.get("account_id"):
-        return "[~accountid:" + attrs["account_id"] + "]"
+        return "[~accountid:" + str(attrs["account_id"]) + "]"
     if attrs.get("username"):
-        return "[~" + attrs["username"] + "]"
+        return "[~" + str(attrs["username"]) + "]"
     label = attrs.get("display_name") or attrs.get("email") or "user"
     return _escape_text("@" + label, None, None, False)
 

@@ -11,7 +11,9 @@ from node.richtext.normalize import normalize
 Node = dict[str, Any]
 
 # Prose plus every character that is markup somewhere.
-ALPHABET = st.sampled_from(list("abcxyzAB019 ") + list("*_-+^~?{}[]|!\\&#<>`@=.:()/'\"%$") + ["é", "\u00a0", "中"])
+ALPHABET = st.sampled_from(
+    list("abcxyzAB019 ") + list("*_-+^~?{}[]|!\\&#<>`@=.:()/'\"%$") + ["é", "\u00a0", "中"]
+)
 PLAIN = st.text(ALPHABET, min_size=1, max_size=12)
 WORD = st.text(st.sampled_from(list("abcdefxyz019")), min_size=1, max_size=8)
 HREF = st.builds(lambda host, path: f"https://{host}.example/{path}", WORD, WORD)

@@ -58,7 +58,8 @@ def test_wiki_inline_marks() -> None:
 
 
 @pytest.mark.parametrize(
-    "raw", ["2*3*4", "well-known e-mail", "a * b * c", "snake_case_name", "x^2 and y~3", "*unclosed bold", "_a"]
+    "raw",
+    ["2*3*4", "well-known e-mail", "a * b * c", "snake_case_name", "x^2 and y~3", "*unclosed bold", "_a"],
 )
 def test_wiki_markers_inside_words_or_unbalanced_stay_text(raw: str) -> None:
     assert marked(from_wiki(raw)) == [(raw, [])]
@@ -112,7 +113,9 @@ def test_wiki_escapes_literal_markup() -> None:
     wiki = to_wiki(doc)
     assert "\\*not bold\\*" in wiki
     assert from_wiki(wiki) == doc
-    line_start = doc_of(para({"type": "text", "text": "* not a list"}), para({"type": "text", "text": "h1. no"}))
+    line_start = doc_of(
+        para({"type": "text", "text": "* not a list"}), para({"type": "text", "text": "h1. no"})
+    )
     assert from_wiki(to_wiki(line_start)) == line_start
 
 
@@ -190,7 +193,12 @@ def test_markdown_degrades_what_it_cannot_express() -> None:
                         "attrs": {"header": False},
                         "content": [
                             para({"type": "text", "text": "a"}),
-                            {"type": "bullet_list", "content": [{"type": "list_item", "content": [para({"type": "text", "text": "b"})]}]},
+                            {
+                                "type": "bullet_list",
+                                "content": [
+                                    {"type": "list_item", "content": [para({"type": "text", "text": "b"})]}
+                                ],
+                            },
                         ],
                     }
                 ],
@@ -214,20 +222,36 @@ def test_adf_mention_panel_and_marks() -> None:
                 "content": [
                     {"type": "mention", "attrs": {"id": "557058:abc", "text": "@Ann Lee"}},
                     {"type": "text", "text": "2", "marks": [{"type": "subsup", "attrs": {"type": "sup"}}]},
-                    {"type": "text", "text": "red", "marks": [{"type": "textColor", "attrs": {"color": "#f00"}}]},
+                    {
+                        "type": "text",
+                        "text": "red",
+                        "marks": [{"type": "textColor", "attrs": {"color": "#f00"}}],
+                    },
                 ],
             },
-            {"type": "panel", "attrs": {"panelType": "success"}, "content": [{"type": "paragraph", "content": []}]},
+            {
+                "type": "panel",
+                "attrs": {"panelType": "success"},
+                "content": [{"type": "paragraph", "content": []}],
+            },
         ],
     }
     doc = from_adf(adf)
     first = doc["content"][0]["content"]
-    assert first[0]["attrs"] == {"account_id": "557058:abc", "username": None, "email": None, "display_name": "Ann Lee"}
+    assert first[0]["attrs"] == {
+        "account_id": "557058:abc",
+        "username": None,
+        "email": None,
+        "display_name": "Ann Lee",
+    }
     assert first[1]["marks"] == [{"type": "sup"}]
     assert "marks" not in first[2]
     assert doc["content"][1] == {"type": "panel", "attrs": {"kind": "success"}, "content": []}
     back = to_adf(doc)
-    assert back["content"][0]["content"][0] == {"type": "mention", "attrs": {"id": "557058:abc", "text": "@Ann Lee"}}
+    assert back["content"][0]["content"][0] == {
+        "type": "mention",
+        "attrs": {"id": "557058:abc", "text": "@Ann Lee"},
+    }
     assert back["content"][1]["content"] == [{"type": "paragraph", "content": []}]  # ADF needs content
 
 
@@ -244,15 +268,37 @@ def test_adf_rich_nodes_degrade_to_text_or_links() -> None:
                     {"type": "inlineCard", "attrs": {"url": "https://e.io/x"}},
                 ],
             },
-            {"type": "mediaSingle", "content": [{"type": "media", "attrs": {"id": "f-1", "type": "file", "alt": "a.png"}}]},
-            {"type": "taskList", "content": [{"type": "taskItem", "attrs": {"state": "DONE"}, "content": [{"type": "text", "text": "ship"}]}]},
-            {"type": "expand", "attrs": {"title": "More"}, "content": [{"type": "paragraph", "content": [{"type": "text", "text": "hidden"}]}]},
-            {"type": "someFutureNode", "content": [{"type": "paragraph", "content": [{"type": "text", "text": "kept"}]}]},
+            {
+                "type": "mediaSingle",
+                "content": [{"type": "media", "attrs": {"id": "f-1", "type": "file", "alt": "a.png"}}],
+            },
+            {
+                "type": "taskList",
+                "content": [
+                    {
+                        "type": "taskItem",
+                        "attrs": {"state": "DONE"},
+                        "content": [{"type": "text", "text": "ship"}],
+                    }
+                ],
+            },
+            {
+                "type": "expand",
+                "attrs": {"title": "More"},
+                "content": [{"type": "paragraph", "content": [{"type": "text", "text": "hidden"}]}],
+            },
+            {
+                "type": "someFutureNode",
+                "content": [{"type": "paragraph", "content": [{"type": "text", "text": "kept"}]}],
+            },
         ],
     }
     doc = from_adf(adf)
     validate_doc(doc)
-    assert plain_text(doc).split() == "😄[IN PROGRESS]2023-11-14https://e.io/x [attachment: a.png] - [x] ship More hidden kept".split()
+    assert (
+        plain_text(doc).split()
+        == "😄[IN PROGRESS]2023-11-14https://e.io/x [attachment: a.png] - [x] ship More hidden kept".split()
+    )
     link = doc["content"][0]["content"][-1]
     assert link["marks"] == [{"type": "link", "attrs": {"href": "https://e.io/x"}}]
 
@@ -261,7 +307,9 @@ def test_adf_output_respects_the_schema() -> None:
     doc = doc_of(
         {
             "type": "blockquote",
-            "content": [{"type": "heading", "attrs": {"level": 1}, "content": [{"type": "text", "text": "H"}]}],
+            "content": [
+                {"type": "heading", "attrs": {"level": 1}, "content": [{"type": "text", "text": "H"}]}
+            ],
         },
         para({"type": "text", "text": "c", "marks": [{"type": "strong"}, {"type": "code"}]}),
     )
@@ -280,7 +328,10 @@ def test_adf_rejects_what_is_not_a_document(bad: Any) -> None:
 
 
 def test_adf_tolerates_garbage_inside_a_document() -> None:
-    adf = {"type": "doc", "content": [None, 3, {"type": "paragraph", "content": [{"type": "text"}, "x", {}]}, {}]}
+    adf = {
+        "type": "doc",
+        "content": [None, 3, {"type": "paragraph", "content": [{"type": "text"}, "x", {}]}, {}],
+    }
     assert from_adf(adf)["content"] == []
 
 
@@ -299,9 +350,17 @@ def test_writers_name_the_problem_in_an_invalid_doc(writer: Any) -> None:
 def test_html_escapes_everything_and_drops_unsafe_links() -> None:
     doc = doc_of(
         para(
-            {"type": "text", "text": "<script>x</script> & \"q\""},
-            {"type": "text", "text": "bad", "marks": [{"type": "link", "attrs": {"href": "javascript:alert(1)"}}]},
-            {"type": "text", "text": "good", "marks": [{"type": "link", "attrs": {"href": 'https://e.io/?a="b"'}}]},
+            {"type": "text", "text": '<script>x</script> & "q"'},
+            {
+                "type": "text",
+                "text": "bad",
+                "marks": [{"type": "link", "attrs": {"href": "javascript:alert(1)"}}],
+            },
+            {
+                "type": "text",
+                "text": "good",
+                "marks": [{"type": "link", "attrs": {"href": 'https://e.io/?a="b"'}}],
+            },
         )
     )
     html = to_html(doc)
@@ -311,7 +370,9 @@ def test_html_escapes_everything_and_drops_unsafe_links() -> None:
 
 
 def test_html_structure() -> None:
-    doc = from_markdown("# T\n\n- a\n\n5. b\n\n> [!NOTE]\n> n\n\n| h |\n|---|\n| c |\n\n```py\n<x>\n```\n\ncc @me")
+    doc = from_markdown(
+        "# T\n\n- a\n\n5. b\n\n> [!NOTE]\n> n\n\n| h |\n|---|\n| c |\n\n```py\n<x>\n```\n\ncc @me"
+    )
     html = to_html(doc)
     for fragment in [
         "<h1>T</h1>",

@@ -55,7 +55,10 @@ def test_deep_adf_is_capped_not_lost() -> None:
     node: dict[str, Any] = {"type": "paragraph", "content": [{"type": "text", "text": "deep"}]}
     for i in range(3000):
         kind = ["blockquote", "panel", "bulletList"][i % 3]
-        node = {"type": kind, "content": [{"type": "listItem", "content": [node]} if kind == "bulletList" else node]}
+        node = {
+            "type": kind,
+            "content": [{"type": "listItem", "content": [node]} if kind == "bulletList" else node],
+        }
     doc = from_adf({"type": "doc", "version": 1, "content": [node]})
     validate_doc(doc)
     assert depth(doc) <= MAX_DEPTH
@@ -116,7 +119,14 @@ def test_one_megabyte_of_typical_markup_is_linear_ish() -> None:
     print(f"1 MB wiki+markdown parse+write: {time.perf_counter() - started:.1f}s")
 
 
-PATHOLOGICAL = ["[" * 1_000_000, "*a" * 500_000, "<" * 1_000_000, "_a" * 500_000, "[[[a]]]" * 140_000, "{{" * 500_000]
+PATHOLOGICAL = [
+    "[" * 1_000_000,
+    "*a" * 500_000,
+    "<" * 1_000_000,
+    "_a" * 500_000,
+    "[[[a]]]" * 140_000,
+    "{{" * 500_000,
+]
 
 
 @pytest.mark.slow

@@ -79,7 +79,12 @@ def corpus(user: dict[str, Any], start: int) -> dict[str, Any]:
                 t(" "),
                 t("a*b_c [d] {e} |f| <g> `h` \\i ~j^ @k &amp; 2*3 snake_case well-known"),
             ),
-            p(t("see "), t("the docs", href="https://example.com/a?b=1&c=(2)"), t(" and "), t("x = 1", "code")),
+            p(
+                t("see "),
+                t("the docs", href="https://example.com/a?b=1&c=(2)"),
+                t(" and "),
+                t("x = 1", "code"),
+            ),
             p(t("ping "), user, t(" please"), {"type": "hard_break"}, t("next line")),
             {
                 "type": "bullet_list",
@@ -95,7 +100,11 @@ def corpus(user: dict[str, Any], start: int) -> dict[str, Any]:
                     item(p(t("two"))),
                 ],
             },
-            {"type": "code_block", "attrs": {"language": "python"}, "content": [t('print("*not bold*")\n  x = [1]')]},
+            {
+                "type": "code_block",
+                "attrs": {"language": "python"},
+                "content": [t('print("*not bold*")\n  x = [1]')],
+            },
             {"type": "blockquote", "content": [p(t("quoted "), t("text", "strong"))]},
             {"type": "panel", "attrs": {"kind": "warning"}, "content": [p(t("Careful now"))]},
             {"type": "rule"},
@@ -103,7 +112,10 @@ def corpus(user: dict[str, Any], start: int) -> dict[str, Any]:
                 "type": "table",
                 "content": [
                     {"type": "table_row", "content": [cell(True, p(t("Name"))), cell(True, p(t("Value")))]},
-                    {"type": "table_row", "content": [cell(False, p(t("a|b"))), cell(False, p(t("2", "code")))]},
+                    {
+                        "type": "table_row",
+                        "content": [cell(False, p(t("a|b"))), cell(False, p(t("2", "code")))],
+                    },
                 ],
             },
         ],
@@ -288,7 +300,8 @@ REAL_WIKI = [
     "* one\ncontinued\n* two\n\n- dash item\n\n*not a list*",
 ]
 REAL_MARKDOWN = [
-    "## Steps\n1. Open **Settings**\n2. Click _Save_\n   - nested `code`\n\n| Col | Val |\n|---|---|\n| a | [l](https://x.io) |",
+    "## Steps\n1. Open **Settings**\n2. Click _Save_\n   - nested `code`",
+    "| Col | Val |\n|---|---|\n| a | [l](https://x.io) |",
     "```java\npublic class A { }\n```\nThen ~~gone~~ and <sub>2</sub> and <ins>u</ins>",
     "> [!TIP]\n> Use `make test`\n\n> plain quote\n\ncc @octocat and @hubot, mail a@b.io",
     "<details><summary>x</summary>hidden</details>\n\n<script>alert(1)</script> <b>bold</b>",
@@ -311,9 +324,21 @@ def test_markdown_output_is_stable_after_one_normalisation(raw: str) -> None:
 
 ANY_TEXT = st.lists(
     st.sampled_from(
-        list("ab1 \n\t*_-+^~?{}[]|!\\&#<>`@=.:()/'")
-        + ["h1. ", "bq. ", "{code}", "{quote}", "{panel:bgColor=#deebff}", "||", "[~u]", "```", "> [!NOTE]\n"]
-        + ["1. ", "- ", "<sub>", "</sub>", "{{", "}}", "http://x.y", "{*}", "\\\\"]
+        [
+            *"ab1 \n\t*_-+^~?{}[]|!\\&#<>`@=.:()/'",
+            *[
+                "h1. ",
+                "bq. ",
+                "{code}",
+                "{quote}",
+                "{panel:bgColor=#deebff}",
+                "||",
+                "[~u]",
+                "```",
+                "> [!NOTE]\n",
+            ],
+            *["1. ", "- ", "<sub>", "</sub>", "{{", "}}", "http://x.y", "{*}", "\\\\"],
+        ]
     ),
     max_size=40,
 ).map("".join)
