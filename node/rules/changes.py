@@ -131,6 +131,13 @@ class ChangeSet(_Model):
     project: str | None = None  # on create
     fields: IssueUpdate = Field(default_factory=lambda: IssueUpdate())
     status: str | None = None
+    # A transition (id or name) to take to reach ``status`` when the issue offers it, before walking
+    # the workflow (GitHub: ``close_not_planned``).
+    transition: str | None = None
+    # The local result of this change cannot be known by the peer (an open/closed state walked to
+    # a status of this workflow): the engine sends the next replica even if only its own write
+    # changed the issue, so the peer learns the status reached.
+    report_back: bool = False
     users: list[UserChange] = Field(default_factory=list)
     comments_add: list[CommentAdd] = Field(default_factory=list)
     comments_edit: list[CommentEdit] = Field(default_factory=list)

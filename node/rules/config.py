@@ -214,6 +214,93 @@ class AttachmentRules(_Strict):
         return _check_regex(value)
 
 
+#: Neutral fields that become prefixed labels on GitHub (and labels that become fields again).
+LABEL_FIELDS: tuple[str, ...] = ("status", "priority", "issue_type", "components")
+_LABEL_ALIASES = {"type": "issue_type", "component": "components"}
+DEFAULT_NOT_PLANNED = r"won'?t|not[ _-]?planned|cancel|reject|declin|duplicate|invalid|obsolete|abandon"
+
+
+class LabelPrefixes(_Strict):
+    """The label prefix of each field GitHub lacks (``null`` switches that field's label off).
+    ``type`` and ``component`` are accepted for ``issue_type`` and ``components``."""
+
+    status: str | None = "status: "
+    priority: str | None = "priority: "
+    issue_type: str | None = "type: "
+    components: str | None = "component: "
+
+    @model_validator(mode="before")
+    @classmethod
+    def _aliases(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            out = dict(value)
+            for alias, name in _LABEL_ALIASES.items():
+                if alias in out:
+                    if name in out:
+                        raise ValueError(f"give {name!r} or {alias!r}, not both")
+                    out[name] = out.pop(alias)
+            return out
+        return value
+
+    @model_validator(mode="after")
+    def _distinct(self) -> LabelPrefixes:
+        seen: dict[str, str] = {}
+        for name in LABEL_FIELDS:
+            prefix = getattr(self, name)
+            if prefix is None:
+                continue
+            if not prefix.strip():
+                raise ValueError(f"{name}: a prefix cannot be empty (use null to switch it off)")
+            folded = prefix.casefold()
+            for other, known in seen.items():
+                if folded.startswith(known) or known.startswith(folded):
+                    raise ValueError(f"{name}: prefix {prefix!r} overlaps the prefix of {other}")
+            seen[name] = folded
+        return self
+
+    def items(self) -> list[tuple[str, str]]:
+        return [(name, p) for name in LABEL_FIELDS if (p := getattr(self, name)) is not None]
+
+
+class GitHubRules(_Strict):
+    """Incoming rules when one side is GitHub and the other is not (``docs/rules.md``, "Jira ↔ GitHub").
+
+    * local GitHub: status → open/closed (+ ``status: NAME`` label), priority / type / components →
+      labels, due date → a footer line of the body (or dropped), attachments → link comments,
+      internal comments skipped;
+    * local Jira (or another tracker), peer GitHub: the same labels become fields again (only
+      values in ``known_values``, when a list is given), open/closed drives the workflow by category.
+    """
+
+    enabled: bool = True
+    label_prefixes: LabelPrefixes = Field(default_factory=lambda: LabelPrefixes())
+    # Values the LOCAL tracker has (local Jira): a label naming another value stays a label.
+    # Without a list for a field, every value is taken (the tracker refuses an unknown one).
+    known_values: dict[str, list[str]] = Field(default_factory=dict)
+    due_date: Literal["footer", "drop"] = "footer"
+    due_date_prefix: str = Field("Due date: ", min_length=1, max_length=100)
+    attachments: Literal["links", "skip"] = "links"
+    # A remote status or resolution matching this (case-insensitive) closes as "not planned".
+    not_planned: str = DEFAULT_NOT_PLANNED
+
+    @field_validator("known_values", mode="before")
+    @classmethod
+    def _known(cls, value: Any) -> Any:
+        if isinstance(value, dict):
+            out = {_LABEL_ALIASES.get(str(k), k): v for k, v in value.items()}
+            for name in out:
+                if name not in LABEL_FIELDS:
+                    raise ValueError(f"{name!r}: known values are for {', '.join(LABEL_FIELDS)}")
+            return out
+        return value
+
+    @field_validator("not_planned")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        _check_regex(value)
+        return value
+
+
 _OPERATORS = ("equals", "not_equals", "in", "not_in", "contains", "not_contains", "matches", "is_empty")
 
 
@@ -272,6 +359,7 @@ class VisualRules(_Strict):
     only_if: list[Condition] = Field(default_factory=list)  # all must match, else not sent / ignored
     create: bool = True  # incoming: create a local issue for a new remote one
     conflict_policy: Literal["later_wins", "remote_wins", "local_wins"] = "later_wins"
+    github: GitHubRules = Field(default_factory=lambda: GitHubRules())  # incoming, GitHub on one side
 
     @field_validator("fields", "values")
     @classmethod
@@ -331,6 +419,8 @@ def plan_fields(rules: VisualRules, direction: Direction) -> list[FieldPlan]:
             raise RuleError(f"{name!r} is not a synced field in this direction", path=f"values.{name}")
         if field_kind(name) in ("doc", "user", "date"):
             raise RuleError(f"value maps do not apply to {field_kind(name)} fields", path=f"values.{name}")
+    if direction == "outgoing" and "github" in rules.model_fields_set:
+        raise RuleError("the github section belongs to incoming rules", path="github")
     if direction == "outgoing" and rules.comments.header != DEFAULT_HEADER:
         raise RuleError(
             "the comment header is set by the receiving side's incoming rules", path="comments.header"

@@ -44,6 +44,9 @@ class IncomingContext(_Model):
       conflict. Without it, the baseline is ``previous`` mapped through the incoming rules.
     * ``node_id`` / ``peer_node_id``: break ties between equally recent changes identically on both
       sides (the smaller node id wins).
+    * ``tracker``: the LOCAL tracker's kind (``TrackerAdapter.kind``: ``jira``, ``github``, ...);
+      ``peer_tracker`` the sender's, when known other than by ``replica.extras["tracker"]``. They
+      switch on the tracker-aware defaults (:mod:`node.rules.trackers`).
     """
 
     connection: str = ""
@@ -55,3 +58,5 @@ class IncomingContext(_Model):
     comment_map: dict[str, str] = Field(default_factory=dict)
     attachment_map: dict[str, str] = Field(default_factory=dict)
     last_applied: dict[str, Any] | None = None
+    tracker: str = ""
+    peer_tracker: str = ""

@@ -35,6 +35,8 @@ from node.rules.changes import (
 from node.rules.config import FieldKind, FieldPlan, Unmatched, ValueMap, VisualRules, validation_error
 from node.rules.context import IncomingContext, OutgoingContext
 from node.rules.errors import RuleError
+from node.rules.trackers import adapt_incoming
+from node.rules.trackers import finish as finish_adapted
 from node.rules.values import (
     _json,
     canon,
@@ -182,6 +184,9 @@ def base_replica_data(snapshot: IssueSnapshot) -> dict[str, Any]:
         "created": _json(snapshot.created),
         "updated": _json(snapshot.updated),
         "custom_fields": {},
+        # The receiver's tracker-aware defaults need the sender's tracker (and a close reason).
+        "extras": {"tracker": snapshot.tracker}
+        | ({"resolution": snapshot.resolution} if snapshot.resolution else {}),
     }
 
 
@@ -279,7 +284,13 @@ def build_changes(
         return ChangeSet(action="ignore", reason=reason)
     if local is None and not rules.create:
         return ChangeSet(action="ignore", reason="creating local issues is switched off (create: false)")
+    # Different trackers on the two sides: reshape the pair into what the local tracker can hold.
+    adapted = adapt_incoming(replica, previous, ctx, rules, list(plans))
+    if adapted is not None:
+        replica, previous, rules = adapted.replica, adapted.previous, adapted.rules
     cs = ChangeSet(action="create" if local is None else "update")
+    if adapted is not None:
+        cs.warnings.extend(adapted.warnings)
     if local is None:
         cs.project = ctx.project or None
         if not ctx.project:
@@ -331,6 +342,8 @@ def build_changes(
         raise validation_error(exc, "fields.") from None
     _incoming_comments(cs, replica, previous, ctx, rules)
     _incoming_attachments(cs, replica, previous, ctx, rules)
+    if adapted is not None:
+        cs.transition, cs.report_back = finish_adapted(adapted, cs.status)
     if cs.action == "update" and cs.is_empty():
         cs.reason = "nothing to change"
     return cs

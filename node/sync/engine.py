@@ -705,6 +705,7 @@ class SyncEngine:
             comment_map=maps[0],
             attachment_map=maps[1],
             last_applied=twin.applied() if twin is not None else None,
+            tracker=getattr(self.adapter, "kind", ""),
         )
         try:
             cs = await compiled.incoming_async(replica, previous, local, ctx)
@@ -760,7 +761,9 @@ class SyncEngine:
             warnings = list(cs.warnings)
             if cs.status is not None:
                 current = local.status.name if local.status else ""
-                if current.casefold() != cs.status.casefold():
+                if current.casefold() != cs.status.casefold() and not await self._preferred_transition(
+                    local.key, cs
+                ):
                     try:
                         await walk_to(
                             self.db,
@@ -782,7 +785,7 @@ class SyncEngine:
             fresh = await self.adapter.get_issue(local.id)
             applied = s.dumps(compiled.local_values(fresh))
             baseline = None
-            if not pending_local and not self._human_touched(before, fresh):
+            if not pending_local and not cs.report_back and not self._human_touched(before, fresh):
                 baseline = await self._outgoing_fp(rt, fresh)
             reason = "; ".join(warnings) or None
             await self._finish(
@@ -799,6 +802,18 @@ class SyncEngine:
             )
             for request in blobs:
                 await self.manager.send(rt, [request])
+
+    async def _preferred_transition(self, key: str, cs: ChangeSet) -> bool:
+        """Take the rules' preferred transition to ``cs.status`` when offered (GitHub: close as not
+        planned); False: walk the workflow instead."""
+        if not cs.transition or cs.status is None:
+            return False
+        wanted, target = cs.transition.casefold(), cs.status.casefold()
+        for t in await self.adapter.transitions(key):
+            if wanted in (t.id.casefold(), t.name.casefold()) and t.to.name.casefold() == target:
+                await self.adapter.transition(key, t.id)
+                return True
+        return False
 
     async def _resolve_users(self, cs: ChangeSet) -> dict[str, UserRef | None]:
         out: dict[str, UserRef | None] = {}
@@ -2071,6 +2086,7 @@ class SyncEngine:
                 comment_map=maps[0],
                 attachment_map=maps[1],
                 last_applied=twin.applied() if twin else None,
+                tracker=getattr(self.adapter, "kind", ""),
                 peer_name=rt.row.peer_name or rt.name,
             )
             result = await asyncio.to_thread(
