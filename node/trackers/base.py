@@ -228,9 +228,7 @@ class TrackerAdapter(abc.ABC):
     async def get_issue(self, key_or_id: str) -> IssueSnapshot: ...
 
     @abc.abstractmethod
-    async def search(
-        self, query: str, *, page_token: str | None = None, page_size: int = 50
-    ) -> SearchPage:
+    async def search(self, query: str, *, page_token: str | None = None, page_size: int = 50) -> SearchPage:
         """Run a native query (JQL for Jira). ``page_token`` is opaque, from the previous page."""
 
     @abc.abstractmethod
