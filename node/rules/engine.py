@@ -285,7 +285,7 @@ def build_changes(
     if local is None and not rules.create:
         return ChangeSet(action="ignore", reason="creating local issues is switched off (create: false)")
     # Different trackers on the two sides: reshape the pair into what the local tracker can hold.
-    adapted = adapt_incoming(replica, previous, ctx, rules, list(plans))
+    adapted = adapt_incoming(replica, previous, ctx, rules, list(plans), local)
     if adapted is not None:
         replica, previous, rules = adapted.replica, adapted.previous, adapted.rules
     cs = ChangeSet(action="create" if local is None else "update")

@@ -34,10 +34,13 @@ from typing import Any
 
 from node.rules.config import FieldPlan, VisualRules
 from node.rules.context import IncomingContext
+from node.trackers.base import IssueSnapshot
 from protocol.replica import Attachment, Comment, Replica, StatusRef
 from protocol.richtext import Doc, plain_text
 
 GITHUB = "github"
+JIRA = "jira"
+_SPACE = re.compile(r"\s")
 OPEN, CLOSED = "open", "closed"
 NOT_PLANNED_TRANSITION = "close_not_planned"
 _LABEL_CHANGE_FIELDS = ("labels", "status", "priority", "issue_type", "components")
@@ -67,6 +70,7 @@ def adapt_incoming(
     ctx: IncomingContext,
     rules: VisualRules,
     plans: list[FieldPlan],
+    local_issue: IssueSnapshot | None = None,
 ) -> Adapted | None:
     """The replica pair as the local tracker can hold it, or None when nothing differs."""
     local, peer = ctx.tracker.casefold(), peer_tracker(replica, ctx)
@@ -78,8 +82,18 @@ def adapt_incoming(
             return None
         return Adapted(replica, previous, effective, "users_only")
     if local == GITHUB:
-        return _to_github(replica, previous, effective, plans)
-    return _from_github(replica, previous, effective, plans)
+        # Jira labels cannot contain spaces: the GitHub labels that have them never reached the
+        # peer, so its label list must not remove them.
+        keep: list[str] = []
+        if peer == JIRA and local_issue is not None:
+            prefixes = [p.casefold() for _n, p in rules.github.label_prefixes.items()]
+            keep = [
+                label
+                for label in local_issue.labels
+                if _SPACE.search(label) and not label.casefold().startswith(tuple(prefixes))
+            ]
+        return _to_github(replica, previous, effective, plans, keep)
+    return _from_github(replica, previous, effective, plans, drop_spaced=local == JIRA)
 
 
 def finish(adapted: Adapted, status: str | None) -> tuple[str | None, bool]:
@@ -106,7 +120,7 @@ def _user_defaults(rules: VisualRules, local: str, peer: str) -> VisualRules:
 
 
 def _to_github(
-    replica: Replica, previous: Replica | None, rules: VisualRules, plans: list[FieldPlan]
+    replica: Replica, previous: Replica | None, rules: VisualRules, plans: list[FieldPlan], keep: list[str]
 ) -> Adapted:
     gh = rules.github
     sources = {p.source for p in plans}
@@ -125,8 +139,8 @@ def _to_github(
         k: v for k, v in rules.values.items() if k not in ("status", "priority", "issue_type", "components")
     }
     effective = rules.model_copy(update={"comments": comments, "values": values})
-    new = _github_shape(replica, rules, sources, warnings)
-    old = _github_shape(previous, rules, sources, None) if previous is not None else None
+    new = _github_shape(replica, rules, sources, warnings, keep)
+    old = _github_shape(previous, rules, sources, None, keep) if previous is not None else None
     adapted = Adapted(new, old, effective, "to_github", warnings)
     status = replica.status
     resolution = replica.extras.get("resolution")
@@ -137,7 +151,7 @@ def _to_github(
 
 
 def _github_shape(
-    replica: Replica, rules: VisualRules, sources: set[str], warnings: list[str] | None
+    replica: Replica, rules: VisualRules, sources: set[str], warnings: list[str] | None, keep: list[str]
 ) -> Replica:
     from node.rules.engine import Skip, map_value  # the engine imports this module
 
@@ -173,7 +187,7 @@ def _github_shape(
             label = mapped("components", component)
             if label:
                 extra.append(prefixes["components"] + label)
-    all_labels = list(dict.fromkeys([*labels, *extra]))
+    all_labels = list(dict.fromkeys([*labels, *extra, *keep]))
     description = replica.description
     if replica.due_date is not None and "due_date" in sources:
         if gh.due_date == "footer" and "description" in sources:
@@ -252,15 +266,26 @@ class _Parsed:
     replica: Replica
     label_status: str | None
     state: str | None
+    dropped: list[str] = field(default_factory=list)
 
 
 def _from_github(
-    replica: Replica, previous: Replica | None, rules: VisualRules, plans: list[FieldPlan]
+    replica: Replica,
+    previous: Replica | None,
+    rules: VisualRules,
+    plans: list[FieldPlan],
+    *,
+    drop_spaced: bool,
 ) -> Adapted:
     sources = {p.source for p in plans}
-    new = _fields_from_labels(replica, rules, sources)
-    old = _fields_from_labels(previous, rules, sources) if previous is not None else None
+    new = _fields_from_labels(replica, rules, sources, drop_spaced)
+    old = _fields_from_labels(previous, rules, sources, drop_spaced) if previous is not None else None
     adapted = Adapted(new.replica, old.replica if old else None, rules, "from_github")
+    if new.dropped:
+        adapted.warnings.append(
+            "Jira labels cannot contain spaces; kept on GitHub only: "
+            + ", ".join(repr(x) for x in new.dropped)
+        )
     if "status" not in sources or replica.status is None:
         return adapted
     category = replica.status.category
@@ -296,7 +321,9 @@ def _known(rules: VisualRules, name: str, value: str) -> str | None:
     return next((k for k in known if k.casefold() == folded), None)
 
 
-def _fields_from_labels(replica: Replica, rules: VisualRules, sources: set[str]) -> _Parsed:
+def _fields_from_labels(
+    replica: Replica, rules: VisualRules, sources: set[str], drop_spaced: bool
+) -> _Parsed:
     gh = rules.github
     prefixes = gh.label_prefixes.items()
     plain: list[str] = []
@@ -313,6 +340,9 @@ def _fields_from_labels(replica: Replica, rules: VisualRules, sources: set[str])
         else:
             plain.append(label)
             continue
+    dropped = [x for x in plain if drop_spaced and _SPACE.search(x)]
+    if dropped:
+        plain = [x for x in plain if x not in dropped]
     update: dict[str, Any] = {"labels": plain}
     if "priority" in found:
         update["priority"] = found["priority"][0]
@@ -333,7 +363,7 @@ def _fields_from_labels(replica: Replica, rules: VisualRules, sources: set[str])
     update["field_changed_at"] = changed
     state = replica.status.name.casefold() if replica.status is not None else None
     label_status = found.get("status", [None])[0]
-    return _Parsed(replica.model_copy(update=update), label_status, state)
+    return _Parsed(replica.model_copy(update=update), label_status, state, dropped)
 
 
 def _split_footer(description: Doc | None, prefix: str) -> tuple[Doc | None, dt.date | None]:

@@ -1,0 +1,149 @@
+"""Jira Cloud ↔ GitHub end to end: create, edit, comment, close/reopen, labels, attachments."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from node.trackers.base import IssueUpdate
+from protocol.richtext import from_plain_text, plain_text
+from tests.github_sync.conftest import Pair
+from tests.sync.conftest import eventually
+
+
+async def test_jira_issue_appears_on_github_with_labels_for_what_github_lacks(gh_pair: Pair) -> None:
+    jira, gh = gh_pair.jira, gh_pair.github
+    key = await jira.create(
+        "Checkout fails on Safari",
+        description=from_plain_text("Steps: open checkout, press pay."),
+        priority="High",
+        issue_type="Bug",
+        labels=["customer"],
+        components=["Backend"],
+        due_date=dt.date(2030, 5, 1),
+    )
+    outcome = await jira.engine.sync(key, jira.connection)
+    assert outcome.sent, outcome
+    gh_key = await gh_pair.twin_of(jira, key)
+    issue = await gh.adapter.get_issue(gh_key)
+    assert issue.summary == "Checkout fails on Safari"
+    assert issue.status is not None and issue.status.name == "open"
+    assert sorted(issue.labels) == sorted(
+        ["customer", "status: To Do", "priority: High", "type: Bug", "component: Backend"]
+    )
+    body = plain_text(issue.description)
+    assert "Steps: open checkout, press pay." in body and "Due date: 2030-05-01" in body
+    await gh_pair.settle()
+    assert await gh.sent_nothing(gh_key)
+    assert await jira.sent_nothing(key)
+    for side in (jira, gh):
+        assert await side.engine.errors(include_resolved=True) == []
+
+
+async def linked(pair: Pair, summary: str, **fields: object) -> tuple[str, str]:
+    key = await pair.jira.create(summary, **fields)  # type: ignore[arg-type]
+    await pair.jira.engine.sync(key, pair.jira.connection)
+    gh_key = await pair.twin_of(pair.jira, key)
+    await pair.settle()
+    return key, gh_key
+
+
+async def quiet(pair: Pair, key: str, gh_key: str) -> None:
+    """No echo: after the step, a second local change on either side sends nothing."""
+    await pair.settle()
+    assert await pair.jira.sent_nothing(key), "Jira sent its own write back"
+    assert await pair.github.sent_nothing(gh_key), "GitHub sent its own write back"
+    await pair.settle()
+
+
+async def test_edits_and_labels_cross_both_ways(gh_pair: Pair) -> None:
+    jira, gh = gh_pair.jira, gh_pair.github
+    await jira.publish("incoming", "github: {known_values: {priority: [Highest, High, Medium, Low, Lowest]}}")
+    key, gh_key = await linked(
+        gh_pair,
+        "Login slow",
+        priority="High",
+        issue_type="Bug",
+        labels=["customer"],
+        due_date=dt.date(2030, 5, 1),
+    )
+    # Jira edits summary and description: title and body follow, the due-date footer stays
+    await jira.human.update_issue(
+        key, IssueUpdate(summary="Login very slow", description=from_plain_text("Takes **40 s** now."))
+    )
+    await jira.engine.local_change(key)
+
+    async def title() -> bool:
+        issue = await gh.adapter.get_issue(gh_key)
+        return issue.summary == "Login very slow" and "40 s" in plain_text(issue.description)
+
+    await eventually(title, what="the new title and body on GitHub")
+    body = plain_text((await gh.adapter.get_issue(gh_key)).description)
+    assert "Due date: 2030-05-01" in body
+    await quiet(gh_pair, key, gh_key)
+
+    # GitHub edits title and body (moving the due date in the footer): Jira follows
+    await gh.human.update_issue(
+        gh_key,
+        IssueUpdate(
+            summary="Login slow after upgrade",
+            description=from_plain_text("Since 2.3 it takes 40 s.\n\nDue date: 2030-06-15"),
+        ),
+    )
+    await gh.engine.local_change(gh_key)
+
+    async def summary() -> bool:
+        issue = await jira.adapter.get_issue(key)
+        return issue.summary == "Login slow after upgrade"
+
+    await eventually(summary, what="the GitHub title on Jira")
+    issue = await jira.adapter.get_issue(key)
+    assert "Since 2.3 it takes 40 s." in plain_text(issue.description)
+    assert "Due date" not in plain_text(issue.description)
+    assert issue.due_date == dt.date(2030, 6, 15)
+    await quiet(gh_pair, key, gh_key)
+
+    # GitHub relabels: a plain label, a new priority and type, and an unknown priority
+    labels = (await gh.adapter.get_issue(gh_key)).labels
+    new = [x for x in labels if not x.startswith(("priority: ", "type: "))]
+    await gh.human.update_issue(
+        gh_key,
+        IssueUpdate(
+            labels=[
+                *new,
+                "regression",
+                "good first issue",
+                "priority: Highest",
+                "type: Task",
+                "priority: urgent",
+            ]
+        ),
+    )
+    await gh.engine.local_change(gh_key)
+
+    async def fields() -> bool:
+        issue = await jira.adapter.get_issue(key)
+        return issue.priority == "Highest" and issue.issue_type == "Task"
+
+    await eventually(fields, what="priority and type from GitHub labels")
+    issue = await jira.adapter.get_issue(key)
+    assert sorted(issue.labels) == ["customer", "regression"]
+    # Jira labels cannot contain spaces: those stay on GitHub, with a warning (never a failed apply)
+    view = (await jira.engine.status(key))[0]
+    assert view.last_result is not None and view.last_result.startswith("applied")
+    assert "'good first issue'" in view.last_result and "'priority: urgent'" in view.last_result
+    await quiet(gh_pair, key, gh_key)
+
+    # Jira relabels and changes priority: GitHub's labels follow, replacing the old priority label
+    await jira.human.update_issue(key, IssueUpdate(labels=["customer", "vip"], priority="Low"))
+    await jira.engine.local_change(key)
+
+    async def gh_labels() -> bool:
+        got = set((await gh.adapter.get_issue(gh_key)).labels)
+        return {"vip", "priority: Low"} <= got and "priority: Highest" not in got and "regression" not in got
+
+    await eventually(gh_labels, what="Jira's labels on GitHub")
+    got = set((await gh.adapter.get_issue(gh_key)).labels)
+    assert got == {"customer", "vip", "good first issue", "status: To Do", "priority: Low", "type: Task"}
+    await quiet(gh_pair, key, gh_key)
+    for side in (jira, gh):
+        assert await side.engine.errors(include_resolved=True) == []
