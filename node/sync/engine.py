@@ -494,6 +494,9 @@ class SyncEngine:
                     last_sent_replica=body,
                     last_sent_at=s.now(),
                     last_sent_values=sent_values,
+                    # The peer now has what was just sent: an older apply baseline must not make
+                    # a later return to that state look unchanged (value A → B sent → back to A).
+                    baseline_fingerprint=None,
                 )
             )
             return outcome(True, "sent", version)
