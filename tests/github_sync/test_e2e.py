@@ -147,3 +147,77 @@ async def test_edits_and_labels_cross_both_ways(gh_pair: Pair) -> None:
     await quiet(gh_pair, key, gh_key)
     for side in (jira, gh):
         assert await side.engine.errors(include_resolved=True) == []
+
+
+def bodies(issue: object) -> list[str]:
+    return [plain_text(c.body) for c in issue.comments]  # type: ignore[attr-defined]
+
+
+async def test_comments_add_edit_delete_both_ways_internal_never_on_github(gh_pair: Pair) -> None:
+    jira, gh = gh_pair.jira, gh_pair.github
+    # Jira's outgoing rules send internal comments (still flagged): GitHub must not post them
+    await jira.publish("outgoing", "comments: {internal: internal}")
+    key, gh_key = await linked(gh_pair, "Search returns nothing")
+    public = await jira.human.add_comment(key, from_plain_text("customer: search is empty"))
+    await jira.human.add_comment(key, from_plain_text("agent note: VIP customer"), internal=True)
+    await jira.engine.local_change(key)
+
+    async def arrived() -> list[str]:
+        return [b for b in bodies(await gh.adapter.get_issue(gh_key)) if "search is empty" in b]
+
+    (text,) = await eventually(arrived, what="the Jira comment on GitHub")
+    assert "Jane Agent" in text  # the header names the Jira author
+    issue = await gh.adapter.get_issue(gh_key)
+    assert len(issue.comments) == 1 and not any("VIP" in b for b in bodies(issue))
+    view = (await jira.engine.status(key))[0]
+    assert view.last_result is not None and view.last_result.startswith("applied")
+    assert "internal" in view.last_result  # the warning names what was skipped
+    await quiet(gh_pair, key, gh_key)
+
+    # edit and delete on Jira
+    await jira.human.update_comment(key, public.id, from_plain_text("customer: search is empty on mobile"))
+    await jira.engine.local_change(key)
+
+    async def edited() -> bool:
+        return any("on mobile" in b for b in bodies(await gh.adapter.get_issue(gh_key)))
+
+    await eventually(edited, what="the edit on GitHub")
+    await quiet(gh_pair, key, gh_key)
+
+    # GitHub → Jira: add, edit, delete
+    mine = await gh.human.add_comment(gh_key, from_plain_text("maintainer: reproduced with `v2.1`"))
+    await gh.engine.local_change(gh_key)
+
+    async def on_jira() -> bool:
+        return any("reproduced" in b for b in bodies(await jira.adapter.get_issue(key)))
+
+    await eventually(on_jira, what="the GitHub comment on Jira")
+    issue = await jira.adapter.get_issue(key)
+    assert [b for b in bodies(issue) if "reproduced" in b][0].startswith("jane (via OpenSource)")
+    await quiet(gh_pair, key, gh_key)
+    await gh.human.update_comment(gh_key, mine.id, from_plain_text("maintainer: reproduced with v2.2 too"))
+    await gh.engine.local_change(gh_key)
+
+    async def edited_on_jira() -> bool:
+        return any("v2.2 too" in b for b in bodies(await jira.adapter.get_issue(key)))
+
+    await eventually(edited_on_jira, what="the GitHub edit on Jira")
+    await quiet(gh_pair, key, gh_key)
+    await gh.human.delete_comment(gh_key, mine.id)
+    await gh.engine.local_change(gh_key)
+
+    async def gone_on_jira() -> bool:
+        return not any("reproduced" in b for b in bodies(await jira.adapter.get_issue(key)))
+
+    await eventually(gone_on_jira, what="the deletion on Jira")
+    await quiet(gh_pair, key, gh_key)
+    await jira.human.delete_comment(key, public.id)
+    await jira.engine.local_change(key)
+
+    async def gone_on_github() -> bool:
+        return not any("search is empty" in b for b in bodies(await gh.adapter.get_issue(gh_key)))
+
+    await eventually(gone_on_github, what="the deletion on GitHub")
+    await quiet(gh_pair, key, gh_key)
+    for side in (jira, gh):
+        assert await side.engine.errors(include_resolved=True) == []
