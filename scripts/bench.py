@@ -354,8 +354,34 @@ class BulkResult:
     rss_b: float
 
 
-async def bulk(sites: Sites, a: NodeProc, b: NodeProc, issues: int, comments: int) -> BulkResult:
+async def bulk(
+    sites: Sites, a: NodeProc, b: NodeProc, issues: int, comments: int, profile: Path | None = None
+) -> BulkResult:
     before = await sites.stats_total()
+    assert a.proc is not None and b.proc is not None
+    spies = []
+    if profile is not None:  # py-spy on both nodes and on this process (the emulators)
+        os.makedirs(profile, exist_ok=True)
+        for name, pid in (("node-a", a.proc.pid), ("node-b", b.proc.pid), ("emulators", os.getpid())):
+            spies.append(
+                await asyncio.create_subprocess_exec(
+                    str(Path(sys.executable).parent / "py-spy"),
+                    "record",
+                    "--format",
+                    "raw",
+                    "--nonblocking",
+                    "-r",
+                    "50",
+                    "-d",
+                    "30",
+                    "-o",
+                    str(profile / f"{name}.txt"),
+                    "--pid",
+                    str(pid),
+                    stdout=asyncio.subprocess.DEVNULL,
+                    stderr=asyncio.subprocess.DEVNULL,
+                )
+            )
     t0 = time.perf_counter()
     job = await api(a, "POST", "/api/v1/bulk", {"connection": "to-b", "query": "project = BLK"})
 
@@ -373,7 +399,13 @@ async def bulk(sites: Sites, a: NodeProc, b: NodeProc, issues: int, comments: in
     await wait_until(progress, BULK_TIMEOUT, "the bulk sync", every=0.05)
     seconds = time.perf_counter() - t0
     calls = await sites.stats_total() - before
-    assert a.proc is not None and b.proc is not None
+    for spy in spies:
+        await spy.wait()
+    if profile is not None:  # the routes each emulator served (whole run)
+        async with aiohttp.ClientSession() as s:
+            for side, url in (("a", sites.a_url), ("b", sites.b_url)):
+                async with s.get(f"{url}/_emulator/stats") as resp:
+                    (profile / f"routes-{side}.json").write_text(json.dumps(await resp.json(), indent=1))
     return BulkResult(seconds, calls, vm_hwm_mb(a.proc.pid), vm_hwm_mb(b.proc.pid))
 
 
@@ -494,7 +526,7 @@ async def run(args: argparse.Namespace) -> None:
             t0 = time.perf_counter()
             seed(sites.a, "BLK", args.issues, args.comments)
             results["seed"] = time.perf_counter() - t0
-            results["bulk"] = await bulk(sites, a, b, args.issues, args.comments)
+            results["bulk"] = await bulk(sites, a, b, args.issues, args.comments, args.profile)
             note(f"bulk: {results['bulk']}")
             await asyncio.to_thread(cluster.close)
             sites.b.state.webhooks.clear()
@@ -556,6 +588,12 @@ def main() -> None:
     parser.add_argument("--issues", type=int, default=10_000, help="issues in the bulk sync")
     parser.add_argument("--comments", type=int, default=7, help="comments per bulk issue")
     parser.add_argument("--changes", type=int, default=200, help="changes per link in the latency runs")
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        help="py-spy the nodes and emulators for 30 s of the bulk (raw stacks)",
+    )
     args = parser.parse_args()
     asyncio.run(run(args))
 

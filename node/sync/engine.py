@@ -162,6 +162,20 @@ class _Stale(Exception):
     pass
 
 
+class _Applying:
+    """A local issue that an incoming replica is being applied to. Changes reported for it meanwhile
+    are (mostly) our own writes: they are answered once the apply is over, from the snapshot the
+    apply reads at its end when they arrived before that read, else by reading the issue again."""
+
+    __slots__ = ("after", "before", "fresh", "reading")
+
+    def __init__(self) -> None:
+        self.reading = False  # the final read was issued: later changes may not be in it
+        self.fresh: IssueSnapshot | None = None
+        self.before = False  # a change was reported before the final read
+        self.after = False  # ... or after it
+
+
 class SyncEngine:
     """The sync engine of one node (one tracker adapter, every connection)."""
 
@@ -194,6 +208,7 @@ class SyncEngine:
         self._idle = asyncio.Event()
         self._idle.set()
         self._busy = 0
+        self._applying: dict[str, _Applying] = {}  # local id and key → apply in progress
 
     # =============================================================================================
     # Lifecycle
@@ -348,6 +363,13 @@ class SyncEngine:
     async def local_change(self, issue_id_or_key: str, *, reason: str = "webhook") -> None:
         """A local issue changed (webhook, poll, reconcile): send it to every connection in scope.
         Never raises for tracker or rule faults: they are recorded."""
+        applying = self._applying.get(issue_id_or_key)
+        if applying is not None:  # answered when the apply is over (see _Applying)
+            if applying.reading:
+                applying.after = True
+            else:
+                applying.before = True
+            return
         try:
             snapshot = await self.adapter.get_issue(issue_id_or_key)
         except TrackerNotFound:
@@ -569,14 +591,67 @@ class SyncEngine:
         self._queue(rt).put_nowait((seq, message))
 
     async def _worker(self, rt: Runtime, queue: asyncio.Queue[tuple[int, Message]]) -> None:
-        while True:
-            seq, message = await queue.get()
-            self._busy += 1
-            try:
-                await self._process_with_retry(rt, seq, message)
-            finally:
-                self._busy -= 1
-                self._idle.set()
+        """Take the connection's messages in sequence order. Replicas of different entities are
+        applied up to ``apply_concurrency`` at once (each waits for the previous message of its own
+        entity: per-entity order is kept); any other message waits until everything taken before it
+        is done, and runs alone."""
+        slots = asyncio.Semaphore(self.settings.apply_concurrency)
+        lanes: dict[str, asyncio.Task[None]] = {}  # entity → its latest message's task
+        running: set[asyncio.Task[None]] = set()
+        worker = asyncio.current_task()
+        try:
+            while True:
+                seq, message = await queue.get()
+                self._busy += 1
+                if not isinstance(message, ReplicaMessage):
+                    try:
+                        if running:
+                            await asyncio.wait(list(running))
+                        await self._process_with_retry(rt, seq, message)
+                    finally:
+                        self._busy -= 1
+                        self._idle.set()
+                    continue
+                await slots.acquire()
+                entity = message.replica.entity.id
+                task = asyncio.create_task(
+                    self._lane(rt, seq, message, lanes.get(entity), slots, worker),
+                    name=f"sync {rt.name} {entity}",
+                )
+                lanes[entity] = task
+                running.add(task)
+
+                def done(t: asyncio.Task[None], entity: str = entity) -> None:
+                    running.discard(t)
+                    if lanes.get(entity) is t:
+                        del lanes[entity]
+
+                task.add_done_callback(done)
+        finally:
+            for task in list(running):
+                task.cancel()
+
+    async def _lane(
+        self,
+        rt: Runtime,
+        seq: int,
+        message: Message,
+        previous: asyncio.Task[None] | None,
+        slots: asyncio.Semaphore,
+        worker: asyncio.Task[Any] | None,
+    ) -> None:
+        try:
+            if previous is not None:
+                await asyncio.wait([previous])
+            await self._process_with_retry(rt, seq, message)
+        except SimulatedCrash:
+            if worker is not None:  # a crash stops the whole worker, as it would the process
+                worker.cancel()
+            raise
+        finally:
+            slots.release()
+            self._busy -= 1
+            self._idle.set()
 
     async def _process_with_retry(self, rt: Runtime, seq: int, message: Message) -> None:
         delay = self.settings.retry_base_seconds
@@ -661,21 +736,58 @@ class SyncEngine:
                         keep_pending=True,
                     )
                     return
-            if twin is not None and twin.local_id:
-                async with self._locks.hold((conn_id, "l", twin.local_id)):
-                    await self._apply(rt, seq, msg, twin)
-            else:
-                await self._apply(rt, seq, msg, twin)
+            marks: list[tuple[str, str, _Applying]] = []
+            try:
+                if twin is not None and twin.local_id:
+                    async with self._locks.hold((conn_id, "l", twin.local_id)):
+                        await self._apply(rt, seq, msg, twin, marks)
+                else:
+                    await self._apply(rt, seq, msg, twin, marks)
+            finally:
+                for local_id, local_key, mark in marks:
+                    for k in (local_id, local_key):
+                        if self._applying.get(k) is mark:
+                            del self._applying[k]
+                    if mark.before or mark.after:
+                        self._spawn(self._after_apply(local_id, mark))
 
-    async def _apply(self, rt: Runtime, seq: int | None, msg: ReplicaMessage, twin: s.TwinRow | None) -> None:
+    def _mark_applying(self, local: IssueSnapshot, marks: list[tuple[str, str, _Applying]]) -> _Applying:
+        mark = _Applying()
+        self._applying[local.id] = self._applying[local.key] = mark
+        marks.append((local.id, local.key, mark))
+        return mark
+
+    async def _after_apply(self, local_id: str, mark: _Applying) -> None:
+        """Changes reported during an apply: those reported before its final read are in that
+        snapshot (no second read); otherwise the issue is read again, as any change would be."""
+        if mark.after or mark.fresh is None:
+            await self.local_change(local_id, reason="webhook")
+            return
+        for rt in list(self.manager.runtimes.values()):
+            if self._syncing(rt):
+                try:
+                    await self._send_entity(rt, mark.fresh, "webhook", manual=False)
+                except SyncError as exc:
+                    log.warning("sync: %s on %r: %s", mark.fresh.key, rt.name, exc)
+
+    async def _apply(
+        self,
+        rt: Runtime,
+        seq: int | None,
+        msg: ReplicaMessage,
+        twin: s.TwinRow | None,
+        marks: list[tuple[str, str, _Applying]],
+    ) -> None:
         conn_id, conn_text = rt.row.id, connection_id_text(rt.row.id)
         replica = msg.replica
         rid = replica.entity.id
         entity = replica.entity.key or rid
         local: IssueSnapshot | None = None
+        mark: _Applying | None = None
         if twin is not None and twin.local_id:
             try:
                 local = await self.adapter.get_issue(twin.local_id)
+                mark = self._mark_applying(local, marks)
             except TrackerNotFound:
                 await self._error(
                     conn_id, entity, "tracker", f"the local twin {twin.local_key} no longer exists"
@@ -752,6 +864,7 @@ class SyncEngine:
             if cs.action == "create":
                 assert local is None
                 local = await self._create(rt, replica, cs.project or project or "", fields, marker, twin)
+                mark = self._mark_applying(local, marks)
                 before = local
                 await stack.enter_async_context(self._locks.hold((conn_id, "l", local.id)))
                 twin = await self._record_adopted(conn_id, local, replica, twin)
@@ -785,7 +898,11 @@ class SyncEngine:
                         warnings.append(str(exc))
             await self._apply_comments(conn_id, local, cs)
             blobs = await self._apply_attachments(conn_id, local, rid, cs, warnings)
+            if mark is not None:
+                mark.reading = True
             fresh = await self.adapter.get_issue(local.id)
+            if mark is not None:
+                mark.fresh = fresh
             applied = s.dumps(compiled.local_values(fresh))
             baseline = None
             if not pending_local and not cs.report_back and not self._human_touched(before, fresh):
@@ -956,24 +1073,31 @@ class SyncEngine:
     async def _apply_comments(self, conn_id: bytes, local: IssueSnapshot, cs: ChangeSet) -> None:
         conn_text = connection_id_text(conn_id)
         by_marker = {m: cid for cid, m in local.comment_markers.items()}
-        for add in cs.comments_add:
-            marker = f"tandem:{conn_text}:{add.remote_id}"
-            local_cid = by_marker.get(marker)
-            if local_cid is None:
-                comment = await self.adapter.add_comment(
-                    local.key, add.body, internal=add.internal, marker=marker
-                )
-                self._crash("add_comment")
-                local_cid = comment.id
-            await self.db.write(
-                functools.partial(
-                    s.put_comment,
-                    conn_id=conn_id,
-                    local_issue_id=local.id,
-                    local_comment_id=local_cid,
-                    remote_comment_id=add.remote_id,
-                )
-            )
+        added: list[tuple[str, str]] = []  # (local comment id, remote comment id)
+
+        def record(c: sqlite3.Connection) -> None:
+            for local_cid, remote_cid in added:
+                s.put_comment(c, conn_id, local.id, local_cid, remote_cid)
+
+        try:
+            # One write for all the mappings: a comment added but not recorded (tracker fault or
+            # crash half-way) carries its marker and is adopted on the next attempt.
+            for add in cs.comments_add:
+                marker = f"tandem:{conn_text}:{add.remote_id}"
+                local_cid = by_marker.get(marker)
+                if local_cid is None:
+                    comment = await self.adapter.add_comment(
+                        local.key, add.body, internal=add.internal, marker=marker
+                    )
+                    self._crash("add_comment")
+                    local_cid = comment.id
+                added.append((local_cid, add.remote_id))
+        except Exception:
+            if added:
+                await self.db.write(record)
+            raise
+        if added:
+            await self.db.write(record)
         for edit in cs.comments_edit:
             try:
                 await self.adapter.update_comment(local.key, edit.local_id, edit.body, internal=edit.internal)
