@@ -300,8 +300,9 @@ def _from_github(
         if new.label_status and new.state != CLOSED:
             status, state_driven = StatusRef(name=new.label_status, category=category), False
     elif old.state != new.state:
-        if new.label_status and new.label_status != old.label_status:
-            status, state_driven = StatusRef(name=new.label_status, category=category), False
+        # Closed or reopened on GitHub: the state decides, even if the label changed as well (the
+        # label may be this node's own earlier write, which the peer never echoes back).
+        pass
     elif new.label_status and new.label_status != old.label_status:
         status, state_driven = StatusRef(name=new.label_status, category=category), False
     else:

@@ -221,3 +221,85 @@ async def test_comments_add_edit_delete_both_ways_internal_never_on_github(gh_pa
     await quiet(gh_pair, key, gh_key)
     for side in (jira, gh):
         assert await side.engine.errors(include_resolved=True) == []
+
+
+async def status_of(side_adapter: object, key: str) -> tuple[str, str]:
+    issue = await side_adapter.get_issue(key)  # type: ignore[attr-defined]
+    assert issue.status is not None
+    return issue.status.name, issue.status.category
+
+
+async def test_close_and_reopen_both_ways(gh_pair: Pair) -> None:
+    jira, gh = gh_pair.jira, gh_pair.github
+    key, gh_key = await linked(gh_pair, "Crash on export")
+    # GitHub close → Jira walks to a done status; the status reached is reported back as a label
+    close = next(t for t in await gh.human.transitions(gh_key) if t.id == "close")
+    await gh.human.transition(gh_key, close.id)
+    await gh.engine.local_change(gh_key)
+
+    async def jira_done() -> bool:
+        return (await status_of(jira.adapter, key))[1] == "done"
+
+    await eventually(jira_done, what="Jira to reach a done status")
+    assert (await status_of(jira.adapter, key))[0] == "Done"
+    await gh_pair.settle()
+    await jira.engine.local_change(key)  # the webhook of the node's own transition
+
+    async def label() -> bool:
+        return "status: Done" in (await gh.adapter.get_issue(gh_key)).labels
+
+    await eventually(label, what="the status label to follow")
+    assert "status: To Do" not in (await gh.adapter.get_issue(gh_key)).labels
+    await quiet(gh_pair, key, gh_key)
+
+    # GitHub reopen → Jira back to the new category
+    reopen = next(t for t in await gh.human.transitions(gh_key) if t.id == "reopen")
+    await gh.human.transition(gh_key, reopen.id)
+    await gh.engine.local_change(gh_key)
+
+    async def jira_open() -> bool:
+        return (await status_of(jira.adapter, key))[1] == "new"
+
+    await eventually(jira_open, what="Jira to reopen")
+    await gh_pair.settle()
+    await jira.engine.local_change(key)
+    await quiet(gh_pair, key, gh_key)
+
+    # Jira In Progress → GitHub stays open, relabelled; Jira Done → GitHub closed as completed
+    for name in ("In Progress", "Done"):
+        t = next(t for t in await jira.human.transitions(key) if t.to.name == name)
+        await jira.human.transition(key, t.id)
+        await jira.engine.local_change(key)
+
+        async def relabelled(name: str = name) -> bool:
+            return f"status: {name}" in (await gh.adapter.get_issue(gh_key)).labels
+
+        await eventually(relabelled, what=f"the label for {name}")
+        await quiet(gh_pair, key, gh_key)
+    issue = await gh.adapter.get_issue(gh_key)
+    assert issue.status is not None and issue.status.name == "closed"
+    assert issue.custom_fields["state_reason"] == "completed"
+
+    # Jira reopens, then closes as Won't Do → GitHub reopens, then closes as not planned
+    todo = next(t for t in await jira.human.transitions(key) if t.to.name == "To Do")
+    await jira.human.transition(key, todo.id)
+    await jira.engine.local_change(key)
+
+    async def gh_open() -> bool:
+        return (await status_of(gh.adapter, gh_key))[0] == "open"
+
+    await eventually(gh_open, what="GitHub to reopen")
+    await quiet(gh_pair, key, gh_key)
+    wont = next(t for t in await jira.human.transitions(key) if t.to.name == "Won't Do")
+    await jira.human.transition(key, wont.id)
+    await jira.engine.local_change(key)
+
+    async def not_planned() -> bool:
+        issue = await gh.adapter.get_issue(gh_key)
+        return issue.custom_fields.get("state_reason") == "not_planned"
+
+    await eventually(not_planned, what="GitHub to close as not planned")
+    assert "status: Won't Do" in (await gh.adapter.get_issue(gh_key)).labels
+    await quiet(gh_pair, key, gh_key)
+    for side in (jira, gh):
+        assert await side.engine.errors(include_resolved=True) == []
