@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from node.trackers.base import IssueUpdate
+from protocol.replica import UserRef
 from protocol.richtext import from_plain_text, plain_text
 from tests.github_sync.conftest import Pair
 from tests.sync.conftest import eventually
@@ -300,6 +301,111 @@ async def test_close_and_reopen_both_ways(gh_pair: Pair) -> None:
 
     await eventually(not_planned, what="GitHub to close as not planned")
     assert "status: Won't Do" in (await gh.adapter.get_issue(gh_key)).labels
+    await quiet(gh_pair, key, gh_key)
+    for side in (jira, gh):
+        assert await side.engine.errors(include_resolved=True) == []
+
+
+async def test_github_issue_escalated_by_trigger_with_users_by_login_table(gh_pair: Pair) -> None:
+    jira, gh = gh_pair.jira, gh_pair.github
+    jane_account = gh_pair.jira_account("jane.agent")
+    both = "fields: {assignee: true}\n"
+    await gh.publish("outgoing", both)
+    await jira.publish("outgoing", both)
+    # GitHub login ↔ Jira account id, one table per receiving side; unmatched people follow a policy
+    await jira.publish("incoming", both + f"users: {{table: {{jane: {{account_id: {jane_account}}}}}}}\n")
+    await gh.publish(
+        "incoming", both + f"users: {{table: {{{jane_account}: jane}}, unmatched: {{default: triage-bot}}}}\n"
+    )
+    await gh.engine.add_trigger(gh.connection, "labels = escalate", note="escalations go to Jira")
+    plain = await gh.create("Not escalated")
+    await gh.engine.local_change(plain)
+    gh_key = await gh.create(
+        "Memory leak in worker",
+        description=from_plain_text("RSS grows by 1 MB per request."),
+        labels=["escalate", "priority: Highest", "type: Bug"],
+        assignee=UserRef(username="jane"),
+    )
+    await gh.engine.local_change(gh_key)
+    key = await gh_pair.twin_of(gh, gh_key)
+    issue = await jira.adapter.get_issue(key)
+    assert issue.summary == "Memory leak in worker"
+    assert "RSS grows by 1 MB per request." in plain_text(issue.description)
+    assert (issue.labels, issue.priority, issue.issue_type) == (["escalate"], "Highest", "Bug")
+    assert issue.assignee is not None and issue.assignee.account_id == jane_account
+    assert issue.status is not None and issue.status.category == "new"
+    assert await gh.engine.status(plain) == [] or (await gh.engine.status(plain))[0].remote_key is None
+    # Jira reports the status it chose back (a GitHub issue only says "open")
+    await gh_pair.settle()
+    await jira.engine.local_change(key)
+
+    async def reported() -> bool:
+        return "status: To Do" in (await gh.adapter.get_issue(gh_key)).labels
+
+    await eventually(reported, what="Jira's status as a GitHub label")
+    await quiet(gh_pair, key, gh_key)
+
+    # Jira assigns someone GitHub does not know: the unmatched rule picks the default login
+    await jira.human.update_issue(
+        key, IssueUpdate(assignee=UserRef(account_id=gh_pair.jira_account("sam.shared")))
+    )
+    await jira.engine.local_change(key)
+
+    async def assignee_login() -> str | None:
+        a = (await gh.adapter.get_issue(gh_key)).assignee
+        return a.username if a else None
+
+    async def triage() -> bool:
+        return await assignee_login() == "triage-bot"
+
+    await eventually(triage, what="the default GitHub assignee")
+    await quiet(gh_pair, key, gh_key)
+    await jira.human.update_issue(key, IssueUpdate(assignee=UserRef(account_id=jane_account)))
+    await jira.engine.local_change(key)
+
+    async def jane() -> bool:
+        return await assignee_login() == "jane"
+
+    await eventually(jane, what="jane by the login table")
+    await quiet(gh_pair, key, gh_key)
+    # GitHub unassigns: Jira is unassigned too (cleared by the peer, not by an unmatched person)
+    await gh.human.update_issue(gh_key, IssueUpdate(assignee=None))
+    await gh.engine.local_change(gh_key)
+
+    async def unassigned() -> bool:
+        return (await jira.adapter.get_issue(key)).assignee is None
+
+    await eventually(unassigned, what="Jira to be unassigned")
+    await quiet(gh_pair, key, gh_key)
+    for side in (jira, gh):
+        assert await side.engine.errors(include_resolved=True) == []
+
+
+async def test_jira_attachments_become_link_comments_on_github(gh_pair: Pair) -> None:
+    jira, gh = gh_pair.jira, gh_pair.github
+    key, gh_key = await linked(gh_pair, "Export produces empty CSV")
+    content = b"line 1\nline 2\n" * 100
+    att = await jira.human.add_attachment(key, "export.csv", content, mime_type="text/csv")
+    await jira.engine.local_change(key)
+
+    async def link() -> list[str]:
+        return [b for b in bodies(await gh.adapter.get_issue(gh_key)) if "export.csv" in b]
+
+    (text,) = await eventually(link, what="the attachment link on GitHub")
+    assert "1.4 KB" in text and "text/csv" in text
+    comment = next(
+        c for c in (await gh.adapter.get_issue(gh_key)).comments if "export.csv" in plain_text(c.body)
+    )
+    hrefs = [
+        m["attrs"]["href"]
+        for block in comment.body["content"]
+        for inline in block.get("content", [])
+        for m in inline.get("marks", [])
+        if m["type"] == "link"
+    ]
+    assert att.url and hrefs == [att.url]  # a link to the Jira copy
+    view = (await jira.engine.status(key))[0]
+    assert view.last_result == "applied"
     await quiet(gh_pair, key, gh_key)
     for side in (jira, gh):
         assert await side.engine.errors(include_resolved=True) == []
