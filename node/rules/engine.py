@@ -343,7 +343,7 @@ def build_changes(
     _incoming_comments(cs, replica, previous, ctx, rules)
     _incoming_attachments(cs, replica, previous, ctx, rules)
     if adapted is not None:
-        cs.transition, cs.report_back = finish_adapted(adapted, cs.status)
+        cs.transition, cs.report_back = finish_adapted(adapted, cs.status, local)
     if cs.action == "update" and cs.is_empty():
         cs.reason = "nothing to change"
     return cs

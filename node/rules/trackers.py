@@ -59,9 +59,14 @@ class Adapted:
     not_planned: bool = False  # to_github: a close should be "not planned"
 
 
+def family(kind: str) -> str:
+    """``jira-cloud`` / ``jira-server`` / ``jira`` → ``jira``: one family, one set of capabilities."""
+    return kind.casefold().strip().split("-", 1)[0]
+
+
 def peer_tracker(replica: Replica, ctx: IncomingContext) -> str:
     value = ctx.peer_tracker or replica.extras.get("tracker") or ""
-    return str(value).casefold() if isinstance(value, str) else ""
+    return family(value) if isinstance(value, str) else ""
 
 
 def adapt_incoming(
@@ -73,7 +78,7 @@ def adapt_incoming(
     local_issue: IssueSnapshot | None = None,
 ) -> Adapted | None:
     """The replica pair as the local tracker can hold it, or None when nothing differs."""
-    local, peer = ctx.tracker.casefold(), peer_tracker(replica, ctx)
+    local, peer = family(ctx.tracker), peer_tracker(replica, ctx)
     if not local:
         return None
     effective = _user_defaults(rules, local, peer)
@@ -96,7 +101,7 @@ def adapt_incoming(
     return _from_github(replica, previous, effective, plans, drop_spaced=local == JIRA)
 
 
-def finish(adapted: Adapted, status: str | None) -> tuple[str | None, bool]:
+def finish(adapted: Adapted, status: str | None, local: IssueSnapshot | None) -> tuple[str | None, bool]:
     """(transition to prefer, report back?) for the change set's target ``status``."""
     if status is None:
         return None, False
@@ -104,8 +109,12 @@ def finish(adapted: Adapted, status: str | None) -> tuple[str | None, bool]:
         if status.casefold() == CLOSED and adapted.not_planned:
             return NOT_PLANNED_TRANSITION, False
         return None, False
-    if adapted.direction == "from_github":
-        return None, adapted.state_driven_status
+    if adapted.direction == "from_github" and adapted.state_driven_status:
+        # The walk picks a status of this workflow the peer cannot guess: tell it (a new issue also
+        # tells its priority and type). Within the same category the walk does not move.
+        target = adapted.replica.status.category if adapted.replica.status else None
+        moves = local is None or local.status is None or local.status.category != target
+        return None, moves
     return None, False
 
 
