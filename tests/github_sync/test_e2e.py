@@ -194,7 +194,7 @@ async def test_comments_add_edit_delete_both_ways_internal_never_on_github(gh_pa
 
     await eventually(on_jira, what="the GitHub comment on Jira")
     issue = await jira.adapter.get_issue(key)
-    assert [b for b in bodies(issue) if "reproduced" in b][0].startswith("jane (via OpenSource)")
+    assert next(b for b in bodies(issue) if "reproduced" in b).startswith("jane (via OpenSource)")
     await quiet(gh_pair, key, gh_key)
     await gh.human.update_comment(gh_key, mine.id, from_plain_text("maintainer: reproduced with v2.2 too"))
     await gh.engine.local_change(gh_key)
