@@ -88,9 +88,8 @@ def main() -> None:
     r, n = rate(lambda: decode_invitation(code, now=0), args.seconds)
     rows.append(("invitation decode (verify)", f"{r:,.0f} /s", f"{1e6 / r:.1f} µs", n))
 
-    print(
-        f"replica plaintext {len(plaintext)} bytes, envelope {len(a.seal(1, plaintext, nonce))} bytes, one core"
-    )
+    envelope = a.seal(1, plaintext, nonce)
+    print(f"replica plaintext {len(plaintext)} bytes, envelope {len(envelope)} bytes, one core")
     print(f"{'operation':<38} {'rate':>14} {'per op':>10} {'samples':>9}")
     for name, r_s, per, n in rows:
         print(f"{name:<38} {r_s:>14} {per:>10} {n:>9}")
