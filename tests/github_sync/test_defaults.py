@@ -312,3 +312,15 @@ def test_the_github_section_is_incoming_only() -> None:
     with pytest.raises(RuleError) as err:
         compile_rules(RuleSet(mode="visual", direction="outgoing", source="github: {due_date: drop}"))
     assert err.value.path == "github"
+
+
+def test_the_documented_jira_github_examples_compile() -> None:
+    from pathlib import Path
+
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "rules.md").read_text()
+    section = docs[docs.index("## Jira ↔ GitHub") : docs.index("## Script rules")]
+    blocks = section.split("```yaml\n")[1:]
+    assert len(blocks) == 2
+    for block in blocks:
+        rules = compile_rules(RuleSet(mode="visual", direction="incoming", source=block.split("```")[0]))
+        assert rules.visual.users.table
