@@ -95,6 +95,7 @@ log = logging.getLogger("tandem.sync")
 
 ENGINE_TYPES = frozenset({"replica", "result", "unlink", "blob", "blob_request"})
 _BLOB_BATCH = 8  # Blob messages per manager.send call
+_IN_MEMORY = 256  # incoming messages kept decoded in a connection's queue; the rest wait in the inbox
 
 
 class SimulatedCrash(BaseException):
@@ -196,7 +197,7 @@ class SyncEngine:
         self.proxy: UserRef | None = None
         self.crash_points: set[str] = set()  # test hook: "create_issue", "add_comment", "add_attachment"
         self._locks = _KeyedLocks()
-        self._queues: dict[bytes, asyncio.Queue[tuple[int, Message]]] = {}
+        self._queues: dict[bytes, asyncio.Queue[tuple[int, Message | None]]] = {}
         self._workers: dict[bytes, asyncio.Task[None]] = {}
         self._early: dict[bytes, list[tuple[int, Message]]] | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
@@ -233,17 +234,17 @@ class SyncEngine:
             for seq, body in rows:
                 message = self._decode(bytes(body))
                 if message is not None and message.t in ENGINE_TYPES:
-                    queue.put_nowait((int(seq), message))
+                    self._put(queue, int(seq), message)
                     top = int(seq)
             for seq, message in (self._early or {}).pop(conn_id, []):
                 if seq > top:
-                    queue.put_nowait((seq, message))
+                    self._put(queue, seq, message)
         early, self._early = self._early or {}, None
         for conn_id, items in early.items():  # connections that appeared during the scan
             rt2 = self.manager.runtimes.get(conn_id)
             if rt2 is not None:
                 for item in items:
-                    self._queue(rt2).put_nowait(item)
+                    self._put(self._queue(rt2), *item)
         await self._resend_blob_requests()
         for job_id in await self.db.read(
             lambda c: [int(r[0]) for r in c.execute("SELECT id FROM bulk_jobs WHERE state = 'running'")]
@@ -569,7 +570,7 @@ class SyncEngine:
             log.warning("sync: an inbox message cannot be decoded; skipped")
             return None
 
-    def _queue(self, rt: Runtime) -> asyncio.Queue[tuple[int, Message]]:
+    def _queue(self, rt: Runtime) -> asyncio.Queue[tuple[int, Message | None]]:
         conn_id = rt.row.id
         queue = self._queues.get(conn_id)
         if queue is None:
@@ -588,9 +589,24 @@ class SyncEngine:
         if self._early is not None:
             self._early.setdefault(rt.row.id, []).append((seq, message))
             return
-        self._queue(rt).put_nowait((seq, message))
+        self._put(self._queue(rt), seq, message)
 
-    async def _worker(self, rt: Runtime, queue: asyncio.Queue[tuple[int, Message]]) -> None:
+    @staticmethod
+    def _put(queue: asyncio.Queue[tuple[int, Message | None]], seq: int, message: Message) -> None:
+        """Queue a message; beyond the first few hundred waiting, only its sequence number (the
+        worker reads it back from the inbox): a bulk burst does not sit decoded in memory."""
+        queue.put_nowait((seq, message if queue.qsize() < _IN_MEMORY else None))
+
+    async def _load(self, rt: Runtime, seq: int) -> Message | None:
+        body = await self.db.read(
+            lambda c: c.execute(
+                "SELECT body FROM inbox WHERE conn_id = ? AND seq = ? AND processed_at IS NULL",
+                (rt.row.id, seq),
+            ).fetchone()
+        )
+        return None if body is None else self._decode(bytes(body[0]))
+
+    async def _worker(self, rt: Runtime, queue: asyncio.Queue[tuple[int, Message | None]]) -> None:
         """Take the connection's messages in sequence order. Replicas of different entities are
         applied up to ``apply_concurrency`` at once (each waits for the previous message of its own
         entity: per-entity order is kept); any other message waits until everything taken before it
@@ -601,8 +617,18 @@ class SyncEngine:
         worker = asyncio.current_task()
         try:
             while True:
-                seq, message = await queue.get()
+                seq, queued = await queue.get()
                 self._busy += 1
+                try:
+                    message = queued if queued is not None else await self._load(rt, seq)
+                except BaseException:
+                    self._busy -= 1
+                    self._idle.set()
+                    raise
+                if message is None:  # processed meanwhile (or unreadable: logged)
+                    self._busy -= 1
+                    self._idle.set()
+                    continue
                 if not isinstance(message, ReplicaMessage):
                     try:
                         if running:

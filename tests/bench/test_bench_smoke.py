@@ -1,0 +1,42 @@
+"""`scripts/bench.py` runs end to end with tiny sizes and prints its table. Timings are never
+asserted (a benchmark, not a timed test): only that every phase ran and every change arrived."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.timeout(240)
+def test_a_tiny_run_prints_the_table() -> None:
+    result = subprocess.run(
+        [sys.executable, "scripts/bench.py", "--issues", "20", "--comments", "2", "--changes", "6"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=200,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = result.stdout
+    for label in ("public link (B public)", "private link (B dials A)"):
+        row = re.search(rf"^{re.escape(label)}\s+(\d+)\s+(\d+)\s+[\d.]+\s+[\d.]+$", out, re.M)
+        assert row is not None, out
+        assert (int(row[1]), int(row[2])) == (6, 0), row[0]  # every change arrived, none lost
+    for label in (
+        "wall time (s)",
+        "issues/s",
+        "tracker API calls per issue (A + B)",
+        "peak RSS node A (MB, VmHWM)",
+        "peak RSS node B (MB, VmHWM)",
+        "baseline copy: wall time (s)",
+        "baseline copy: API calls per issue",
+        "ratio bulk / baseline (wall time)",
+    ):
+        assert re.search(rf"^{re.escape(label)}\s+[\d.]+$", out, re.M), (label, out)
+    assert "through the real intake" in out
