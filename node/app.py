@@ -117,7 +117,10 @@ class Node:
         if self.tracker is not None:
             try:
                 await self.tracker.open(**self.adapter_options)
-            except ConfigError as exc:
+            except ConfigError as exc:  # no token, unusable setting: undo, and say which
+                await self.manager.stop()
+                await self.dialer.close()
+                await self.db.close()
                 raise HomeError(str(exc)) from None
         yield
         if self.tracker is not None:
