@@ -22,7 +22,7 @@ Phases:
 2. **Bulk**: ``--issues`` issues with ``--comments`` comments each are seeded straight into A's
   emulator state (project BLK, no webhooks), then ``POST /api/v1/bulk`` on node A (query
   ``project = BLK``) over the private link. Wall time runs from the request until every issue and
-  comment is in B's emulator (checked in-process every 50 ms). Tracker API calls are the sum of both
+  comment is in B's emulator (checked in-process every 0.5 s). Tracker API calls are the sum of both
   emulators' ``/_emulator/stats`` totals over the phase (incl. intake's echo reads), per issue.
   Peak RSS is each node's ``VmHWM`` from ``/proc/<pid>/status`` (whole run: latency + bulk).
 3. **Baseline**: with the nodes stopped, a plain copier process (``scripts/bench.py _baseline``)
@@ -396,7 +396,8 @@ async def bulk(
             raise RuntimeError(f"bulk job ended {state}")
         return False
 
-    await wait_until(progress, BULK_TIMEOUT, "the bulk sync", every=0.05)
+    # every 0.5 s: a scan of B's issues shares this process (and its core) with both emulators
+    await wait_until(progress, BULK_TIMEOUT, "the bulk sync", every=0.5)
     seconds = time.perf_counter() - t0
     calls = await sites.stats_total() - before
     for spy in spies:
