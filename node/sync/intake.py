@@ -65,7 +65,7 @@ log = logging.getLogger("tandem.intake")
 
 TrackerState = Literal["unknown", "ok", "auth_failed", "unreachable", "error"]
 TRACKER_STATES: tuple[TrackerState, ...] = ("unknown", "ok", "auth_failed", "unreachable", "error")
-WebhookState = Literal["off", "unreachable", "pending", "registered", "failed"]
+WebhookState = Literal["off", "unreachable", "pending", "registered", "degraded", "failed"]
 
 WEBHOOK_PREFIX = "/webhooks/"
 CURSOR_POLL = "intake.poll"  # ISO timestamp: poll from here on the next run
@@ -95,6 +95,9 @@ class IntakeSettings:
     retry_base_seconds: float = 1.0
     retry_max_seconds: float = 300.0
     workers: int = 4
+    # a change polling finds this long after it happened, with no delivery for it, was missed
+    missed_grace_seconds: float = 60.0
+    reregister_seconds: float = 600.0  # at most one re-registration per this, after misses
 
 
 class IntakeMetrics:
@@ -110,6 +113,9 @@ class IntakeMetrics:
         )
         for reason in _REJECT_REASONS:
             self.webhooks_rejected.labels(reason)
+        self.missed = Counter(
+            "tandem_webhook_missed", "Changes found by polling that no webhook announced", registry=r
+        )
         self.polls = Counter("tandem_poll_runs", "Tracker polls, by result", ["result"], registry=r)
         for result in ("ok", "failed"):
             self.polls.labels(result)
@@ -205,6 +211,9 @@ class Intake:
         self._idle.set()
         self._checked = asyncio.Event()
         self._seen: dict[str, dt.datetime] = {}  # issue id -> updated, queued by polling
+        self._delivered: dict[str, float] = {}  # issue id -> when a webhook last named it
+        self._registered_at: float | None = None
+        self._reregistered_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._started = False
         self.metrics.poll_lag.set_function(
@@ -218,10 +227,15 @@ class Intake:
         if self._started:
             return
         self._started = True
-        self._path = await self.db.write(self._load_path)
+        await self.prepare()
         for i in range(max(1, self.settings.workers)):
             self._spawn(self._worker(), f"intake-worker-{i}")
         self._spawn(self._run(), "intake")
+
+    async def prepare(self) -> None:
+        """Load (or make) the secret webhook path; :meth:`start` does this first."""
+        if self._path is None:
+            self._path = await self.db.write(self._load_path)
 
     async def stop(self) -> None:
         """Cancel the loops. The webhook stays registered (the next start replaces it)."""
@@ -362,6 +376,7 @@ class Intake:
 
         await self.db.write(remember)
         self.webhook_id = webhook_id
+        self._registered_at = self._clock()
         if self.webhook_state != "registered":
             log.info("tracker: %s: webhook %s registered", self.describe, webhook_id)
         self.webhook_state = "registered"
@@ -412,7 +427,7 @@ class Intake:
         else:
             since = dt.datetime.fromtimestamp(started - self.settings.first_poll_window, dt.UTC)
         newest = since
-        handed = 0
+        handed = missed = 0
         unsaved = 0
         async for snap in self.adapter.changed_since(since, projects=self.settings.projects or None):
             updated = snap.updated or since
@@ -425,6 +440,7 @@ class Intake:
             self.metrics.changes.labels("poll").inc()
             self._seen[snap.id] = updated
             handed += 1
+            missed += self._was_missed(snap.id, updated.timestamp())
             if updated > newest:
                 newest = updated
                 unsaved += 1
@@ -434,11 +450,42 @@ class Intake:
         await self._save_cursor(newest)
         floor = newest - dt.timedelta(hours=1)
         self._seen = {k: v for k, v in self._seen.items() if v >= floor}
+        self._delivered = {k: v for k, v in self._delivered.items() if v >= started - 3600}
+        if missed:
+            self._on_missed(missed)
         self.last_poll_at = started
         self.metrics.polls.labels("ok").inc()
         if self.state != "ok":
             self._set_state("ok", "reachable again")
         return handed
+
+    def _was_missed(self, issue_id: str, updated: float) -> bool:
+        """A change made well after the webhook was registered, old enough that its delivery
+        should have come, with no delivery naming the issue since: the webhook missed it. The grace
+        also absorbs clock skew between the tracker and the node."""
+        if self.webhook_state not in ("registered", "degraded") or self._registered_at is None:
+            return False
+        grace = self.settings.missed_grace_seconds
+        if updated <= self._registered_at + grace or updated >= self._clock() - grace:
+            return False
+        return self._delivered.get(issue_id, float("-inf")) < updated - grace
+
+    def _on_missed(self, count: int) -> None:
+        """Webhooks are not arriving (blocked, deleted on the tracker, tracker trouble): poll at
+        the fast pace, and register again (not more often than ``reregister_seconds``)."""
+        self.metrics.missed.inc(count)
+        if self.webhook_state == "registered":
+            log.warning(
+                "tracker: %s: %d change(s) arrived by polling, not by webhook; polling every %gs",
+                self.describe,
+                count,
+                self.settings.poll_seconds,
+            )
+            self.webhook_state = "degraded"
+        now = self._clock()
+        if self._reregistered_at is None or now - self._reregistered_at >= self.settings.reregister_seconds:
+            self._reregistered_at = now
+            self._spawn(self._register_until_ok(), "intake-webhook")
 
     async def _save_cursor(self, at: dt.datetime) -> None:
         value = at.astimezone(dt.UTC).isoformat()
@@ -491,7 +538,11 @@ class Intake:
             self.reject("invalid")
             raise WebhookError(f"webhook body not understood ({exc.__class__.__name__})") from exc
         self.metrics.webhooks_received.inc()
+        now = self._clock()
+        if events and self.webhook_state == "degraded":
+            self.webhook_state = "registered"
         for event in events:
+            self._delivered[event.issue_id] = now
             self.enqueue(event.issue_id, "webhook")
         return len(events)
 

@@ -283,3 +283,42 @@ async def test_reconcile_uses_the_engines_own_reconcile_when_it_has_one(make_int
     intake = make_intake(tracker, engine)
     assert await intake.reconcile() == -1
     assert engine.reconciled == 1 and engine.calls == []
+
+
+async def test_changes_that_no_webhook_announced_mean_fast_polling_and_a_new_registration(
+    make_intake: MakeIntake,
+) -> None:
+    now = [T0.timestamp()]
+    tracker, engine = FakeTracker(), RecordingEngine()
+    registry = CollectorRegistry()
+    intake = make_intake(
+        tracker, engine, webhook_base="http://n", clock=lambda: now[0], registry=registry, poll_seconds=1.0
+    )
+    await intake.prepare()  # no background loops: this test polls by hand
+    await intake.register_webhook()
+    assert intake.poll_interval() == 3600.0
+
+    # announced by a webhook: not a miss
+    tracker.touch("seen", T0 + dt.timedelta(seconds=100))
+    now[0] = T0.timestamp() + 101
+    intake.accept_webhook({}, b"issue:seen")
+    now[0] = T0.timestamp() + 300
+    await intake.poll_once()
+    assert intake.webhook_state == "registered"
+
+    # changed at +200 s, found by polling at +300 s, never delivered: missed → register again
+    tracker.touch("lost", T0 + dt.timedelta(seconds=200))
+    await intake.poll_once()
+    assert "tandem_webhook_missed_total 1.0" in generate_latest(registry).decode()
+    await until(lambda: intake.webhook_state == "registered" and intake.webhook_id == "2")
+    assert list(tracker.webhooks) == ["2"]  # replaced, not added
+
+    # missed again soon after: fast polling, but no second re-registration within reregister_seconds
+    tracker.touch("lost-too", T0 + dt.timedelta(seconds=400))
+    now[0] = T0.timestamp() + 500
+    await intake.poll_once()
+    assert intake.webhook_state == "degraded"
+    assert intake.poll_interval() == 1.0
+    assert list(tracker.webhooks) == ["2"]
+    intake.accept_webhook({}, b"issue:other")  # deliveries arrive again
+    assert intake.webhook_state == "registered"
