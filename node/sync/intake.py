@@ -74,7 +74,7 @@ CURSOR_PATH = "intake.webhook_path"  # the secret path segment
 CURSOR_SIGNING = "intake.webhook_secret"  # the signing secret given to the tracker
 
 MAX_PENDING = 100_000  # issues waiting; beyond this a delivery is dropped (polling catches it)
-_REJECT_REASONS = ("unknown_path", "invalid", "signature", "oversized", "not_ready")
+_REJECT_REASONS = ("unknown_path", "invalid", "signature", "oversized")
 
 
 class ChangeSink(Protocol):
