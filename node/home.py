@@ -95,6 +95,9 @@ class Home:
         _write_secret(self.key_path, identity.to_seed())
         _write_secret(self.token_path, (secrets.token_urlsafe(32) + "\n").encode())
         self.config_path.write_text(config.to_toml(), encoding="utf-8")
+        # The store holds connection keys' state and the webhook secrets: owner-only from the first
+        # byte (SQLite gives its -wal and -shm files the database file's mode).
+        _write_secret(self.db_path, b"")
         create_database(self.db_path)
         return identity
 

@@ -195,8 +195,14 @@ async def openapi(request: web.Request) -> web.Response:
 
 
 async def healthz(request: web.Request) -> web.Response:
-    status, items = request.app[NODE].manager.health()
-    return web.json_response({"status": status, "connections": items})
+    node = request.app[NODE]
+    status, items = node.manager.health()
+    body: dict[str, object] = {"status": status, "connections": items}
+    if node.intake is not None:  # unauthenticated: state and counters, not the message (names a user)
+        body["tracker"] = {k: v for k, v in node.intake.health().items() if k != "message"}
+        if node.intake.state != "ok":
+            body["status"] = "degraded"
+    return web.json_response(body)
 
 
 async def metrics(request: web.Request) -> web.Response:

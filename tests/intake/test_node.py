@@ -208,8 +208,9 @@ async def test_wrong_credentials_say_so_clearly_and_the_node_keeps_running(
     status, health = await get_json(node.peer_url + "/healthz")
     assert status == 200 and health["tracker"] == "auth_failed" and health["status"] == "degraded"
     assert node.admin_url is not None
-    status, _ = await get_json(node.admin_url + "/healthz")  # the node itself still serves
-    assert status == 200
+    status, health = await get_json(node.admin_url + "/healthz")  # the node itself still serves
+    assert status == 200 and health["status"] == "degraded"
+    assert health["tracker"]["state"] == "auth_failed" and "message" not in health["tracker"]
 
 
 async def test_token_from_the_environment_and_a_clear_error_without_one(

@@ -77,7 +77,7 @@ def test_init_creates_a_private_home_with_owner_only_secrets(tmp_path: Path) -> 
     assert result.exit_code == 0, result.output
     assert "node id" in result.output
     assert stat.S_IMODE(os.stat(home).st_mode) == 0o700
-    for secret in ("identity.key", "admin.token"):
+    for secret in ("identity.key", "admin.token", "tandem.db"):
         assert stat.S_IMODE(os.stat(home / secret).st_mode) == 0o600
     assert len((home / "identity.key").read_bytes()) == 64
     assert (home / "tandem.db").exists()
