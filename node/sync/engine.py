@@ -825,6 +825,7 @@ class SyncEngine:
         if local is None and project:
             local = await self._adopt_open_intent(conn_id, project, marker)
             if local is not None:
+                mark = self._mark_applying(local, marks)
                 twin = await self._record_adopted(conn_id, local, replica, twin)
         compiled = await self._compiled(conn_id, "incoming")
         maps = await self.db.read(
@@ -933,6 +934,10 @@ class SyncEngine:
             baseline = None
             if not pending_local and not cs.report_back and not self._human_touched(before, fresh):
                 baseline = await self._outgoing_fp(rt, fresh)
+            elif mark is not None:
+                # Not all of the state is the peer's: send what it is now, once the apply
+                # is over (intake drops the webhooks of our own writes, so none would prompt it).
+                mark.before = True
             reason = "; ".join(warnings) or None
             await self._finish(
                 rt,

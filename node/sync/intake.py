@@ -8,7 +8,11 @@ Three ways in, one way out (:meth:`ChangeSink.local_change`, implemented by the 
   adapter also checks the signature. A delivery is parsed at once (bad bodies are a 400, counted)
   and its issues are put on an in-memory queue; the HTTP response never waits for a tracker call.
   A few workers drain the queue; an issue already waiting is not queued twice, and an issue being
-  processed is queued again, not run twice at once (bursts coalesce).
+  processed is queued again, not run twice at once (bursts coalesce). An event whose actor is the
+  proxy user (the node's own write coming back) is counted (``echo_skipped``) and dropped before any
+  tracker call: the engine recorded that write's outcome itself (DESIGN.md, intake). Every event
+  names the actor of its one change, so a person's edit right after ours is its own event and goes
+  through; polling and reconciliation still compare fingerprints.
   Registration is replace-on-start: the id of the previous registration (kept in the store's
   ``cursors`` table) is unregistered and a new one made, so restarts never pile registrations up
   and a webhook deleted by someone on the tracker comes back at the next start.
@@ -56,6 +60,7 @@ from node.trackers.base import (
     WebhookError,
 )
 from node.trackers.registry import TrackerHandle, open_tracker, signs_webhooks
+from protocol.replica import UserRef
 
 if TYPE_CHECKING:
     from node.connections import ConnectionManager
@@ -121,7 +126,7 @@ class IntakeMetrics:
             self.polls.labels(result)
         self.changes = Counter(
             "tandem_intake_changes",
-            "Local changes handed to the sync engine, by source",
+            "Local changes handed to the sync engine, by source (echo_skipped: not handed over)",
             ["reason"],
             registry=r,
         )
@@ -153,6 +158,16 @@ def _get_cursor(c: sqlite3.Connection, key: str) -> str | None:
 
 def _set_cursor(c: sqlite3.Connection, key: str, value: str) -> None:
     c.execute("INSERT OR REPLACE INTO cursors (key, value) VALUES (?, ?)", (key, value))
+
+
+def _same_user(a: UserRef | None, b: UserRef) -> bool:
+    """The same tracker account: any of account id, username, email equal (case-insensitive)."""
+    if a is None:
+        return False
+    for x, y in ((a.account_id, b.account_id), (a.username, b.username), (a.email, b.email)):
+        if x and y and x.casefold() == y.casefold():
+            return True
+    return False
 
 
 def _linked_twins(c: sqlite3.Connection) -> list[str]:
@@ -541,10 +556,23 @@ class Intake:
         now = self._clock()
         if events and self.webhook_state == "degraded":
             self.webhook_state = "registered"
+        proxy = self._proxy()
         for event in events:
             self._delivered[event.issue_id] = now
+            if proxy is not None and _same_user(event.actor, proxy):
+                # The node's own write coming back: the engine recorded its outcome when it wrote.
+                # Each event names the actor of its one change, so a person's edit is never here.
+                self.metrics.changes.labels("echo_skipped").inc()
+                continue
             self.enqueue(event.issue_id, "webhook")
         return len(events)
+
+    def _proxy(self) -> UserRef | None:
+        """The tracker account the node writes as (known once the credentials were checked)."""
+        if self.account is not None and not self.account.user.is_empty():
+            return self.account.user
+        proxy = getattr(self.sink, "proxy", None)
+        return proxy if isinstance(proxy, UserRef) and not proxy.is_empty() else None
 
     def enqueue(self, issue_id: str, reason: str = "webhook") -> bool:
         """Queue one issue for the engine; False when the queue is full (polling will catch it)."""

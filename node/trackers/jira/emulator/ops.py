@@ -509,6 +509,8 @@ class Site:
                 continue
             current = values.get(fid, [] if fid in MULTI else None)
             values[fid] = self._apply_ops(fid, current, ops, project, api, errors)
+        # Entity properties set in the create request (IssueUpdateDetails.properties), as on Jira
+        properties = self._entity_properties(body.get("properties"))
         errors.raise_if_any()
         at = now()
         number = project.next_number
@@ -528,6 +530,7 @@ class Site:
             updated=at,
             status_changed=at,
         )
+        issue.properties.update(properties)
         for fid, value in values.items():
             self._set(issue, fid, value)
         self.state.issues[issue.id] = issue
@@ -743,15 +746,19 @@ class Site:
             if visibility["type"] == "group" and value not in self.state.groups:
                 raise JiraApiError(400, [], {"commentLevel": f"Group: '{value}' does not exist."})
             visibility = {"type": visibility["type"], "value": value}
+        return doc, visibility, self._entity_properties(body.get("properties"))
+
+    @staticmethod
+    def _entity_properties(raw: Any) -> dict[str, Any]:
+        """``[{key, value}, ...]`` of a create request → ``{key: value}``."""
         props: dict[str, Any] = {}
-        raw_props = body.get("properties") or []
-        if not isinstance(raw_props, list):
+        if not isinstance(raw or [], list):
             raise JiraApiError(400, ["properties must be a list of {key, value}"])
-        for prop in raw_props:
+        for prop in raw or []:
             if not isinstance(prop, dict) or not isinstance(prop.get("key"), str):
                 raise JiraApiError(400, ["Each property needs a string 'key'"])
             props[prop["key"]] = prop.get("value")
-        return doc, visibility, props
+        return props
 
     def add_comment(self, actor: User, issue: Issue, body: Any, api: int) -> Comment:
         doc, visibility, props = self._comment_fields(body, api)
