@@ -118,7 +118,8 @@ MIGRATIONS: tuple[Migration, ...] = (
             filename             TEXT NOT NULL DEFAULT '',
             mime_type            TEXT NOT NULL DEFAULT 'application/octet-stream',
             size                 INTEGER NOT NULL DEFAULT 0,
-            state                TEXT NOT NULL DEFAULT 'done' CHECK (state IN ('requested', 'done', 'failed')),
+            state                TEXT NOT NULL DEFAULT 'done'
+                                 CHECK (state IN ('requested', 'done', 'failed')),
             error                TEXT,
             PRIMARY KEY (conn_id, local_issue_id, remote_attachment_id, direction)
         );
