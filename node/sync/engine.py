@@ -33,7 +33,7 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 from typing import Any, cast
 
 from pydantic import ValidationError
@@ -902,32 +902,15 @@ class SyncEngine:
                     await self.adapter.update_issue(local.key, fields)
             assert local is not None and twin is not None
             warnings = list(cs.warnings)
-            if cs.status is not None:
-                current = local.status.name if local.status else ""
-                if current.casefold() != cs.status.casefold() and not await self._preferred_transition(
-                    local.key, cs
-                ):
-                    try:
-                        await walk_to(
-                            self.db,
-                            self.adapter,
-                            key=local.key,
-                            project=local.project,
-                            issue_type=local.issue_type or "",
-                            current=current,
-                            current_category=local.status.category if local.status else "new",
-                            target=cs.status,
-                            target_category=replica.status.category if replica.status else None,
-                            max_steps=self.settings.max_transition_steps,
-                        )
-                    except Unreachable as exc:
-                        await self._error(conn_id, local.key, "tracker", str(exc), local_id=local.id)
-                        warnings.append(str(exc))
+            if local.status is not None:  # a created issue's status is known from the final read
+                await self._walk_status(conn_id, local, cs, replica, warnings)
             await self._apply_comments(conn_id, local, cs)
             blobs = await self._apply_attachments(conn_id, local, rid, cs, warnings)
             if mark is not None:
                 mark.reading = True
             fresh = await self.adapter.get_issue(local.id)
+            if local.status is None and await self._walk_status(conn_id, fresh, cs, replica, warnings):
+                fresh = await self.adapter.get_issue(local.id)
             if mark is not None:
                 mark.fresh = fresh
             applied = s.dumps(compiled.local_values(fresh))
@@ -953,6 +936,36 @@ class SyncEngine:
             )
             for request in blobs:
                 await self.manager.send(rt, [request])
+
+    async def _walk_status(
+        self, conn_id: bytes, local: IssueSnapshot, cs: ChangeSet, replica: Replica, warnings: list[str]
+    ) -> bool:
+        """Move ``local`` to the status the rules ask for; False when no transition was made."""
+        if cs.status is None:
+            return False
+        current = local.status.name if local.status else ""
+        if current.casefold() == cs.status.casefold():
+            return False
+        if await self._preferred_transition(local.key, cs):
+            return True
+        try:
+            taken = await walk_to(
+                self.db,
+                self.adapter,
+                key=local.key,
+                project=local.project,
+                issue_type=local.issue_type or "",
+                current=current,
+                current_category=local.status.category if local.status else "new",
+                target=cs.status,
+                target_category=replica.status.category if replica.status else None,
+                max_steps=self.settings.max_transition_steps,
+            )
+        except Unreachable as exc:
+            await self._error(conn_id, local.key, "tracker", str(exc), local_id=local.id)
+            warnings.append(str(exc))
+            return True  # some steps may have been taken
+        return bool(taken)
 
     async def _preferred_transition(self, key: str, cs: ChangeSet) -> bool:
         """Take the rules' preferred transition to ``cs.status`` when offered (GitHub: close as not
@@ -1027,7 +1040,13 @@ class SyncEngine:
                 (conn_id, replica.entity.id, marker, project, s.now()),
             )
         )
-        issue = await self.adapter.create_issue(project, fields, marker=marker)
+        # An adapter that can create without reading the issue back (Jira) saves a read: the
+        # apply reads the issue once, at its end (the returned snapshot then has no status).
+        lean: Callable[..., Awaitable[IssueSnapshot]] | None = getattr(self.adapter, "create_issue_ref", None)
+        if lean is not None:
+            issue = await lean(project, fields, marker=marker)
+        else:
+            issue = await self.adapter.create_issue(project, fields, marker=marker)
         self._crash("create_issue")
         return issue
 
@@ -1855,12 +1874,20 @@ class SyncEngine:
             return
         try:
             # 1. list every matching issue first (resumable: the page token is stored with each page)
+            # An adapter that can list keys alone (Jira) does not read every issue twice.
+            keys_only: Callable[..., Awaitable[tuple[list[str], str | None]]] | None = getattr(
+                self.adapter, "search_keys", None
+            )
             while not listed:
-                page = await self.adapter.search(
-                    query, page_token=token, page_size=self.settings.reconcile_batch
-                )
-                keys = [i.key for i in page.issues]
-                token = page.next_page_token
+                if keys_only is not None:
+                    keys, token = await keys_only(
+                        query, page_token=token, page_size=self.settings.reconcile_batch
+                    )
+                else:
+                    page = await self.adapter.search(
+                        query, page_token=token, page_size=self.settings.reconcile_batch
+                    )
+                    keys, token = [i.key for i in page.issues], page.next_page_token
                 listed = token is None or not keys
 
                 def write(

@@ -120,6 +120,7 @@ class JiraAdapter(TrackerAdapter):
         self._limit = asyncio.Semaphore(max(1, concurrency))
         self._fields: dict[str, dict[str, Any]] | None = None
         self._myself: dict[str, Any] | None = None
+        self._create_properties: bool | None = None  # does this site keep create-time properties?
 
     def __repr__(self) -> str:
         return f"JiraAdapter({self.base_url!r}, deployment={self.deployment!r}, user={self.client.user!r})"
@@ -285,6 +286,16 @@ class JiraAdapter(TrackerAdapter):
         snapshots = await asyncio.gather(*(self._complete(i, names) for i in raw_issues))
         return SearchPage(issues=list(snapshots), next_page_token=next_token, total=total)
 
+    async def search_keys(
+        self, query: str, *, page_token: str | None = None, page_size: int = 50
+    ) -> tuple[list[str], str | None]:
+        """Like :meth:`search` but only the keys (no comments, changelog or hashes fetched): for
+        listing a bulk job, which reads each issue when it syncs it."""
+        raw_issues, _names, next_token, _total = await self._search_raw(
+            query, page_token=page_token, page_size=page_size, fields="created", expand=False, properties=""
+        )
+        return [str(i["key"]) for i in raw_issues if isinstance(i, dict) and i.get("key")], next_token
+
     async def _search_raw(
         self,
         jql: str,
@@ -376,6 +387,58 @@ class JiraAdapter(TrackerAdapter):
     async def create_issue(
         self, project: str, update: IssueUpdate, *, marker: str | None = None
     ) -> IssueSnapshot:
+        created = await self._post_issue(project, update, marker)
+        snapshot = await self.get_issue(created["id"])
+        if marker and mapping.marker_of(snapshot.properties) != marker:
+            self._ignores_create_properties(snapshot.key)
+            await self._put_marker(snapshot.id, marker)
+            snapshot.properties[mapping.MARKER_PROPERTY] = mapping.marker_value(marker)
+        elif marker:
+            self._create_properties = True
+        return snapshot
+
+    async def create_issue_ref(
+        self, project: str, update: IssueUpdate, *, marker: str | None = None
+    ) -> IssueSnapshot:
+        """Create an issue without reading it back (the sync engine reads it once, at the end of
+        its apply). The snapshot holds what the request and Jira's answer (id, key) tell: no status
+        (``None``), dates, or values Jira computes. The marker is certain to be on the issue: whether
+        this site keeps create-time properties is checked once (one property read), and where it
+        does not the marker is written separately each time."""
+        created = await self._post_issue(project, update, marker)
+        issue_id, key = created["id"], str(created.get("key") or created["id"])
+        if marker:
+            if self._create_properties is None:
+                try:
+                    kept = await self.client.request(
+                        "GET", f"issue/{_seg(issue_id)}/properties/{mapping.MARKER_PROPERTY}"
+                    )
+                except TrackerNotFound:
+                    kept = None
+                if isinstance(kept, dict) and kept.get("value") == mapping.marker_value(marker):
+                    self._create_properties = True
+                else:
+                    self._ignores_create_properties(key)
+            if not self._create_properties:
+                await self._put_marker(issue_id, marker)
+        properties: dict[str, Any] = {}
+        if marker:
+            properties[mapping.MARKER_PROPERTY] = mapping.marker_value(marker)
+        return IssueSnapshot(
+            tracker=self.kind,
+            id=issue_id,
+            key=key,
+            url=f"{self.base_url}/browse/{key}",
+            project=project,
+            summary=update.summary or "",
+            description=update.description,
+            priority=update.priority,
+            issue_type=update.issue_type or self.default_issue_type,
+            labels=list(update.labels or []),
+            properties=properties,
+        )
+
+    async def _post_issue(self, project: str, update: IssueUpdate, marker: str | None) -> dict[str, str]:
         fields = await self._fields_body(update)
         fields["project"] = {"key": project}
         fields.setdefault("issuetype", {"name": self.default_issue_type})
@@ -385,18 +448,21 @@ class JiraAdapter(TrackerAdapter):
         created = await self.client.request("POST", "issue", json_body=body)
         if not isinstance(created, dict) or not created.get("id"):
             raise TrackerError(f"Jira did not return the created issue in project {project}")
-        snapshot = await self.get_issue(str(created["id"]))
-        if marker and mapping.marker_of(snapshot.properties) != marker:
-            # Some Jira versions ignore create-time properties: write it now (a crash in between
-            # leaves an unmarked twin, which find_issue_by_marker cannot see; logged to be noticed)
-            log.warning("Jira ignored the create-time marker on %s; writing it separately", snapshot.key)
-            await self.client.request(
-                "PUT",
-                f"issue/{snapshot.id}/properties/{mapping.MARKER_PROPERTY}",
-                json_body=mapping.marker_value(marker),
-            )
-            snapshot.properties[mapping.MARKER_PROPERTY] = mapping.marker_value(marker)
-        return snapshot
+        return {k: str(v) for k, v in created.items() if k in ("id", "key", "self")}
+
+    def _ignores_create_properties(self, key: str) -> None:
+        # Some Jira versions ignore create-time properties: the marker is then written separately
+        # (a crash in between leaves an unmarked twin, which find_issue_by_marker cannot see)
+        if self._create_properties is not False:
+            log.warning("Jira ignored the create-time marker on %s; writing markers separately", key)
+        self._create_properties = False
+
+    async def _put_marker(self, issue_id: str, marker: str) -> None:
+        await self.client.request(
+            "PUT",
+            f"issue/{_seg(issue_id)}/properties/{mapping.MARKER_PROPERTY}",
+            json_body=mapping.marker_value(marker),
+        )
 
     async def find_issue_by_marker(self, project: str, marker: str) -> IssueSnapshot | None:
         jql = (

@@ -81,6 +81,8 @@ class Site:
     def __init__(self, state: EmulatorState, sink: EventSink | None = None) -> None:
         self.state = state
         self.sink = sink
+        # False: behave like the Jira versions that ignore ``properties`` in ``POST /issue``
+        self.keep_create_properties = True
 
     @property
     def cloud(self) -> bool:
@@ -530,7 +532,8 @@ class Site:
             updated=at,
             status_changed=at,
         )
-        issue.properties.update(properties)
+        if self.keep_create_properties:
+            issue.properties.update(properties)
         for fid, value in values.items():
             self._set(issue, fid, value)
         self.state.issues[issue.id] = issue
