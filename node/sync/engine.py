@@ -210,6 +210,7 @@ class SyncEngine:
         self._idle.set()
         self._busy = 0
         self._applying: dict[str, _Applying] = {}  # local id and key → apply in progress
+        self.in_memory = _IN_MEMORY  # decoded incoming messages kept per connection (tests lower it)
 
     # =============================================================================================
     # Lifecycle
@@ -591,11 +592,22 @@ class SyncEngine:
             return
         self._put(self._queue(rt), seq, message)
 
-    @staticmethod
-    def _put(queue: asyncio.Queue[tuple[int, Message | None]], seq: int, message: Message) -> None:
+    def waiting(self) -> tuple[int, int]:
+        """Incoming messages waiting, on every connection: (kept decoded, kept as a sequence
+        number only, to be read back from the inbox)."""
+        decoded = by_seq = 0
+        for queue in self._queues.values():
+            for _seq, message in list(queue._queue):  # type: ignore[attr-defined]
+                if message is None:
+                    by_seq += 1
+                else:
+                    decoded += 1
+        return decoded, by_seq
+
+    def _put(self, queue: asyncio.Queue[tuple[int, Message | None]], seq: int, message: Message) -> None:
         """Queue a message; beyond the first few hundred waiting, only its sequence number (the
         worker reads it back from the inbox): a bulk burst does not sit decoded in memory."""
-        queue.put_nowait((seq, message if queue.qsize() < _IN_MEMORY else None))
+        queue.put_nowait((seq, message if queue.qsize() < self.in_memory else None))
 
     async def _load(self, rt: Runtime, seq: int) -> Message | None:
         body = await self.db.read(

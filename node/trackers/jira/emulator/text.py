@@ -43,7 +43,23 @@ def read_body(value: Any, *, api: int) -> Doc:
     return from_wiki(value)
 
 
+_WIKI_CACHE: dict[int, tuple[Doc, str]] = {}
+_WIKI_CACHE_SIZE = 4096
+
+
 def render_body(doc: Doc | None, *, api: int) -> Any:
     if doc is None:
         return None
-    return to_adf(doc) if api >= 3 else _to_wiki(doc)
+    if api >= 3:
+        return to_adf(doc)
+    # Stored bodies are replaced, never changed in place, so a body renders the same every time it
+    # is served (every comment of an issue in each read and webhook): render it once. The entry
+    # keeps the doc itself, so a reused id() of a collected doc is never mistaken for it.
+    hit = _WIKI_CACHE.get(id(doc))
+    if hit is not None and hit[0] is doc:
+        return hit[1]
+    text = _to_wiki(doc)
+    if len(_WIKI_CACHE) >= _WIKI_CACHE_SIZE:
+        _WIKI_CACHE.pop(next(iter(_WIKI_CACHE)))
+    _WIKI_CACHE[id(doc)] = (doc, text)
+    return text

@@ -753,8 +753,8 @@ class View:
 
     def webhook_issue_short(self, issue: Issue) -> dict[str, Any]:
         """The cut-down issue in comment events (see the comment_* recordings)."""
-        full = self.all_field_values(issue)
         keep = ("summary", "issuetype", "project", "assignee", "priority", "status")
+        full = self.all_field_values(issue, only=set(keep))  # comments and bodies are not rendered
         return {
             "id": issue.id,
             "self": self.rest(f"issue/{issue.id}"),
