@@ -148,6 +148,15 @@ def main() -> None:
     cloud = Jira(f"http://127.0.0.1:{cloud_port}", "admin", "admin")
     server = Jira(f"http://127.0.0.1:{server_port}", "admin", "admin")
     cloud.call("PUT", "/_emulator/projects/SUP/workflow", {"workflow": "support"})
+    # Each node acts through its own bot account (its proxy user), never as a person: that is how
+    # it tells its own writes from people's edits.
+    for site, bot in ((cloud, "tandem-support"), (server, "tandem-eng")):
+        site.call(
+            "POST",
+            "/_emulator/users",
+            {"name": bot, "password": "bot-token", "displayName": f"Tandem ({bot})",
+             "email": f"{bot}@example.invalid", "groups": ["jira-administrators", "jira-users"]},
+        )  # fmt: skip
     print(f"    support's Jira Cloud     http://127.0.0.1:{cloud_port}   (admin / admin)")
     print(f"    engineering's Jira Server http://127.0.0.1:{server_port}  (admin / admin)")
 
@@ -158,13 +167,13 @@ def main() -> None:
         "init", "--name", "Support", "--public-url", f"http://127.0.0.1:{peer_port}",
         "--listen", f"127.0.0.1:{peer_port}", "--admin-listen", "127.0.0.1:0",
         "--tracker", "jira-cloud", "--tracker-url", cloud.url,
-        "--tracker-user", "admin", "--tracker-token", "admin",
+        "--tracker-user", "tandem-support", "--tracker-token", "bot-token",
         home=sup,
     )  # fmt: skip
     tandem(
         "init", "--name", "Engineering", "--private", "--admin-listen", "127.0.0.1:0",
         "--tracker", "jira-server", "--tracker-url", server.url,
-        "--tracker-user", "admin", "--tracker-token", "admin",
+        "--tracker-user", "tandem-eng", "--tracker-token", "bot-token",
         home=eng,
     )  # fmt: skip
     start([*TANDEM, "--home", str(sup), "run"], work / "support.log", "ready:")
