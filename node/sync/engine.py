@@ -478,10 +478,13 @@ class SyncEngine:
             incoming = await self._compiled(conn_id, "incoming")
             sent_values = s.dumps(incoming.local_values(snapshot))
             applied = sent_values if twin is None or twin.last_applied is None else None
+            body = s.dumps(replica.model_dump(mode="json"))
 
             def reserve(c: sqlite3.Connection) -> int:
                 # The version is reserved before sending: a crash before the send costs a version
                 # number, never an update (the fingerprint is recorded only once it was sent).
+                # The replica itself is kept now: after a crash between the send and the record
+                # below, the peer still gets the attachments it names (``_serve_blob``).
                 if twin is None:
                     return s.insert_twin(
                         c,
@@ -491,8 +494,13 @@ class SyncEngine:
                         state="pending",
                         last_sent_version=version,
                         last_applied=applied,
+                        last_sent_replica=body,
                     )
-                changes: dict[str, Any] = {"last_sent_version": version, "local_key": snapshot.key}
+                changes: dict[str, Any] = {
+                    "last_sent_version": version,
+                    "local_key": snapshot.key,
+                    "last_sent_replica": body,
+                }
                 if twin.state in ("unlinked", "paused"):
                     changes["state"] = "linked" if twin.remote_id else "pending"
                 if applied is not None:
@@ -509,7 +517,6 @@ class SyncEngine:
                     conn_id, snapshot.key, "peer", f"cannot queue the replica: {exc}", local_id=snapshot.id
                 )
                 raise SyncError(f"cannot queue the replica for {rt.name!r}: {exc}") from None
-            body = s.dumps(replica.model_dump(mode="json"))
             await self.db.write(
                 lambda c: s.update_twin(
                     c,
@@ -757,6 +764,14 @@ class SyncEngine:
             twin = await self.db.read(lambda c: s.twin_by_remote(c, conn_id, rid))
             if twin is not None and not retry:
                 if msg.version <= twin.last_received_version:
+                    if msg.version == twin.last_received_version and twin.last_received_replica == s.dumps(
+                        replica.model_dump(mode="json")
+                    ):
+                        # Applied already, but the process died before the reply was queued
+                        # (the row stays unprocessed until then): answer again, change nothing.
+                        await self._reply(rt, msg, "applied", None, twin)
+                        await self._mark_processed(rt, seq)
+                        return
                     await self._finish(rt, seq, msg, twin, "ignored", "stale or duplicate replica", None)
                     return
                 if twin.state == "unlinked" and msg.reason != "manual":
@@ -1291,7 +1306,11 @@ class SyncEngine:
         conflicts: ChangeSet | None = None,
         keep_pending: bool = False,
     ) -> None:
-        """Record the outcome and mark the inbox row processed in ONE transaction, then reply."""
+        """Record the outcome in one transaction, queue the reply, then mark the inbox row processed.
+
+        A crash before the mark processes the replica again after the restart: every apply step is
+        idempotent, and a replica already applied is answered again (``_on_replica``), so the
+        sender's twin always learns the outcome (a lost reply left it ``pending`` for good)."""
         conn_id = rt.row.id
         replica = msg.replica
         body = s.dumps(replica.model_dump(mode="json"))
@@ -1350,14 +1369,11 @@ class SyncEngine:
                 s.resolve_errors(
                     c, conn_id=conn_id, entity=row.local_key, kinds=("rule", "tracker", "internal")
                 )
-            if seq is not None:
-                _mark(c, conn_id, seq)
             return s.twin_by_id(c, row.id) if row is not None else None
 
         row = await self.db.write(write)
-        if seq is not None:
-            rt.inbox_unprocessed = max(0, rt.inbox_unprocessed - 1)
         await self._reply(rt, msg, outcome, reason, row, fresh)
+        await self._mark_processed(rt, seq)
 
     async def _reply(
         self,
