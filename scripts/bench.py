@@ -23,8 +23,10 @@ Phases:
   emulator state (project BLK, no webhooks), then ``POST /api/v1/bulk`` on node A (query
   ``project = BLK``) over the private link. Wall time runs from the request until every issue and
   comment is in B's emulator (checked in-process every 0.5 s). Tracker API calls are the sum of both
-  emulators' ``/_emulator/stats`` totals over the phase (incl. intake's echo reads), per issue.
-  Peak RSS is each node's ``VmHWM`` from ``/proc/<pid>/status`` (whole run: latency + bulk).
+  emulators' ``/_emulator/stats`` totals over the phase (incl. what intake's polling reads), per
+  issue. Peak RSS is each node's ``VmHWM`` from ``/proc/<pid>/status`` (whole run: latency + bulk);
+  CPU seconds during the bulk come from ``/proc/<pid>/stat`` (both nodes, and this process, which
+  runs both emulators).
 3. **Baseline**: with the nodes stopped, a plain copier process (``scripts/bench.py _baseline``)
   copies the same issues from A to a fresh project in B with the fewest calls it can: search pages
   of 100 with the comments embedded, ``POST issue/bulk`` by 50, one ``POST comment`` per comment, 8
@@ -76,6 +78,12 @@ def vm_hwm_mb(pid: int) -> float:
         if line.startswith("VmHWM:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (``/proc/<pid>/stat``), in seconds."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def basic(user: str, password: str) -> str:
@@ -352,6 +360,7 @@ class BulkResult:
     calls: int
     rss_a: float
     rss_b: float
+    cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used during the bulk, by process
 
 
 async def bulk(
@@ -382,6 +391,8 @@ async def bulk(
                     stderr=asyncio.subprocess.DEVNULL,
                 )
             )
+    pids = {"node A": a.proc.pid, "node B": b.proc.pid, "emulators + driver": os.getpid()}
+    cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
     t0 = time.perf_counter()
     job = await api(a, "POST", "/api/v1/bulk", {"connection": "to-b", "query": "project = BLK"})
 
@@ -399,6 +410,7 @@ async def bulk(
     # every 0.5 s: a scan of B's issues shares this process (and its core) with both emulators
     await wait_until(progress, BULK_TIMEOUT, "the bulk sync", every=0.5)
     seconds = time.perf_counter() - t0
+    cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
     calls = await sites.stats_total() - before
     for spy in spies:
         await spy.wait()
@@ -407,7 +419,7 @@ async def bulk(
             for side, url in (("a", sites.a_url), ("b", sites.b_url)):
                 async with s.get(f"{url}/_emulator/stats") as resp:
                     (profile / f"routes-{side}.json").write_text(json.dumps(await resp.json(), indent=1))
-    return BulkResult(seconds, calls, vm_hwm_mb(a.proc.pid), vm_hwm_mb(b.proc.pid))
+    return BulkResult(seconds, calls, vm_hwm_mb(a.proc.pid), vm_hwm_mb(b.proc.pid), cpu)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -571,6 +583,7 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         ("tracker API calls per issue (A + B)", f"{bulk_r.calls / n:.1f}"),
         ("peak RSS node A (MB, VmHWM)", f"{bulk_r.rss_a:.0f}"),
         ("peak RSS node B (MB, VmHWM)", f"{bulk_r.rss_b:.0f}"),
+        *((f"CPU during the bulk: {name} (s)", f"{sec:.1f}") for name, sec in bulk_r.cpu.items()),
         ("baseline copy: wall time (s)", f"{base_s:.1f}"),
         ("baseline copy: API calls per issue", f"{base_calls / n:.1f}"),
         ("ratio bulk / baseline (wall time)", f"{bulk_r.seconds / base_s:.2f}"),

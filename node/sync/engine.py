@@ -362,8 +362,11 @@ class SyncEngine:
     # =============================================================================================
     # Outgoing
 
-    async def local_change(self, issue_id_or_key: str, *, reason: str = "webhook") -> None:
+    async def local_change(
+        self, issue_id_or_key: str, *, reason: str = "webhook", snapshot: IssueSnapshot | None = None
+    ) -> None:
         """A local issue changed (webhook, poll, reconcile): send it to every connection in scope.
+        ``snapshot``: the issue as the caller just read it (polling), so it is not read again.
         Never raises for tracker or rule faults: they are recorded."""
         applying = self._applying.get(issue_id_or_key)
         if applying is not None:  # answered when the apply is over (see _Applying)
@@ -371,6 +374,24 @@ class SyncEngine:
                 applying.after = True
             else:
                 applying.before = True
+            return
+        if snapshot is not None:
+            # A caller's snapshot may lack what only a full read has (e.g. every entity property,
+            # which a trigger may test): it is used only where no trigger is evaluated, when the
+            # issue is twinned on every syncing connection.
+            conns = {rt.row.id for rt in self.manager.runtimes.values() if self._syncing(rt)}
+            local_id = snapshot.id
+            twinned = {t.conn_id for t in await self.db.read(lambda c: s.twins_of_issue(c, local_id))}
+            if not conns <= twinned:
+                snapshot = None
+        if snapshot is not None:
+            await self._resolve_retrying(None, issue_id_or_key)
+            for rt in list(self.manager.runtimes.values()):
+                if self._syncing(rt):
+                    try:
+                        await self._send_entity(rt, snapshot, reason, manual=False)
+                    except SyncError as exc:
+                        log.warning("sync: %s on %r: %s", snapshot.key, rt.name, exc)
             return
         try:
             snapshot = await self.adapter.get_issue(issue_id_or_key)

@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import hmac
+import inspect
 import json
 import logging
 import random
@@ -443,6 +444,10 @@ class Intake:
             since = dt.datetime.fromtimestamp(started - self.settings.first_poll_window, dt.UTC)
         newest = since
         handed = missed = 0
+        try:
+            takes_snapshots = "snapshot" in inspect.signature(self.sink.local_change).parameters
+        except (TypeError, ValueError):
+            takes_snapshots = False
         unsaved = 0
         async for snap in self.adapter.changed_since(since, projects=self.settings.projects or None):
             updated = snap.updated or since
@@ -451,7 +456,10 @@ class Intake:
             seen = self._seen.get(snap.id)
             if seen is not None and updated <= seen:
                 continue  # the overlap the adapter adds at page and clock boundaries
-            await self.sink.local_change(snap.id, reason="poll")
+            if takes_snapshots:  # the engine need not read again what polling just read
+                await self.sink.local_change(snap.id, reason="poll", snapshot=snap)  # type: ignore[call-arg]
+            else:
+                await self.sink.local_change(snap.id, reason="poll")
             self.metrics.changes.labels("poll").inc()
             self._seen[snap.id] = updated
             handed += 1

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -115,7 +117,12 @@ async def test_own_writes_are_dropped_and_a_person_edit_right_after_is_sent(
     # a person's edit right after the node's own write (a comment from support) is sent back
     await sup.human.update_issue(key, IssueUpdate(summary="Echoes in intake v2"))
     await sup.engine.local_change(key)
-    await pair.settle()
+
+    async def applied() -> bool:
+        [view] = await eng.engine.status(eng_key)
+        return view.last_received_version == 2
+
+    await eventually(applied, what="the summary edit to be applied")
     await eng.human.update_issue(eng_key, IssueUpdate(priority="Low"))
 
     async def back() -> bool:
@@ -126,3 +133,41 @@ async def test_own_writes_are_dropped_and_a_person_edit_right_after_is_sent(
     assert [reason for _, reason in eng_intake.sink.calls] == ["webhook"]
     [view] = await eng.engine.status(eng_key)
     assert view.last_sent_version == 1
+
+
+async def test_poll_hands_its_snapshot_for_twinned_issues(pair: Pair) -> None:
+    sup, eng = pair.support, pair.engineering
+    key = await sup.create("Found by polling")
+    await sup.engine.sync(key, sup.connection)
+    eng_key = await pair.twin_of(sup, key)
+    await pair.settle()
+    await eng.human.update_issue(eng_key, IssueUpdate(priority="Low"))
+    untwinned = await eng.create("Never synced")
+    intake = Intake(
+        eng.adapter,
+        eng.engine,
+        eng.node.db,
+        IntakeSettings(poll_seconds=3600.0, reconcile_seconds=0.0, register_webhooks=False),
+        describe="Jira Server emulator",
+        registry=CollectorRegistry(),
+    )
+    before = await routes(eng.base_url)
+    assert await intake.poll_once() >= 2
+    after = await routes(eng.base_url)
+    reads = after.get(ISSUE_GET, 0) - before.get(ISSUE_GET, 0)
+    assert reads == 1  # the untwinned issue is read in full (a trigger may test any of it)
+
+    async def back() -> bool:
+        return (await sup.adapter.get_issue(key)).priority == "Low"
+
+    await eventually(back, what="the polled edit to reach support")
+    assert await eng.engine.status(untwinned) == []
+
+
+ISSUE_GET = "GET /rest/api/{v}/issue/{key}"
+
+
+async def routes(base_url: str) -> dict[str, int]:
+    async with aiohttp.ClientSession() as s, s.get(f"{base_url}/_emulator/stats") as resp:
+        body: dict[str, Any] = await resp.json()
+        return dict(body["routes"])
