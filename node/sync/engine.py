@@ -1245,8 +1245,10 @@ class SyncEngine:
 
             def write(c: sqlite3.Connection, t: s.Transfer = transfer, ex: str | None = existing) -> bool:
                 known = s.attachment_map(c, conn_id, t.local_issue_id)
-                if t.remote_attachment_id in known:
-                    return False
+                if known.get(t.remote_attachment_id):
+                    return False  # copied already
+                # Still requested: an earlier attempt of this apply (cut short by a transient fault
+                # before its request went out) recorded it; ask again (a duplicate answer is ignored).
                 s.put_transfer(c, conn_id, t)
                 if ex is not None:
                     s.finish_transfer(
