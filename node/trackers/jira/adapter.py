@@ -626,7 +626,7 @@ class JiraAdapter(TrackerAdapter):
         raw = await self.client.request("POST", f"issue/{_seg(key)}/comment", json_body=payload)
         if not isinstance(raw, dict) or "id" not in raw:
             raise TrackerError(f"Jira did not return the comment added to {key}")
-        comment, _ = mapping.comment_of(raw)
+        comment, _ = mapping.comment_of(raw, sent=body)
         return comment.model_copy(update={"internal": internal or comment.internal})
 
     async def update_comment(

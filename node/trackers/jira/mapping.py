@@ -16,7 +16,7 @@ from dateutil import parser as date_parser
 
 from node.trackers.base import ChangeItem, IssueSnapshot
 from protocol.replica import Attachment, Comment, EntityRef, Link, StatusRef, UserRef, Worklog
-from protocol.richtext import empty_doc
+from protocol.richtext import Doc, empty_doc
 
 from .markup import from_native, is_adf
 
@@ -179,10 +179,11 @@ def marker_value(marker: str) -> dict[str, str]:
     return {"marker": marker}
 
 
-def comment_of(obj: Mapping[str, Any]) -> tuple[Comment, str | None]:
-    """A Jira comment (with ``expand=properties`` when available) → (Comment, Tandem marker)."""
+def comment_of(obj: Mapping[str, Any], *, sent: Doc | None = None) -> tuple[Comment, str | None]:
+    """A Jira comment (with ``expand=properties`` when available) → (Comment, Tandem marker).
+    ``sent``: the body just written, used as is instead of parsing Jira's rendering of it back."""
     props = entity_properties(obj.get("properties"))
-    body = from_native(obj.get("body")) or empty_doc()
+    body = sent if sent is not None else from_native(obj.get("body")) or empty_doc()
     comment = Comment(
         id=str(obj.get("id", "")),
         author=user_ref(obj.get("author")),

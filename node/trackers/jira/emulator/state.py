@@ -12,6 +12,7 @@ Ids are strings of increasing integers, as Jira's are; issue keys are ``PROJECT-
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import os
@@ -38,8 +39,10 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
+@functools.lru_cache(maxsize=16384)
 def jira_time(value: dt.datetime) -> str:
-    """Jira's timestamp format: ``2024-01-31T10:00:00.000+0000``."""
+    """Jira's timestamp format: ``2024-01-31T10:00:00.000+0000`` (cached: every read and webhook
+    renders the same stored times again)."""
     value = value.astimezone(dt.UTC)
     return value.strftime("%Y-%m-%dT%H:%M:%S.") + f"{value.microsecond // 1000:03d}+0000"
 

@@ -7,6 +7,7 @@ by ``accountId`` (and never sends ``name``/``key``, as Cloud does since GDPR str
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,8 +187,13 @@ NAVIGABLE_EXCLUDED = {"comment"}
 
 
 def avatar_urls(seed: str) -> dict[str, str]:
+    return dict(_avatar_urls(seed))  # a copy: the caller may change its answer
+
+
+@functools.lru_cache(maxsize=4096)
+def _avatar_urls(seed: str) -> tuple[tuple[str, str], ...]:
     base = f"https://avatar.example.invalid/{seed}"
-    return {f"{n}x{n}": f"{base}?s={n}" for n in (48, 24, 16, 32)}
+    return tuple((f"{n}x{n}", f"{base}?s={n}") for n in (48, 24, 16, 32))
 
 
 @dataclass
