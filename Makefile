@@ -4,12 +4,13 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help venv demo test lint typecheck pytest test-slow bench clean
+.PHONY: help venv demo test lint typecheck pytest test-slow chaos bench clean
 
 help:
 	@echo "make demo   - run emulated trackers and paired nodes on this machine"
 	@echo "make test   - ruff, mypy (strict on protocol/ and node/) and the whole pytest suite"
 	@echo "make test-slow - the slow suites (chaos, full benchmarks-as-tests)"
+	@echo "make chaos  - the chaos suite with many kill -9 rounds (real node and emulator processes)"
 	@echo "make bench  - print the benchmark tables"
 
 $(STAMP): pyproject.toml
@@ -37,6 +38,9 @@ test: lint typecheck pytest
 
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow
+
+chaos: $(STAMP)
+	$(BIN)/python -m pytest -m slow -s tests/chaos
 
 bench: $(STAMP)
 	$(BIN)/python scripts/bench_protocol.py

@@ -54,8 +54,17 @@ class Emulator:
     def start(self) -> Emulator:
         with open(self.log, "ab") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "node.cli", "emulate", self.kind, "--port", str(self.port)]
-                + ["--project", self.project],
+                [
+                    sys.executable,
+                    "-m",
+                    "node.cli",
+                    "emulate",
+                    self.kind,
+                    "--port",
+                    str(self.port),
+                    "--project",
+                    self.project,
+                ],
                 cwd=ROOT,
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -129,7 +138,9 @@ class Emulator:
         self.control("DELETE", "faults")
 
     def add_user(self, name: str) -> None:
-        self.control("POST", "users", {"name": name, "displayName": name.title(), "email": f"{name}@x.example"})
+        self.control(
+            "POST", "users", {"name": name, "displayName": name.title(), "email": f"{name}@x.example"}
+        )
 
     # -- a person's view -------------------------------------------------------------------------
 
@@ -168,10 +179,17 @@ class Emulator:
     def attach(self, key: str, name: str, content: bytes, *, user: str) -> None:
         boundary = uuid.uuid4().hex
         data = (
-            f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
-            "Content-Type: application/octet-stream\r\n\r\n"
-        ).encode() + content + f"\r\n--{boundary}--\r\n".encode()
-        headers = {"Content-Type": f"multipart/form-data; boundary={boundary}", "X-Atlassian-Token": "no-check"}
+            (
+                f'--{boundary}\r\nContent-Disposition: form-data; name="file"; filename="{name}"\r\n'
+                "Content-Type: application/octet-stream\r\n\r\n"
+            ).encode()
+            + content
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        headers = {
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "X-Atlassian-Token": "no-check",
+        }
         self.request("POST", f"/rest/api/2/issue/{key}/attachments", data=data, headers=headers, user=user)
 
     def attachment_sha256(self, attachment: dict[str, Any]) -> str:
@@ -216,8 +234,12 @@ class Chaos:
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.support = Site(Emulator(tmp, "jira-cloud", "SUP"), NodeProc(tmp / "support", "Support"), "", "alice")
-        self.eng = Site(Emulator(tmp, "jira-server", "ENG"), NodeProc(tmp / "engineering", "Engineering"), "", "bob")
+        self.support = Site(
+            Emulator(tmp, "jira-cloud", "SUP"), NodeProc(tmp / "support", "Support"), "", "alice"
+        )
+        self.eng = Site(
+            Emulator(tmp, "jira-server", "ENG"), NodeProc(tmp / "engineering", "Engineering"), "", "bob"
+        )
 
     def setup(self) -> Chaos:
         sup, eng = self.support, self.eng
@@ -246,7 +268,9 @@ class Chaos:
         sup.connection, eng.connection = "engineering", "support"
         for site in (sup, eng):
             wait_for(lambda s=site: s.node.connection(s.connection)["state"] == "active", 20, "pairing")
-        sup.node.ok("POST", "/api/v1/triggers", {"connection": "engineering", "query": TRIGGER, "note": "chaos"})
+        sup.node.ok(
+            "POST", "/api/v1/triggers", {"connection": "engineering", "query": TRIGGER, "note": "chaos"}
+        )
         return self
 
     def close(self) -> None:
@@ -281,7 +305,9 @@ class Chaos:
         """Every ENG issue: summary, comment bodies, attachments (name, sha256)."""
         eng = self.eng.emu
         out: dict[str, dict[str, Any]] = {}
-        for issue in eng.search(f"project = {eng.project}", fields="summary,comment,attachment,labels,priority"):
+        for issue in eng.search(
+            f"project = {eng.project}", fields="summary,comment,attachment,labels,priority"
+        ):
             f = issue["fields"]
             out[issue["key"]] = {
                 "summary": f["summary"],
@@ -315,11 +341,11 @@ class Chaos:
         lines = []
         for key in shas:
             v = self.support.twin_of(key)
-            lines.append(f"{key}: " + (str({k: v[k] for k in ("remote_key", "state", "last_result")}) if v else "-"))
+            shown = {k: v[k] for k in ("remote_key", "state", "last_result")} if v else "-"
+            lines.append(f"{key}: {shown}")
         for key, issue in sorted(self.eng_state().items()):
-            lines.append(
-                f"{key}: {issue['summary']!r} comments={len(issue['comments'])} attachments={len(issue['attachments'])}"
-            )
+            counts = f"comments={len(issue['comments'])} attachments={len(issue['attachments'])}"
+            lines.append(f"{key}: {issue['summary']!r} {counts}")
         lines.append(f"support errors: {self.support.errors()}")
         lines.append(f"eng errors: {self.eng.errors()}")
         return "\n".join(lines)

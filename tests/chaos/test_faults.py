@@ -9,7 +9,9 @@ from tests.chaos.conftest import POLL_SECONDS, WEBHOOK_POLL_SECONDS, Chaos, repo
 from tests.e2e.harness import wait_for
 
 
-def linked(chaos: Chaos, n: int, *, comments: int = 0, tag: str = "") -> tuple[dict[str, str], dict[str, str]]:
+def linked(
+    chaos: Chaos, n: int, *, comments: int = 0, tag: str = ""
+) -> tuple[dict[str, str], dict[str, str]]:
     """``n`` escalated support issues, synced; returns (key → sha256, key → ENG twin key)."""
     shas = chaos.prepare(n, comments=comments, tag=tag)
     chaos.escalate(list(shas))
@@ -124,7 +126,9 @@ def test_no_echo_loop_when_both_sides_edit(chaos: Chaos) -> None:
 
     def both(site_key: tuple[Any, str]) -> bool:
         fields = site_key[0].issue(site_key[1])["fields"]
-        return bool(fields["summary"] == "Export fails for big accounts" and fields["priority"]["name"] == "High")
+        return bool(
+            fields["summary"] == "Export fails for big accounts" and fields["priority"]["name"] == "High"
+        )
 
     wait_for(lambda: both((sup.emu, key)) and both((eng.emu, twin)), 30, "both edits on both sides", 0.1)
     window = 3 * max(POLL_SECONDS, WEBHOOK_POLL_SECONDS)
