@@ -184,6 +184,9 @@ async def unregister_receiver(sites: Sites) -> None:
 # Nodes
 
 
+APPLY_CONCURRENCY: int | None = None  # --apply-concurrency: sync.apply_concurrency of both nodes
+
+
 async def start_node(cluster: Cluster, name: str, *, public: bool, tracker: list[str]) -> NodeProc:
     """``tandem init --tracker …`` then ``tandem run``, as an admin would (harness calls in a thread:
     the emulators share this event loop)."""
@@ -200,10 +203,13 @@ async def start_node(cluster: Cluster, name: str, *, public: bool, tracker: list
         args += ["--private"]
         extra["webhook_listen"] = "127.0.0.1:0"
     await asyncio.to_thread(node.cli, *args)
-    node.configure(
-        links={"backoff_base_seconds": 0.05, "backoff_max_seconds": 0.5, "accept_wait_seconds": 10},
-        tracker=extra,
-    )
+    sections: dict[str, dict[str, Any]] = {
+        "links": {"backoff_base_seconds": 0.05, "backoff_max_seconds": 0.5, "accept_wait_seconds": 10},
+        "tracker": extra,
+    }
+    if APPLY_CONCURRENCY is not None:
+        sections["sync"] = {"apply_concurrency": APPLY_CONCURRENCY}
+    node.configure(**sections)
     cluster.nodes.append(node)
     with contextlib.suppress(AssertionError):  # the harness may look for the log line before it is written
         await asyncio.to_thread(node.start)
@@ -559,7 +565,9 @@ def note(text: str) -> None:
 def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
     print(
         f"\nTandem sync benchmark ({os.cpu_count()} CPUs): {args.changes} changes per link; bulk of "
-        f"{args.issues} issues × {args.comments} comments\n"
+        f"{args.issues} issues × {args.comments} comments"
+        + (f"; sync.apply_concurrency = {args.apply_concurrency}" if args.apply_concurrency else "")
+        + "\n"
     )
     header = (
         f"{'latency A → B (webhook in, webhook out)':44} {'n':>5} {'lost':>5} {'p50 ms':>8} {'p99 ms':>8}"
@@ -608,7 +616,15 @@ def main() -> None:
         default=None,
         help="py-spy the nodes and emulators for 30 s of the bulk (raw stacks)",
     )
+    parser.add_argument(
+        "--apply-concurrency",
+        type=int,
+        default=None,
+        help="sync.apply_concurrency of both nodes (default: the node's own default)",
+    )
     args = parser.parse_args()
+    global APPLY_CONCURRENCY
+    APPLY_CONCURRENCY = args.apply_concurrency
     asyncio.run(run(args))
 
 
