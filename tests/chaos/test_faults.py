@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from tests.chaos.conftest import POLL_SECONDS, WEBHOOK_POLL_SECONDS, Chaos, report
 from tests.e2e.harness import wait_for
 
@@ -151,18 +153,21 @@ def test_no_echo_loop_when_both_sides_edit(chaos: Chaos) -> None:
     )
 
 
-def test_partition_outbox_grows_then_converges_in_order(chaos: Chaos) -> None:
+@pytest.mark.parametrize(
+    ("steps", "new_issues"), [(5, 4), pytest.param(25, 20, marks=pytest.mark.slow, id="25-20-slow")]
+)
+def test_partition_outbox_grows_then_converges_in_order(chaos: Chaos, steps: int, new_issues: int) -> None:
     sup, eng = chaos.support, chaos.eng
     _, twins = linked(chaos, 1)
     key, twin = next(iter(twins.items()))
     eng.node.kill9()  # the link is gone and stays gone
     depths = [sup.queues()["outbox_unacked"]]
-    for step in range(5):
+    for step in range(steps):
         sup.emu.edit(key, {"summary": f"step {step}"}, user=sup.person)
         sup.emu.comment(key, f"note {step}", user=sup.person)
         wait_for(lambda d=depths[-1]: sup.queues()["outbox_unacked"] > d, 30, "the outbox to grow", 0.05)
         depths.append(sup.queues()["outbox_unacked"])
-    new = chaos.prepare(4, comments=1, tag="during partition ")
+    new = chaos.prepare(new_issues, comments=1, tag="during partition ")
     chaos.escalate(list(new))
     wait_for(lambda: sup.queues()["outbox_unacked"] >= depths[-1] + len(new), 30, "the new issues queued")
     depths.append(sup.queues()["outbox_unacked"])
@@ -170,9 +175,10 @@ def test_partition_outbox_grows_then_converges_in_order(chaos: Chaos) -> None:
     started = time.monotonic()
     eng.restart()
     took = chaos.wait_converged(new, comments=1)
-    wait_for(lambda: eng.emu.issue(twin)["fields"]["summary"] == "step 4", 30, "the last edit", 0.1)
+    last = f"step {steps - 1}"
+    wait_for(lambda: eng.emu.issue(twin)["fields"]["summary"] == last, 30, "the last edit", 0.1)
     bodies = [c["body"] for c in eng.emu.issue(twin)["fields"]["comment"]["comments"]]
-    assert [b.rsplit("\n", 1)[-1] for b in bodies] == [f"note {i}" for i in range(5)], bodies
+    assert [b.rsplit("\n", 1)[-1] for b in bodies] == [f"note {i}" for i in range(steps)], bodies
     assert eng.emu.count() == 1 + len(new)
     wait_for(lambda: sup.queues()["outbox_unacked"] == 0, 30, "the outbox to drain")
     report(
