@@ -876,10 +876,13 @@ class SyncEngine:
                 mark = self._mark_applying(local, marks)
                 twin = await self._record_adopted(conn_id, local, replica, twin)
         compiled = await self._compiled(conn_id, "incoming")
+        # Attachments still being fetched are left out of the map: the rules list them again and
+        # ``_apply_attachments`` asks for them again (an earlier attempt may have recorded the
+        # transfer, then hit a transient fault before its request went out).
         maps = await self.db.read(
             lambda c: (
                 s.comment_map(c, conn_id, local.id) if local else {},
-                s.attachment_map(c, conn_id, local.id) if local else {},
+                {r: la for r, la in s.attachment_map(c, conn_id, local.id).items() if la} if local else {},
             )
         )
         previous = None
