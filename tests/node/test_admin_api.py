@@ -8,34 +8,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from node.app import Node
 from node.web.openapi import openapi_document
+from tests.helpers.admin_api import Api
 from tests.node.conftest import MakeNode
-
-
-class Api:
-    def __init__(self, node: Node, session: aiohttp.ClientSession) -> None:
-        assert node.admin_url is not None
-        self.url = node.admin_url
-        self.token = node.home.admin_token()
-        self.session = session
-
-    async def call(
-        self, method: str, path: str, body: Any = None, *, token: str | None = "", raw: bytes | None = None
-    ) -> tuple[int, Any]:
-        headers = {}
-        if token == "":
-            token = self.token
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        kwargs: dict[str, Any] = {"headers": headers}
-        if raw is not None:
-            kwargs["data"] = raw
-        elif body is not None:
-            kwargs["json"] = body
-        async with self.session.request(method, self.url + path, **kwargs) as response:
-            assert response.content_type == "application/json", await response.text()
-            return response.status, await response.json()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from node.app import Node
 from node.cli import main
 from node.config import parse_config
 from node.home import Home
+from tests.helpers.admin_api import Api as Api  # re-exported for the surface tests
 from tests.surface.fake import FakeEngine
 
 Cli = Callable[..., Awaitable[Result]]
@@ -36,33 +37,6 @@ async def start_node(root: Path, name: str = "A") -> Node:
     node = FakeEngineNode(home, home.load_config(), identity, home.admin_token())
     await node.start()
     return node
-
-
-class Api:
-    """The admin API over HTTP, as any client sees it."""
-
-    def __init__(self, node: Node, session: aiohttp.ClientSession) -> None:
-        assert node.admin_url is not None
-        self.url = node.admin_url
-        self.token = node.home.admin_token()
-        self.session = session
-
-    async def call(
-        self, method: str, path: str, body: Any = None, *, token: str | None = "", raw: bytes | None = None
-    ) -> tuple[int, Any]:
-        headers = {}
-        if token == "":
-            token = self.token
-        if token is not None:
-            headers["Authorization"] = f"Bearer {token}"
-        kwargs: dict[str, Any] = {"headers": headers}
-        if raw is not None:
-            kwargs["data"] = raw
-        elif body is not None:
-            kwargs["json"] = body
-        async with self.session.request(method, self.url + path, **kwargs) as response:
-            assert response.content_type == "application/json", await response.text()
-            return response.status, await response.json()
 
 
 def make_cli(home: Path) -> Cli:
