@@ -18,9 +18,6 @@ import contextlib
 import hashlib
 import json
 import os
-import signal
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -33,61 +30,30 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.harness import ROOT, START_TIMEOUT, NodeProc, free_port, wait_for
+from tests.e2e.harness import NodeProc, TandemProc, free_port, wait_for
 
 POLL_SECONDS = 0.5  # tracker.poll_seconds of both nodes (engineering has no webhooks: it polls)
 WEBHOOK_POLL_SECONDS = 2.0  # tracker.poll_seconds_webhooks: support's safety-net poll
 TRIGGER = "labels = escalate"
 
 
-class Emulator:
+class Emulator(TandemProc):
     """A `tandem emulate KIND` process on a fixed loopback port, and a person's REST calls to it."""
 
+    grace = 10.0
+
     def __init__(self, tmp: Path, kind: str, project: str) -> None:
+        super().__init__()
         self.kind = kind
         self.project = project
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tmp / f"{kind}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> Emulator:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "node.cli",
-                    "emulate",
-                    self.kind,
-                    "--port",
-                    str(self.port),
-                    "--project",
-                    self.project,
-                ],
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        proc = self.proc
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"emulator {self.kind} exited: {self.log.read_text()[-2000:]}")
-            return f"Emulating {self.kind}" in self.log.read_text()
-
-        wait_for(ready, START_TIMEOUT, f"the {self.kind} emulator")
+        args = ["emulate", self.kind, "--port", str(self.port), "--project", self.project]
+        self.spawn(args, self.log, f"Emulating {self.kind}", f"emulator {self.kind}")
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
 
     # -- HTTP ------------------------------------------------------------------------------------
 

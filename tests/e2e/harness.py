@@ -41,12 +41,48 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
         time.sleep(interval)
 
 
-class NodeProc:
+class TandemProc:
+    """A `tandem …` child process of one test; :meth:`stop` ends it (SIGTERM, then SIGKILL when it
+    has not exited after ``grace`` seconds)."""
+
+    grace = 15.0
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def spawn(self, args: list[str], log: Path, ready_line: str, what: str) -> None:
+        """Run `tandem ARGS…` with its output appended to ``log``; return once ``ready_line`` is in
+        the log, and fail at once (with the log's tail) if the process exits first."""
+        with open(log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "node.cli", *args], cwd=ROOT, stdout=out, stderr=subprocess.STDOUT
+            )
+        proc = self.proc
+
+        def ready() -> bool:
+            if proc.poll() is not None:
+                raise AssertionError(f"{what} exited: {log.read_text()[-2000:]}")
+            return ready_line in log.read_text()
+
+        wait_for(ready, START_TIMEOUT, f"{what} to be ready")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(self.grace)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self.proc = None
+
+
+class NodeProc(TandemProc):
     def __init__(self, home: Path, name: str) -> None:
+        super().__init__()
         self.home = home
         self.name = name
         self.log = home.parent / f"{home.name}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
         self.admin_url = ""
         self.peer_url: str | None = None
 
@@ -100,16 +136,6 @@ class NodeProc:
         self.peer_url = info["peer_url"]
         assert "ready: admin" in self.log.read_text()
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
 
     def kill9(self) -> None:
         assert self.proc is not None
@@ -213,51 +239,19 @@ class Cluster:
                 r.stop()
 
 
-class RelayProc:
+class RelayProc(TandemProc):
     """A `tandem relay` process on a fixed loopback port (so a restart keeps its URL)."""
 
     def __init__(self, home: Path) -> None:
+        super().__init__()
         self.home = home
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.out = home.parent / "relay.out"
-        self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> RelayProc:
         self.home.mkdir(exist_ok=True)
         self.out.write_bytes(b"")
-        with open(self.out, "ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "node.cli",
-                    "relay",
-                    "--listen",
-                    f"127.0.0.1:{self.port}",
-                    "--home",
-                    str(self.home),
-                ],
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        proc = self.proc
-
-        def ready() -> bool:
-            if proc.poll() is not None:
-                raise AssertionError(f"relay exited: {self.out.read_text()[-2000:]}")
-            return "tandem relay ready" in self.out.read_text()
-
-        wait_for(ready, START_TIMEOUT, "the relay to be ready")
+        args = ["relay", "--listen", f"127.0.0.1:{self.port}", "--home", str(self.home)]
+        self.spawn(args, self.out, "tandem relay ready", "the relay")
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        self.proc = None
