@@ -26,7 +26,7 @@ import logging
 import os
 import signal
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +36,7 @@ import aiosqlite
 import click
 import yarl
 from aiohttp import web
+from click.decorators import FC
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
 from node.transport.relay_client import (
@@ -792,6 +793,17 @@ def _listen_callback(ctx: click.Context, param: click.Parameter, value: str) -> 
         raise click.BadParameter(str(exc)) from None
 
 
+def _limit_option(field_name: str, minimum: int, help: str) -> Callable[[FC], FC]:
+    """``--max-…`` for one :class:`RelayLimits` field, defaulting to the field's default."""
+    return click.option(
+        "--" + field_name.replace("_", "-"),
+        type=click.IntRange(min=minimum),
+        default=getattr(RelayLimits, field_name),
+        show_default=True,
+        help=help,
+    )
+
+
 @click.command("relay")
 @click.option(
     "--listen",
@@ -809,34 +821,10 @@ def _listen_callback(ctx: click.Context, param: click.Parameter, value: str) -> 
     show_default=True,
     help="Directory for the relay database (relay.sqlite3) and relay.json. Also $TANDEM_HOME.",
 )
-@click.option(
-    "--max-messages-per-connection",
-    type=click.IntRange(min=1),
-    default=RelayLimits.max_messages_per_connection,
-    show_default=True,
-    help="Envelopes held per (recipient, connection) mailbox.",
-)
-@click.option(
-    "--max-bytes-per-connection",
-    type=click.IntRange(min=1),
-    default=RelayLimits.max_bytes_per_connection,
-    show_default=True,
-    help="Bytes held per (recipient, connection) mailbox.",
-)
-@click.option(
-    "--max-message-bytes",
-    type=click.IntRange(min=128),
-    default=RelayLimits.max_message_bytes,
-    show_default=True,
-    help="Largest envelope accepted.",
-)
-@click.option(
-    "--max-total-bytes",
-    type=click.IntRange(min=1),
-    default=RelayLimits.max_total_bytes,
-    show_default=True,
-    help="Bytes held by the whole relay.",
-)
+@_limit_option("max_messages_per_connection", 1, "Envelopes held per (recipient, connection) mailbox.")
+@_limit_option("max_bytes_per_connection", 1, "Bytes held per (recipient, connection) mailbox.")
+@_limit_option("max_message_bytes", 128, "Largest envelope accepted.")
+@_limit_option("max_total_bytes", 1, "Bytes held by the whole relay.")
 @click.option(
     "--public-url",
     "public_urls",
