@@ -123,22 +123,21 @@ def connection() -> None:
     """Act on one connection."""
 
 
-@connection.command("activate")
-@home_option
-@click.argument("name")
-def activate(home: Path | None, name: str) -> None:
-    """Activate a deactivated connection (queued messages are delivered)."""
-    result = _client(home).call("POST", f"/api/v1/connections/{_path(name)}/activate")
-    click.echo(f"{result['name']}: {result['state']}")
+def _state_command(action: str, help: str) -> click.Command:
+    """``connection ACTION NAME``: POST …/connections/NAME/ACTION and print the new state."""
+
+    @connection.command(action, help=help)
+    @home_option
+    @click.argument("name")
+    def command(home: Path | None, name: str) -> None:
+        result = _client(home).call("POST", f"/api/v1/connections/{_path(name)}/{action}")
+        click.echo(f"{result['name']}: {result['state']}")
+
+    return command
 
 
-@connection.command("deactivate")
-@home_option
-@click.argument("name")
-def deactivate(home: Path | None, name: str) -> None:
-    """Deactivate a connection: close its link; messages keep queueing."""
-    result = _client(home).call("POST", f"/api/v1/connections/{_path(name)}/deactivate")
-    click.echo(f"{result['name']}: {result['state']}")
+activate = _state_command("activate", "Activate a deactivated connection (queued messages are delivered).")
+deactivate = _state_command("deactivate", "Deactivate a connection: close its link; messages keep queueing.")
 
 
 @connection.command("delete")
