@@ -4,7 +4,6 @@ Jira node, and the Visual ``github`` section that configures them."""
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pytest
 
@@ -12,75 +11,68 @@ from node.rules import ChangeSet, IncomingContext, OutgoingContext, RuleError, R
 from node.trackers.base import IssueSnapshot
 from protocol.replica import Attachment, Comment, EntityRef, Replica, StatusRef, UserRef
 from protocol.richtext import from_plain_text, plain_text
+from tests.helpers.builders import Builder
 
 T0 = dt.datetime(2030, 1, 2, 3, 4, tzinfo=dt.UTC)
 GH = IncomingContext(tracker="github", project="bot/tracker", connection="c1")
 JIRA = IncomingContext(tracker="jira", project="SUP", connection="c1")
 
 
-def jira_replica(**over: Any) -> Replica:
-    data: dict[str, Any] = dict(
-        entity=EntityRef(id="10001", key="SUP-1", project="SUP"),
-        summary="Checkout fails",
-        description=from_plain_text("Steps to reproduce."),
-        status=StatusRef(name="In Progress", category="indeterminate"),
-        priority="High",
-        issue_type="Bug",
-        labels=["customer"],
-        components=["Backend", "API"],
-        due_date=dt.date(2030, 5, 1),
-        extras={"tracker": "jira"},
-        field_changed_at={"labels": T0, "status": T0, "priority": T0},
-    )
-    data.update(over)
-    return Replica(**data)
+jira_replica = Builder(
+    Replica,
+    entity=EntityRef(id="10001", key="SUP-1", project="SUP"),
+    summary="Checkout fails",
+    description=from_plain_text("Steps to reproduce."),
+    status=StatusRef(name="In Progress", category="indeterminate"),
+    priority="High",
+    issue_type="Bug",
+    labels=["customer"],
+    components=["Backend", "API"],
+    due_date=dt.date(2030, 5, 1),
+    extras={"tracker": "jira"},
+    field_changed_at={"labels": T0, "status": T0, "priority": T0},
+)
 
 
-def github_replica(**over: Any) -> Replica:
-    data: dict[str, Any] = dict(
-        entity=EntityRef(id="bot/tracker#7", key="bot/tracker#7", project="bot/tracker"),
-        summary="Memory leak",
-        description=from_plain_text("Grows.\n\nDue date: 2030-06-15"),
-        status=StatusRef(name="open", category="new"),
-        labels=["escalate", "priority: High", "type: Bug", "component: Backend", "status: In Progress"],
-        extras={"tracker": "github"},
-    )
-    data.update(over)
-    return Replica(**data)
+github_replica = Builder(
+    Replica,
+    entity=EntityRef(id="bot/tracker#7", key="bot/tracker#7", project="bot/tracker"),
+    summary="Memory leak",
+    description=from_plain_text("Grows.\n\nDue date: 2030-06-15"),
+    status=StatusRef(name="open", category="new"),
+    labels=["escalate", "priority: High", "type: Bug", "component: Backend", "status: In Progress"],
+    extras={"tracker": "github"},
+)
 
 
-def github_issue(**over: Any) -> IssueSnapshot:
-    data: dict[str, Any] = dict(
-        tracker="github",
-        id="bot/tracker#7",
-        key="bot/tracker#7",
-        project="bot/tracker",
-        summary="Checkout fails",
-        description=from_plain_text("Steps to reproduce.\n\nDue date: 2030-05-01"),
-        status=StatusRef(name="open", category="new"),
-        labels=["customer", "status: In Progress", "priority: High", "type: Bug"],
-    )
-    data.update(over)
-    return IssueSnapshot(**data)
+github_issue = Builder(
+    IssueSnapshot,
+    tracker="github",
+    id="bot/tracker#7",
+    key="bot/tracker#7",
+    project="bot/tracker",
+    summary="Checkout fails",
+    description=from_plain_text("Steps to reproduce.\n\nDue date: 2030-05-01"),
+    status=StatusRef(name="open", category="new"),
+    labels=["customer", "status: In Progress", "priority: High", "type: Bug"],
+)
 
 
-def jira_issue(**over: Any) -> IssueSnapshot:
-    data: dict[str, Any] = dict(
-        tracker="jira",
-        id="10001",
-        key="SUP-1",
-        project="SUP",
-        summary="Memory leak",
-        description=from_plain_text("Grows."),
-        status=StatusRef(name="In Progress", category="indeterminate"),
-        priority="High",
-        issue_type="Bug",
-        labels=["escalate"],
-        components=["Backend"],
-        due_date=dt.date(2030, 6, 15),
-    )
-    data.update(over)
-    return IssueSnapshot(**data)
+jira_issue = Builder(
+    IssueSnapshot,
+    tracker="jira",
+    id="10001",
+    key="SUP-1",
+    project="SUP",
+    summary="Memory leak",
+    description=from_plain_text("Grows."),
+    status=StatusRef(name="In Progress", category="indeterminate"),
+    priority="High",
+    issue_type="Bug",
+    labels=["escalate"],
+    components=["Backend"],
+    due_date=dt.date(2030, 6, 15),
+)
 
 
 def incoming(
