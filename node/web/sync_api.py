@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Literal, cast
 
 from aiohttp import web
@@ -132,6 +132,11 @@ def _int_path(request: web.Request, name: str) -> int:
     return value
 
 
+def _rules_path(request: web.Request) -> tuple[str, Direction]:
+    """The connection name and the direction of a ``…/connections/{name}/rules/{direction}`` route."""
+    return request.match_info["name"], _direction(request)
+
+
 def _direction(request: web.Request) -> Direction:
     raw = request.match_info["direction"]
     if raw not in ("outgoing", "incoming"):
@@ -165,6 +170,11 @@ def _json(view: BaseModel, status: int = 200) -> web.Response:
     return web.json_response(_dump(view), status=status)
 
 
+def _json_list(name: str, views: Iterable[BaseModel], /, **fields: Any) -> web.Response:
+    """``{**fields, name: [view, …]}``: a listing of views (after any ``fields`` that introduce it)."""
+    return web.json_response({**fields, name: [_dump(v) for v in views]})
+
+
 # -- triggers ---------------------------------------------------------------------------------------
 
 
@@ -172,8 +182,7 @@ def _json(view: BaseModel, status: int = 200) -> web.Response:
 async def list_triggers(request: web.Request) -> web.Response:
     engine = _engine(request)
     connection = _str_query(request, "connection")
-    items = await engine.list_triggers(connection)
-    return web.json_response({"triggers": [_dump(t) for t in items]})
+    return _json_list("triggers", await engine.list_triggers(connection))
 
 
 @_sync_errors
@@ -219,8 +228,7 @@ async def start_bulk(request: web.Request) -> web.Response:
 @_sync_errors
 async def list_bulk(request: web.Request) -> web.Response:
     engine = _engine(request)
-    jobs = await engine.list_bulk_jobs()
-    return web.json_response({"jobs": [_dump(j) for j in jobs]})
+    return _json_list("jobs", await engine.list_bulk_jobs())
 
 
 @_sync_errors
@@ -243,8 +251,7 @@ async def status(request: web.Request) -> web.Response:
     key = request.match_info["key"]
     if not 1 <= len(key) <= MAX_KEY:
         raise ApiError(400, "invalid_path", f"key must be 1 to {MAX_KEY} characters")
-    twins = await engine.status(key)
-    return web.json_response({"key": key, "twins": [_dump(t) for t in twins]})
+    return _json_list("twins", await engine.status(key), key=key)
 
 
 # -- rules ------------------------------------------------------------------------------------------
@@ -267,7 +274,7 @@ def rules_summary(versions: list[RuleVersionView]) -> dict[str, Any]:
 @_sync_errors
 async def get_rules(request: web.Request) -> web.Response:
     engine = _engine(request)
-    name, direction = request.match_info["name"], _direction(request)
+    name, direction = _rules_path(request)
     versions = await engine.rules(name, direction)
     return web.json_response({"connection": name, "direction": direction, **rules_summary(versions)})
 
@@ -275,7 +282,7 @@ async def get_rules(request: web.Request) -> web.Response:
 @_sync_errors
 async def put_draft(request: web.Request) -> web.Response:
     engine = _engine(request)
-    name, direction = request.match_info["name"], _direction(request)
+    name, direction = _rules_path(request)
     body = await _body(request, DraftBody)
     # Refuse a draft that does not compile, naming its line: the admin keeps their file, and a
     # draft in the store is always one that could be test-run and published.
@@ -287,7 +294,7 @@ async def put_draft(request: web.Request) -> web.Response:
 @_sync_errors
 async def test_rules(request: web.Request) -> web.Response:
     engine = _engine(request)
-    name, direction = request.match_info["name"], _direction(request)
+    name, direction = _rules_path(request)
     body = await _body(request, RulesTestBody)
     if body.key is None and body.replica is None:
         wanted = "key" if direction == "outgoing" else "key (the twin's last received replica) or replica"
@@ -303,14 +310,14 @@ async def test_rules(request: web.Request) -> web.Response:
 @_sync_errors
 async def publish(request: web.Request) -> web.Response:
     engine = _engine(request)
-    name, direction = request.match_info["name"], _direction(request)
+    name, direction = _rules_path(request)
     return _json(await engine.publish(name, direction))
 
 
 @_sync_errors
 async def rollback(request: web.Request) -> web.Response:
     engine = _engine(request)
-    name, direction = request.match_info["name"], _direction(request)
+    name, direction = _rules_path(request)
     return _json(await engine.rollback(name, direction))
 
 
@@ -321,8 +328,7 @@ async def rollback(request: web.Request) -> web.Response:
 async def list_errors(request: web.Request) -> web.Response:
     engine = _engine(request)
     include_resolved = _bool_query(request, "all")
-    items = await engine.errors(include_resolved=include_resolved)
-    return web.json_response({"errors": [_dump(e) for e in items]})
+    return _json_list("errors", await engine.errors(include_resolved=include_resolved))
 
 
 @_sync_errors
@@ -343,8 +349,7 @@ async def resolve_error(request: web.Request) -> web.Response:
 async def list_conflicts(request: web.Request) -> web.Response:
     engine = _engine(request)
     connection = _str_query(request, "connection")
-    items = await engine.conflicts(connection)
-    return web.json_response({"conflicts": [_dump(c) for c in items]})
+    return _json_list("conflicts", await engine.conflicts(connection))
 
 
 RULES = "/api/v1/connections/{name}/rules/{direction}"
