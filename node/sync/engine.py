@@ -33,7 +33,7 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Hashable, Sequence
 from typing import Any, cast
 
 from pydantic import ValidationError
@@ -898,7 +898,7 @@ class SyncEngine:
             comment_map=maps[0],
             attachment_map=maps[1],
             last_applied=twin.applied() if twin is not None else None,
-            tracker=getattr(self.adapter, "kind", ""),
+            tracker=self.adapter.kind,
         )
         try:
             cs = await compiled.incoming_async(replica, previous, local, ctx)
@@ -1091,13 +1091,9 @@ class SyncEngine:
                 (conn_id, replica.entity.id, marker, project, s.now()),
             )
         )
-        # An adapter that can create without reading the issue back (Jira) saves a read: the
-        # apply reads the issue once, at its end (the returned snapshot then has no status).
-        lean: Callable[..., Awaitable[IssueSnapshot]] | None = getattr(self.adapter, "create_issue_ref", None)
-        if lean is not None:
-            issue = await lean(project, fields, marker=marker)
-        else:
-            issue = await self.adapter.create_issue(project, fields, marker=marker)
+        # The apply reads the issue once, at its end: an adapter that can create without reading
+        # the issue back (Jira) saves a call here (the returned snapshot then may lack a status).
+        issue = await self.adapter.create_issue_ref(project, fields, marker=marker)
         self._crash("create_issue")
         return issue
 
@@ -1928,20 +1924,11 @@ class SyncEngine:
             return
         try:
             # 1. list every matching issue first (resumable: the page token is stored with each page)
-            # An adapter that can list keys alone (Jira) does not read every issue twice.
-            keys_only: Callable[..., Awaitable[tuple[list[str], str | None]]] | None = getattr(
-                self.adapter, "search_keys", None
-            )
+            # Keys only: each issue is read when it syncs, not twice.
             while not listed:
-                if keys_only is not None:
-                    keys, token = await keys_only(
-                        query, page_token=token, page_size=self.settings.reconcile_batch
-                    )
-                else:
-                    page = await self.adapter.search(
-                        query, page_token=token, page_size=self.settings.reconcile_batch
-                    )
-                    keys, token = [i.key for i in page.issues], page.next_page_token
+                keys, token = await self.adapter.search_keys(
+                    query, page_token=token, page_size=self.settings.reconcile_batch
+                )
                 listed = token is None or not keys
 
                 def write(
@@ -2325,7 +2312,7 @@ class SyncEngine:
                 comment_map=maps[0],
                 attachment_map=maps[1],
                 last_applied=twin.applied() if twin else None,
-                tracker=getattr(self.adapter, "kind", ""),
+                tracker=self.adapter.kind,
                 peer_name=rt.row.peer_name or rt.name,
             )
             result = await asyncio.to_thread(

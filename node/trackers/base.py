@@ -244,6 +244,22 @@ class TrackerAdapter(abc.ABC):
     ) -> IssueSnapshot:
         """Create an issue; ``marker`` is stored where :meth:`find_issue_by_marker` finds it."""
 
+    async def create_issue_ref(
+        self, project: str, update: IssueUpdate, *, marker: str | None = None
+    ) -> IssueSnapshot:
+        """Create an issue where the caller reads it back later anyway (the sync engine does, at the
+        end of its apply). Adapters that can skip the read after the create override this; the
+        snapshot they return may lack values the tracker computes (status, dates)."""
+        return await self.create_issue(project, update, marker=marker)
+
+    async def search_keys(
+        self, query: str, *, page_token: str | None = None, page_size: int = 50
+    ) -> tuple[list[str], str | None]:
+        """Only the keys of :meth:`search` (bulk jobs list first, read each issue when they sync
+        it). Adapters that can list keys more cheaply override this."""
+        page = await self.search(query, page_token=page_token, page_size=page_size)
+        return [issue.key for issue in page.issues], page.next_page_token
+
     @abc.abstractmethod
     async def find_issue_by_marker(self, project: str, marker: str) -> IssueSnapshot | None: ...
 

@@ -288,6 +288,16 @@ class AdapterContract:
         assert found is not None and found.id == created.id
         assert await adapter.find_issue_by_marker(project, f"tandem:{os.urandom(8).hex()}") is None
 
+    async def test_create_issue_ref_is_found_by_marker_and_reads_back(
+        self, adapter: TrackerAdapter, project: str
+    ) -> None:
+        marker = f"tandem:{os.urandom(8).hex()}"
+        ref = await adapter.create_issue_ref(project, IssueUpdate(summary="lean create"), marker=marker)
+        full = await adapter.get_issue(ref.key)
+        assert (full.id, full.key, full.summary) == (ref.id, ref.key, "lean create")
+        found = await adapter.find_issue_by_marker(project, marker)
+        assert found is not None and found.id == ref.id
+
     # ------------------------------------------------------------------ comments
 
     async def test_comment_add_edit_delete(self, adapter: TrackerAdapter, project: str) -> None:
@@ -415,6 +425,30 @@ class AdapterContract:
         assert token is None, "pagination did not end"
         assert created <= set(seen)
         assert len(seen) == len(set(seen)), "search pages overlap"
+
+    async def test_search_keys_lists_what_search_lists(
+        self, adapter: TrackerAdapter, project: str, capabilities: Capabilities
+    ) -> None:
+        created = {(await self.new_issue(adapter, project)).key for _ in range(3)}
+        query = capabilities.query_project(project)
+        keys: list[str] = []
+        token: str | None = None
+        for _ in range(20):
+            page, token = await adapter.search_keys(query, page_token=token, page_size=2)
+            keys.extend(page)
+            if token is None:
+                break
+        assert token is None, "pagination did not end"
+        assert created <= set(keys) and len(keys) == len(set(keys))
+        full: list[str] = []
+        token = None
+        for _ in range(20):
+            result = await adapter.search(query, page_token=token, page_size=50)
+            full.extend(i.key for i in result.issues)
+            token = result.next_page_token
+            if token is None:
+                break
+        assert sorted(keys) == sorted(full)
 
     async def test_changed_since(
         self, adapter: TrackerAdapter, as_human: TrackerAdapter, project: str
