@@ -36,6 +36,7 @@ from protocol.handshake import (
 )
 from protocol.identity import NodeIdentity, PublicIdentity, render_node_id
 from protocol.invitation import Invitation, Reach, decode_invitation, encode_invitation
+from protocol.link import LinkProtocolError, Opening, make_opening, parse_challenge, parse_opening
 from protocol.messages import (
     Ack,
     Blob,
@@ -78,10 +79,12 @@ __all__ = [
     "InvalidMessage",
     "Invitation",
     "InvitationError",
+    "LinkProtocolError",
     "MalformedEnvelope",
     "Message",
     "NodeIdentity",
     "NotAnInvitation",
+    "Opening",
     "Ping",
     "Pong",
     "Probe",
@@ -110,7 +113,10 @@ __all__ = [
     "encode_invitation",
     "encode_message",
     "make_accept",
+    "make_opening",
     "open_pairing",
+    "parse_challenge",
+    "parse_opening",
     "peek_accept",
     "read_header",
     "render_node_id",

@@ -17,6 +17,7 @@ from protocol import (
     Reach,
     encode_invitation,
     make_accept,
+    make_opening,
     verification_string,
 )
 from protocol.envelope import ChannelKeys
@@ -78,6 +79,10 @@ def compute() -> dict[str, Any]:
             "envelope": keys_a.seal(1, plaintext, nonce_data).hex(),
         },
         "verification_string": verification_string(conn, alice.public, bob.public),
+        "link_opening": {
+            "challenge": bytes([0x33] * 32).hex(),
+            "bob_opening": make_opening(bob, bytes([0x33] * 32), conn).hex(),
+        },
     }
 
 

@@ -50,5 +50,6 @@ def test_protocol_md_quotes_the_current_vectors() -> None:
         VECTORS["data"]["envelope"],
         VECTORS["verification_string"],
         VECTORS["alice"]["node_id_text"],
+        VECTORS["link_opening"]["bob_opening"],
     ]:
         assert value in spec
