@@ -127,6 +127,11 @@ class Home:
 
     def admin_token(self) -> str:
         try:
+            mode = self.token_path.stat().st_mode & 0o777
+            if mode & 0o077:
+                raise HomeError(
+                    f"{self.token_path} is readable by others (mode {mode:o}); run chmod 600 on it"
+                )
             token = self.token_path.read_text(encoding="ascii").strip()
         except (FileNotFoundError, UnicodeDecodeError):
             raise HomeError(f"{self.token_path} is missing or unreadable") from None

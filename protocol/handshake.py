@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from protocol.envelope import Header, open_pairing, seal_pairing
 from protocol.errors import HandshakeError, InvalidMessage
 from protocol.identity import NodeIdentity, PublicIdentity, b64, unb64
-from protocol.invitation import Invitation, Reach, canonical_json
+from protocol.invitation import MAX_NAME, Invitation, Reach, canonical_json
 
 
 @dataclass(frozen=True)
@@ -62,8 +62,8 @@ class AcceptRequest:
             if not isinstance(obj, dict) or obj.get("t") != "accept":
                 raise ValueError("not an accept message")
             name = obj["name"]
-            if not isinstance(name, str):
-                raise ValueError("name must be a string")
+            if not isinstance(name, str) or len(name) > MAX_NAME:
+                raise ValueError(f"name must be a string of at most {MAX_NAME} characters")
             return cls(
                 unb64(obj["conn"]),
                 PublicIdentity.from_json(obj["node"]),

@@ -49,6 +49,7 @@ CHECKSUM_BYTES = 4
 CONNECTION_ID_BYTES = 16
 SECRET_BYTES = 32
 MAX_CODE_CHARS = 8192
+MAX_NAME = 200
 
 ReachMode = Literal["public", "dial", "relay", "private"]
 
@@ -98,8 +99,8 @@ class Invitation:
     inviter: PublicIdentity
     inviter_name: str
     reach: Reach
-    secret: bytes
-    expires_at: int  # unix seconds
+    secret: bytes = field(repr=False)  # one-time secret: never in a repr or a log line
+    expires_at: int = 0  # unix seconds
     connection_name: str = ""
     project: str | None = None
     extras: dict[str, Any] = field(default_factory=dict)
@@ -223,6 +224,8 @@ def _from_json(obj: dict[str, Any]) -> Invitation:
     extras = obj.get("x", {})
     if not isinstance(name, str) or not isinstance(cname, str) or not isinstance(extras, dict):
         raise ValueError("name fields must be strings")
+    if len(name) > MAX_NAME or len(cname) > MAX_NAME:
+        raise ValueError(f"names are limited to {MAX_NAME} characters")
     if project is not None and not isinstance(project, str):
         raise ValueError("project must be a string")
     return Invitation(

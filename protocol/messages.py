@@ -32,6 +32,8 @@ from protocol.errors import InvalidMessage
 from protocol.replica import EntityRef, Replica
 
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+MAX_NAME = 200  # display names shown to the other side's admin
+MAX_REASON = 4000  # free-text reasons shown to the other side's admin
 
 
 class _Msg(BaseModel):
@@ -48,8 +50,8 @@ class Hello(_Msg):
 class Welcome(_Msg):
     t: Literal["welcome"] = "welcome"
     ack: int = Field(default=0, ge=0)
-    confirm: str  # base64url HMAC proving the inviter knows the one-time secret
-    name: str = ""
+    confirm: str = Field(max_length=200)  # base64url HMAC: the inviter knows the one-time secret
+    name: str = Field(default="", max_length=MAX_NAME)
 
 
 class ReplicaMessage(_Msg):
@@ -67,7 +69,7 @@ class ReplicaResult(_Msg):
     entity_id: str  # the sender's entity id (Replica.entity.id)
     version: int
     outcome: Outcome
-    reason: str | None = None
+    reason: str | None = Field(default=None, max_length=MAX_REASON)
     twin: EntityRef | None = None  # the receiver's entity, once it exists
 
 
@@ -81,7 +83,7 @@ class Unlink(_Msg):
     t: Literal["unlink"] = "unlink"
     ack: int = Field(default=0, ge=0)
     entity: EntityRef
-    reason: str = ""
+    reason: str = Field(default="", max_length=MAX_REASON)
 
 
 class BlobRequest(_Msg):
@@ -99,13 +101,13 @@ class Blob(_Msg):
     offset: int = Field(ge=0)
     total: int = Field(ge=0)
     data: str  # base64url chunk
-    error: str | None = None  # set when the sender cannot provide the content
+    error: str | None = Field(default=None, max_length=MAX_REASON)  # the sender cannot provide it
 
 
 class Bye(_Msg):
     t: Literal["bye"] = "bye"
     ack: int = Field(default=0, ge=0)
-    reason: str = ""
+    reason: str = Field(default="", max_length=MAX_REASON)
 
 
 class Probe(_Msg):

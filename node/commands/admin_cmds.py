@@ -10,7 +10,7 @@ from urllib.parse import quote
 
 import click
 
-from node.commands.common import AdminClient, echo_json, get_home, home_option
+from node.commands.common import AdminClient, echo_json, get_home, home_option, say
 from node.config import parse_duration
 
 
@@ -53,7 +53,7 @@ def invite(
         if value is not None:
             body[key] = value
     result = _client(home).call("POST", "/api/v1/invitations", body)
-    click.echo(result["code"])
+    say(result["code"])
 
 
 @click.command("accept")
@@ -78,11 +78,11 @@ def accept(home: Path | None, code: str, name: str | None, project: str | None, 
         echo_json(result)
         return
     conn = result["connection"]
-    click.echo(f"connection   {conn['name']}")
-    click.echo(f"peer         {conn['peer']['name']} ({conn['peer']['node_id']})")
-    click.echo(f"verification {result['verification']}")
+    say(f"connection   {conn['name']}")
+    say(f"peer         {conn['peer']['name']} ({conn['peer']['node_id']})")
+    say(f"verification {result['verification']}")
     if not result["paired"]:
-        click.echo("state        pending: waiting for the inviter's node to answer")
+        say("state        pending: waiting for the inviter's node to answer")
 
 
 def _row(c: dict[str, Any]) -> list[str]:
@@ -109,13 +109,13 @@ def connections(home: Path | None, as_json: bool) -> None:
         echo_json(items)
         return
     if not items:
-        click.echo("no connections")
+        say("no connections")
         return
     header = ["NAME", "STATE", "PEER NODE ID", "REACH", "LINK", "LAST CONTACT", "OUT/IN", "VERIFICATION"]
     rows = [header, *(_row(c) for c in items)]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+        say("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
 
 
 @click.group("connection")
@@ -131,7 +131,7 @@ def _state_command(action: str, help: str) -> click.Command:
     @click.argument("name")
     def command(home: Path | None, name: str) -> None:
         result = _client(home).call("POST", f"/api/v1/connections/{_path(name)}/{action}")
-        click.echo(f"{result['name']}: {result['state']}")
+        say(f"{result['name']}: {result['state']}")
 
     return command
 
@@ -146,7 +146,7 @@ deactivate = _state_command("deactivate", "Deactivate a connection: close its li
 def delete(home: Path | None, name: str) -> None:
     """Delete a connection: tell the peer (Bye) if possible and forget its keys."""
     _client(home).call("DELETE", f"/api/v1/connections/{_path(name)}")
-    click.echo(f"{name}: deleted")
+    say(f"{name}: deleted")
 
 
 @connection.command("test")
@@ -169,13 +169,13 @@ def test(
         echo_json(report)
     else:
         status = "acked" if report["acked"] else ("queued" if no_wait else "NOT all acked")
-        click.echo(
+        say(
             f"{report['sent']} probes (seq {report['first_seq']}-{report['last_seq']}) {status} "
             f"in {report['elapsed_ms']:.1f} ms ({report['messages_per_s']:.0f} msg/s)"
         )
         if "rtt_ms" in report:
             r = report["rtt_ms"]
-            click.echo(f"round trip ms: min {r['min']}  p50 {r['p50']}  p99 {r['p99']}  max {r['max']}")
+            say(f"round trip ms: min {r['min']}  p50 {r['p50']}  p99 {r['p99']}  max {r['max']}")
     if not no_wait and not report["acked"]:
         raise SystemExit(1)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -67,7 +68,7 @@ class AdminClient:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return json.loads(response.read() or b"{}")
         except urllib.error.HTTPError as exc:
-            raise click.ClickException(_error_message(exc)) from None
+            raise click.ClickException(printable(_error_message(exc))) from None
         except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
             reason = getattr(exc, "reason", exc)
             raise click.ClickException(f"cannot reach the node's admin API at {self.url}: {reason}") from None
@@ -89,6 +90,21 @@ def _alive(pid: int) -> bool:
     except PermissionError:
         return True
     return True
+
+
+# C0 and C1 control characters except tab and newline: text from the other organisation (peer
+# names, reasons, remote keys and URLs, tracker text) must not drive the admin's terminal.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters shown as ``\\xNN`` (ANSI/OSC escapes neutralised)."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+
+
+def say(message: object = "", *, err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` for human-readable output: every line passes through :func:`printable`."""
+    click.echo(printable(str(message)), err=err, nl=nl)
 
 
 def echo_json(value: Any) -> None:

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlencode
 
 import click
 
-from node.commands.common import AdminClient, echo_json, get_home, home_option
+from node.commands.common import AdminClient, echo_json, get_home, home_option, say
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -51,7 +51,7 @@ def _table(header: list[str], rows: list[list[str]]) -> None:
     rows = [header, *rows]
     widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
     for r in rows:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+        say("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
 
 
 def _connection_option(required: bool = True) -> Callable[[F], F]:
@@ -95,7 +95,7 @@ def trigger_add(home: Path | None, connection: str, query: str, note: str, as_js
     if as_json:
         echo_json(result)
     else:
-        click.echo(_trigger_line(result))
+        say(_trigger_line(result))
 
 
 @trigger.command("list")
@@ -110,7 +110,7 @@ def trigger_list(home: Path | None, connection: str | None, as_json: bool) -> No
         echo_json(items)
         return
     if not items:
-        click.echo("no triggers")
+        say("no triggers")
         return
     rows = [
         [str(t["id"]), t["connection"], "yes" if t["active"] else "no", t["query"], t["note"]] for t in items
@@ -120,7 +120,7 @@ def trigger_list(home: Path | None, connection: str | None, as_json: bool) -> No
 
 def _set_active(home: Path | None, trigger_id: int, active: bool) -> None:
     result = _client(home).call("PATCH", f"/api/v1/triggers/{trigger_id}", {"active": active})
-    click.echo(_trigger_line(result))
+    say(_trigger_line(result))
 
 
 @trigger.command("enable")
@@ -145,7 +145,7 @@ def trigger_disable(home: Path | None, trigger_id: int) -> None:
 def trigger_remove(home: Path | None, trigger_id: int) -> None:
     """Remove trigger ID (issues already in sync stay in sync)."""
     _client(home).call("DELETE", f"/api/v1/triggers/{trigger_id}")
-    click.echo(f"trigger {trigger_id}: removed")
+    say(f"trigger {trigger_id}: removed")
 
 
 # -- sync, bulk, unlink, status ---------------------------------------------------------------------
@@ -162,10 +162,10 @@ def sync(home: Path | None, key: str, connection: str, as_json: bool) -> None:
     if as_json:
         echo_json(result)
     elif result["sent"]:
-        click.echo(f"{result['key']}: sent to {result['connection']} (version {result['version']})")
+        say(f"{result['key']}: sent to {result['connection']} (version {result['version']})")
     else:
         reason = result["reason"] or "nothing changed since the last replica sent"
-        click.echo(f"{result['key']}: not sent to {result['connection']}: {reason}")
+        say(f"{result['key']}: not sent to {result['connection']}: {reason}")
 
 
 def _job_summary(job: dict[str, Any]) -> str:
@@ -207,7 +207,7 @@ def _follow(home: Path | None, job: dict[str, Any]) -> dict[str, Any]:
             hint = f"the job resumes with the node; re-attach with `tandem bulk --job {job_id}`"
             raise click.ClickException(f"{exc.message} ({hint})") from None
         except KeyboardInterrupt:
-            click.echo(
+            say(
                 f"\nbulk job {job_id} keeps running on the node; re-attach with `tandem bulk --job {job_id}`",
                 err=True,
             )
@@ -246,16 +246,16 @@ def bulk(
             if as_json:
                 echo_json(job)
             else:
-                click.echo(job["id"])
+                say(job["id"])
             return
     job = _follow(home, job)
     if as_json:
         echo_json(job)
     else:
-        click.echo(_job_summary(job))
+        say(_job_summary(job))
     if job["state"] != "done" or job["failed"]:
         if job["failed"] and not as_json:
-            click.echo("see `tandem errors` for what failed", err=True)
+            say("see `tandem errors` for what failed", err=True)
         raise SystemExit(1)
 
 
@@ -271,7 +271,7 @@ def unlink(home: Path | None, key: str, connection: str, as_json: bool) -> None:
         echo_json(result)
     else:
         other = result["remote_key"] or "its twin"
-        click.echo(f"{result['local_key']}: unlinked from {other} over {result['connection']}")
+        say(f"{result['local_key']}: unlinked from {other} over {result['connection']}")
 
 
 @click.command("status")
@@ -287,26 +287,26 @@ def status(home: Path | None, key: str, replicas: bool, as_json: bool) -> None:
         echo_json(result)
         return
     if not twins:
-        click.echo(f"{key} is not synced over any connection")
+        say(f"{key} is not synced over any connection")
         return
     for i, t in enumerate(twins):
         if i:
-            click.echo("")
+            say("")
         there = t["remote_key"] or "(not created yet)"
         url = f"  {t['remote_url']}" if t["remote_url"] else ""
-        click.echo(f"{t['local_key']} over {t['connection']}: {t['state']}, twin {there}{url}")
+        say(f"{t['local_key']} over {t['connection']}: {t['state']}, twin {there}{url}")
         sent_version = f" (version {t['last_sent_version']})" if t["last_sent_version"] is not None else ""
         got_version = (
             f" (version {t['last_received_version']})" if t["last_received_version"] is not None else ""
         )
-        click.echo(f"  last sent      {_when(t['last_sent_at'])}{sent_version}")
-        click.echo(f"  last received  {_when(t['last_received_at'])}{got_version}")
-        click.echo(f"  last result    {t['last_result'] or '-'}")
+        say(f"  last sent      {_when(t['last_sent_at'])}{sent_version}")
+        say(f"  last received  {_when(t['last_received_at'])}{got_version}")
+        say(f"  last result    {t['last_result'] or '-'}")
         if replicas:
-            click.echo("  local replica (last sent):")
-            click.echo(_indent(json.dumps(t["local_replica"], indent=2, sort_keys=True)))
-            click.echo("  remote replica (last received):")
-            click.echo(_indent(json.dumps(t["remote_replica"], indent=2, sort_keys=True)))
+            say("  local replica (last sent):")
+            say(_indent(json.dumps(t["local_replica"], indent=2, sort_keys=True)))
+            say("  remote replica (last received):")
+            say(_indent(json.dumps(t["remote_replica"], indent=2, sort_keys=True)))
 
 
 def _indent(text: str) -> str:
@@ -349,7 +349,7 @@ def rules_show(home: Path | None, connection: str, direction: str, versions: boo
         return
     if versions:
         if not result["versions"]:
-            click.echo(f"no {direction} rule versions for {connection} yet")
+            say(f"no {direction} rule versions for {connection} yet")
             return
         rows = [
             [str(v["version"]), v["state"], v["mode"], _when(v["created_at"])] for v in result["versions"]
@@ -357,20 +357,20 @@ def rules_show(home: Path | None, connection: str, direction: str, versions: boo
         _table(["VERSION", "STATE", "MODE", "CREATED"], rows)
         return
     published, draft = result["published"], result["draft"]
-    click.echo(f"{direction} rules of {connection}")
+    say(f"{direction} rules of {connection}")
     if published is None:
-        click.echo("published: none (Basic defaults are in force)")
+        say("published: none (Basic defaults are in force)")
     else:
-        click.echo(f"published: {_version_line(published)}")
+        say(f"published: {_version_line(published)}")
         _echo_source(published["source"])
     if draft is not None:
-        click.echo(f"draft: {_version_line(draft)}")
+        say(f"draft: {_version_line(draft)}")
         _echo_source(draft["source"])
 
 
 def _echo_source(source: str) -> None:
     if source.strip():
-        click.echo(_indent(source.rstrip("\n")))
+        say(_indent(source.rstrip("\n")))
 
 
 def _mode_for(path: str | None, current: dict[str, Any] | None) -> str | None:
@@ -424,7 +424,7 @@ def rules_edit(
         start = current["source"] if current and current["mode"] == mode else ""
         edited = click.edit(start, extension=".py" if mode == "script" else ".yaml", require_save=True)
         if edited is None:
-            click.echo("not saved: the editor was closed without saving")
+            say("not saved: the editor was closed without saving")
             return
         source = edited
         from_editor = True
@@ -447,8 +447,8 @@ def rules_edit(
     if as_json:
         echo_json(draft)
         return
-    click.echo(f"{direction} rules of {connection}: draft saved as {_version_line(draft)}")
-    click.echo(
+    say(f"{direction} rules of {connection}: draft saved as {_version_line(draft)}")
+    say(
         f"test it with `tandem rules test --connection {connection} --direction {direction} --key KEY`, "
         "then `tandem rules publish`"
     )
@@ -497,10 +497,10 @@ def rules_test(
         echo_json(result)
         return
     for warning in result.get("warnings", []):
-        click.echo(f"warning: {warning}", err=True)
+        say(f"warning: {warning}", err=True)
     if direction == "outgoing":
         if result["replica"] is None:
-            click.echo("the rules filter this issue out: nothing would be sent", err=True)
+            say("the rules filter this issue out: nothing would be sent", err=True)
         echo_json(result["replica"])
     else:
         echo_json(result["changes"])
@@ -511,7 +511,7 @@ def rules_test(
 def rules_publish(home: Path | None, connection: str, direction: str) -> None:
     """Publish the draft: it governs every replica from now on."""
     v = _client(home).call("POST", _rules_path(connection, direction, "/publish"))
-    click.echo(f"{direction} rules of {connection}: published {_version_line(v)}")
+    say(f"{direction} rules of {connection}: published {_version_line(v)}")
 
 
 @rules.command("rollback")
@@ -519,7 +519,7 @@ def rules_publish(home: Path | None, connection: str, direction: str) -> None:
 def rules_rollback(home: Path | None, connection: str, direction: str) -> None:
     """Publish the previously published version again."""
     v = _client(home).call("POST", _rules_path(connection, direction, "/rollback"))
-    click.echo(f"{direction} rules of {connection}: rolled back to {_version_line(v)}")
+    say(f"{direction} rules of {connection}: rolled back to {_version_line(v)}")
 
 
 # -- errors and conflicts ---------------------------------------------------------------------------
@@ -537,7 +537,7 @@ def errors(home: Path | None, include_resolved: bool, as_json: bool) -> None:
         echo_json(items)
         return
     if not items:
-        click.echo("no errors")
+        say("no errors")
         return
     rows = []
     for e in items:
@@ -566,7 +566,7 @@ def errors(home: Path | None, include_resolved: bool, as_json: bool) -> None:
 def retry(home: Path | None, error_id: int) -> None:
     """Retry what error ID paused (after fixing its cause)."""
     e = _client(home).call("POST", f"/api/v1/errors/{error_id}/retry")
-    click.echo(f"error {e['id']}: {e['state']}")
+    say(f"error {e['id']}: {e['state']}")
 
 
 @click.command("resolve")
@@ -575,7 +575,7 @@ def retry(home: Path | None, error_id: int) -> None:
 def resolve(home: Path | None, error_id: int) -> None:
     """Mark error ID resolved without retrying (un-pauses what it paused)."""
     e = _client(home).call("POST", f"/api/v1/errors/{error_id}/resolve")
-    click.echo(f"error {e['id']}: {e['state']}")
+    say(f"error {e['id']}: {e['state']}")
 
 
 @click.command("conflicts")
@@ -590,7 +590,7 @@ def conflicts(home: Path | None, connection: str | None, as_json: bool) -> None:
         echo_json(items)
         return
     if not items:
-        click.echo("no conflicts")
+        say("no conflicts")
         return
 
     def short(value: Any) -> str:

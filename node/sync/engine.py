@@ -1499,7 +1499,9 @@ class SyncEngine:
                 f"attachment {shared.get('filename')!r} ({size} bytes) is larger than the sender's "
                 f"limit ({limit} bytes)"
             )
-            await self.manager.send(rt, [Blob(sha256=req.sha256, offset=0, total=size, data="", error=error)])
+            await self.manager.send(
+                rt, [Blob(sha256=req.sha256, offset=0, total=size, data="", error=error[:4000])]
+            )
             await self._error(
                 conn_id, twin.local_key if twin else None, "config", error, local_id=req.entity_id
             )
@@ -1510,7 +1512,8 @@ class SyncEngine:
             raise
         except TrackerError as exc:
             await self.manager.send(
-                rt, [Blob(sha256=req.sha256, offset=0, total=0, data="", error=f"cannot read it: {exc}")]
+                rt,
+                [Blob(sha256=req.sha256, offset=0, total=0, data="", error=f"cannot read it: {exc}"[:500])],
             )
             return
         if hashlib.sha256(content).hexdigest() != req.sha256 or len(content) > limit:

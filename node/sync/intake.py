@@ -249,9 +249,15 @@ class Intake:
         self._spawn(self._run(), "intake")
 
     async def prepare(self) -> None:
-        """Load (or make) the secret webhook path; :meth:`start` does this first."""
+        """Load (or make) the secret webhook path, and restore the signing secret the tracker was
+        given, so signatures are checked from the first delivery after a restart (not only once
+        the webhook is registered again); :meth:`start` does this first."""
         if self._path is None:
             self._path = await self.db.write(self._load_path)
+        if self.settings.sign_webhooks and self.adapter.webhook_secret is None:
+            signing = await self.db.read(lambda c: _get_cursor(c, CURSOR_SIGNING))
+            if signing:
+                self.adapter.webhook_secret = signing
 
     async def stop(self) -> None:
         """Cancel the loops. The webhook stays registered (the next start replaces it)."""

@@ -219,6 +219,9 @@ class TrackerAdapter(abc.ABC):
     raise the other :class:`TrackerError` kinds at once."""
 
     kind: ClassVar[str]
+    # The secret the tracker signs webhook deliveries with (set by register_webhook, or restored by
+    # the node at start); parse_webhook verifies signatures with it where the tracker signs.
+    webhook_secret: str | None = None
 
     @abc.abstractmethod
     async def check(self) -> TrackerAccount:

@@ -62,5 +62,8 @@ async def json_errors(request: web.Request, handler: Handler) -> web.StreamRespo
             message = "the request body is too large"
         return error_response(exc.status, code, message)
     except Exception:
-        log.exception("unexpected error serving %s %s", request.method, request.path)
+        # The route template, not the path: a path can carry a secret (the webhook endpoint).
+        route = request.match_info.route.resource
+        where = route.canonical if route is not None else "an unknown route"
+        log.exception("unexpected error serving %s %s", request.method, where)
         return error_response(500, "internal_error", "internal error (details are in the node's log)")

@@ -9,8 +9,10 @@ counted in ``tandem_webhook_rejected_total``; never a traceback.
 
 from __future__ import annotations
 
+import asyncio
 from typing import TYPE_CHECKING
 
+import aiohttp
 from aiohttp import web
 
 from node.trackers.base import WebhookError
@@ -36,6 +38,9 @@ async def receive_webhook(request: web.Request) -> web.Response:
     except web.HTTPRequestEntityTooLarge:
         intake.reject("oversized")
         return error_response(413, "too_large", "the webhook body is too large")
+    except (ConnectionError, aiohttp.ClientPayloadError, asyncio.IncompleteReadError, OSError):
+        intake.reject("truncated")
+        return error_response(400, "bad_webhook", "the webhook body was cut off")
     try:
         count = intake.accept_webhook(request.headers, body)
     except WebhookError as exc:

@@ -90,3 +90,18 @@ def test_decoding_arbitrary_bytes_raises_only_invalid_message(data: bytes) -> No
 def test_plain_text_round_trip() -> None:
     doc = validate_doc(from_plain_text("line one\nline two\n\nsecond para"))
     assert plain_text(doc) == "line one\nline two\n\nsecond para"
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b'{"t":"bye","reason":"' + b"x" * 5000 + b'"}',
+        b'{"t":"welcome","confirm":"AAAA","name":"' + b"n" * 300 + b'"}',
+        b'{"t":"result","results":[{"entity_id":"1","version":1,"outcome":"failed","reason":"'
+        + b"r" * 5000
+        + b'"}]}',
+    ],
+)
+def test_texts_shown_to_the_other_admin_are_bounded(data: bytes) -> None:
+    with pytest.raises(InvalidMessage):
+        decode_message(data)
