@@ -32,6 +32,9 @@ START_TIMEOUT = 30.0  # seconds for a fresh worker to start and report ready
 _ROOT = str(Path(__file__).resolve().parents[2])  # so the worker imports this very ``node`` package
 
 
+_WORKER_ENV = ("PATH", "LANG", "LC_ALL", "LC_CTYPE", "TZ", "TMPDIR", "SYSTEMROOT", "VIRTUAL_ENV")
+
+
 class ScriptTimeout(RuleError):
     pass
 
@@ -43,8 +46,10 @@ class _Worker:
     imported into the worker, and nothing is pickled either way."""
 
     def __init__(self, memory_limit: int) -> None:
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, env.get("PYTHONPATH", "")) if p)
+        # Only what Python needs: the node's environment holds secrets (the tracker token may come
+        # from $TANDEM_TRACKER_TOKEN) that a script must never be able to reach, sandbox or not.
+        env = {k: os.environ[k] for k in _WORKER_ENV if k in os.environ}
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_ROOT, os.environ.get("PYTHONPATH", "")) if p)
         self.proc = subprocess.Popen(
             [sys.executable, "-s", "-m", "node.rules._worker", str(memory_limit)],
             stdin=subprocess.PIPE,

@@ -217,3 +217,17 @@ async def test_async_variant_does_not_block_the_event_loop(pool: ScriptPool) -> 
     rules = script("replica['summary'] = 'async ok'\n", pool)
     out = await rules.outgoing_async(support_issue())
     assert out.replica is not None and out.replica.summary == "async ok"
+
+
+def test_the_script_worker_does_not_inherit_the_nodes_secrets(monkeypatch: pytest.MonkeyPatch) -> None:
+    from node.rules.sandbox import _Worker
+
+    monkeypatch.setenv("TANDEM_TRACKER_TOKEN", "s3cret-token")
+    worker = _Worker(256 * 1024 * 1024)
+    try:
+        with open(f"/proc/{worker.proc.pid}/environ", "rb") as f:
+            environ = f.read().split(b"\0")
+    finally:
+        worker.kill()
+    assert not any(item.startswith(b"TANDEM_TRACKER_TOKEN=") for item in environ)
+    assert any(item.startswith(b"PYTHONPATH=") for item in environ)
