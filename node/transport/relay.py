@@ -7,7 +7,13 @@ neither read a message (it has no keys) nor forge one (envelopes are authenticat
 accepts a deposit only from the node the header names as sender).
 
 What it must never do: hold keys, parse anything past the header, let one client's behaviour (garbage,
-floods, a full mailbox) affect another client, or lose an envelope it acknowledged as stored.
+floods, a full mailbox) affect another client, or lose an envelope it acknowledged as stored (before
+``max_age``, when the expiry sweep deletes what nobody collected).
+
+Storage is bounded per mailbox, per sender node id (across all the mailboxes it deposits into, so one
+identity cannot fill the relay for everyone) and for the whole relay. Node ids cost nothing to make, so
+an open relay can still be filled by someone minting many identities; that needs a bound on who may
+connect, which the relay leaves to the network in front of it.
 
 Shape: one aiohttp app; one :class:`MailboxStore` (SQLite in WAL mode, one writer task that
 commits deposits and deletions in groups, a separate read connection for delivery); one
@@ -26,10 +32,11 @@ import logging
 import os
 import signal
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import aiosqlite
@@ -63,7 +70,10 @@ from protocol.identity import b64, unb64
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+#: Refusal for a deposit over the sender's quota (back-pressure, like mailbox-full).
+REFUSE_SENDER_FULL = "sender-full"
+
+SCHEMA_VERSION = 2
 DB_NAME = "relay.sqlite3"
 INFO_NAME = "relay.json"
 
@@ -80,6 +90,12 @@ _MIGRATIONS: dict[int, str] = {
     );
     CREATE INDEX messages_by_recipient ON messages (recipient, id);
     """,
+    # stored_at becomes wall-clock Unix time (version 1 wrote the event loop's monotonic clock, which
+    # means nothing after a reboot); rows of unknown age start their max_age from the upgrade.
+    2: """
+    UPDATE messages SET stored_at = CAST(strftime('%s', 'now') AS REAL);
+    CREATE INDEX messages_by_age ON messages (stored_at);
+    """,
 }
 
 
@@ -91,6 +107,13 @@ class RelayLimits:
     max_bytes_per_connection: int = 64 * 1024 * 1024
     max_message_bytes: int = 1024 * 1024
     max_total_bytes: int = 1024 * 1024 * 1024
+    #: Stored FROM one authenticated sender node id, across all mailboxes.
+    max_messages_per_sender: int = 4 * 10_000
+    max_bytes_per_sender: int = 4 * 64 * 1024 * 1024
+    #: Seconds an envelope may wait for its recipient before the expiry sweep deletes it.
+    max_age: float = 30 * 24 * 3600.0
+    #: Seconds between expiry sweeps (at most max_age / 2 apart).
+    expiry_interval: float = 3600.0
     #: Pushed-but-unacked envelopes per node socket (flow control towards slow nodes).
     push_window: int = 256
     push_window_bytes: int = 8 * 1024 * 1024
@@ -105,14 +128,20 @@ class RelayLimits:
             "max_bytes_per_connection",
             "max_message_bytes",
             "max_total_bytes",
+            "max_messages_per_sender",
+            "max_bytes_per_sender",
             "push_window",
             "push_window_bytes",
             "max_pending_deposits",
         ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
-        if self.auth_timeout <= 0 or self.heartbeat <= 0:
+        if self.auth_timeout <= 0 or self.heartbeat <= 0 or self.max_age <= 0 or self.expiry_interval <= 0:
             raise ValueError("timeouts must be positive")
+
+    @property
+    def sweep_every(self) -> float:
+        return min(self.expiry_interval, self.max_age / 2)
 
 
 class RelayStoreError(Exception):
@@ -128,6 +157,17 @@ class _Usage:
     size: int = 0
 
 
+_K = TypeVar("_K")
+
+
+def _add_usage(table: dict[_K, _Usage], key: _K, count: int, size: int) -> None:
+    usage = table.setdefault(key, _Usage())
+    usage.count += count
+    usage.size += size
+    if usage.count <= 0:
+        del table[key]
+
+
 @dataclass
 class _Insert:
     relay_id: int
@@ -138,7 +178,13 @@ class _Insert:
 
 @dataclass
 class _Delete:
-    rows: list[tuple[int, MailboxKey, int]]  # (relay id, mailbox, size)
+    relay_ids: list[int]
+
+
+@dataclass
+class _Expire:
+    cutoff: float  # delete what was stored before this Unix time
+    future: asyncio.Future[int]
 
 
 @dataclass(frozen=True)
@@ -151,19 +197,30 @@ class StoredEnvelope:
 
 class MailboxStore:
     """The relay's durable mailboxes. Quotas are checked and reserved in memory at deposit time, so
-    a refusal is immediate; rows are written by one writer task that commits in groups."""
+    a refusal is immediate; rows are written by one writer task that commits in groups. Deletions
+    (acks, expiry) are accounted from the rows the database actually deleted, so an envelope that
+    expired while pushed and is acked afterwards is not subtracted twice."""
 
-    def __init__(self, path: Path, limits: RelayLimits, *, on_committed: Any = None) -> None:
+    def __init__(
+        self,
+        path: Path,
+        limits: RelayLimits,
+        *,
+        on_committed: Any = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self.path = path
         self.limits = limits
         self._on_committed = on_committed  # callable(set of recipient ids) after each insert commit
+        self._clock = clock  # Unix time; stored_at and expiry use it
         self._write: aiosqlite.Connection | None = None
         self._read: aiosqlite.Connection | None = None
         self._usage: dict[MailboxKey, _Usage] = {}
+        self._senders: dict[bytes, _Usage] = {}
         self.total_count = 0
         self.total_bytes = 0
         self._next_id = 1
-        self._queue: asyncio.Queue[_Insert | _Delete | None] = asyncio.Queue()
+        self._queue: asyncio.Queue[_Insert | _Delete | _Expire | None] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._failed: str | None = None
 
@@ -183,6 +240,11 @@ class MailboxStore:
                     self._usage[(bytes(recipient), bytes(connection))] = _Usage(count, size)
                     self.total_count += count
                     self.total_bytes += size
+            async with self._write.execute(
+                "SELECT sender, COUNT(*), SUM(size) FROM messages GROUP BY 1"
+            ) as cursor:
+                async for sender, count, size in cursor:
+                    self._senders[bytes(sender)] = _Usage(count, size)
             async with self._write.execute("SELECT seq FROM sqlite_sequence WHERE name = 'messages'") as cur:
                 row = await cur.fetchone()
             self._next_id = (row[0] if row else 0) + 1
@@ -212,6 +274,10 @@ class MailboxStore:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
+        while not self._queue.empty():  # queued behind the stop marker: answer rather than hang
+            item = self._queue.get_nowait()
+            if isinstance(item, _Insert | _Expire) and not item.future.done():
+                item.future.set_exception(RelayStoreError("the relay store is closed"))
         for db in (self._read, self._write):
             if db is not None:
                 with contextlib.suppress(sqlite3.Error, ValueError):
@@ -223,6 +289,15 @@ class MailboxStore:
     @property
     def mailbox_count(self) -> int:
         return len(self._usage)
+
+    @property
+    def sender_count(self) -> int:
+        return len(self._senders)
+
+    def sender_usage(self, sender: bytes) -> tuple[int, int]:
+        """(envelopes, bytes) stored from ``sender`` across all mailboxes."""
+        usage = self._senders.get(sender)
+        return (usage.count, usage.size) if usage else (0, 0)
 
     def refusal(self, header: Header, size: int) -> tuple[str, str] | None:
         """(reason, message) when this deposit does not fit, else None."""
@@ -236,20 +311,25 @@ class MailboxStore:
                 f"{limits.max_messages_per_connection} messages, {limits.max_bytes_per_connection} bytes); "
                 "retry after the recipient has collected its messages"
             )
+        sent, sent_bytes = self.sender_usage(header.sender)
+        if sent + 1 > limits.max_messages_per_sender or sent_bytes + size > limits.max_bytes_per_sender:
+            return REFUSE_SENDER_FULL, (
+                f"node {render_node_id(header.sender)} already has {sent} messages, {sent_bytes} bytes "
+                f"waiting on this relay across all its connections (limits {limits.max_messages_per_sender} "
+                f"messages, {limits.max_bytes_per_sender} bytes per sender); retry after its recipients "
+                "have collected them"
+            )
         if self.total_bytes + size > limits.max_total_bytes:
             return REFUSE_RELAY_FULL, (
                 f"the relay is full ({self.total_bytes} of {limits.max_total_bytes} bytes); retry later"
             )
         return None
 
-    def _account(self, key: MailboxKey, count: int, size: int) -> None:
-        usage = self._usage.setdefault(key, _Usage())
-        usage.count += count
-        usage.size += size
+    def _account(self, key: MailboxKey, sender: bytes, count: int, size: int) -> None:
+        _add_usage(self._usage, key, count, size)
+        _add_usage(self._senders, sender, count, size)
         self.total_count += count
         self.total_bytes += size
-        if usage.count <= 0:
-            del self._usage[key]
 
     # -- writes
 
@@ -261,14 +341,23 @@ class MailboxStore:
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         relay_id = self._next_id
         self._next_id += 1
-        self._account((header.recipient, header.connection_id), 1, len(envelope))
+        self._account((header.recipient, header.connection_id), header.sender, 1, len(envelope))
         self._queue.put_nowait(_Insert(relay_id, header, envelope, future))
         return future
 
-    def delete(self, rows: list[tuple[int, MailboxKey, int]]) -> None:
-        """Queue the deletion of delivered envelopes (acked by their recipient)."""
-        if rows and self._writer is not None:
-            self._queue.put_nowait(_Delete(rows))
+    def delete(self, relay_ids: list[int]) -> None:
+        """Queue the deletion of delivered envelopes (acked by their recipient); ids already gone
+        (expired meanwhile) are skipped."""
+        if relay_ids and self._writer is not None:
+            self._queue.put_nowait(_Delete(list(relay_ids)))
+
+    async def expire(self) -> int:
+        """Delete every envelope stored more than ``limits.max_age`` seconds ago; how many were."""
+        if self._writer is None or self._failed:
+            raise RelayStoreError(self._failed or "the relay store is closed")
+        future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait(_Expire(self._clock() - self.limits.max_age, future))
+        return await future
 
     async def _write_loop(self) -> None:
         assert self._write is not None
@@ -276,7 +365,7 @@ class MailboxStore:
         stopping = False
         while not stopping:
             first = await self._queue.get()
-            batch: list[_Insert | _Delete] = []
+            batch: list[_Insert | _Delete | _Expire] = []
             if first is None:
                 stopping = True
             else:
@@ -290,8 +379,11 @@ class MailboxStore:
             if not batch:
                 continue
             inserts = [op for op in batch if isinstance(op, _Insert)]
-            deletes = [row for op in batch if isinstance(op, _Delete) for row in op.rows]
-            loop = asyncio.get_running_loop()
+            deletes = [relay_id for op in batch if isinstance(op, _Delete) for relay_id in op.relay_ids]
+            expiries = [op for op in batch if isinstance(op, _Expire)]
+            now = self._clock()
+            deleted: list[tuple[int, MailboxKey, bytes, int]] = []  # (relay id, mailbox, sender, size)
+            expired: list[int] = []
             try:
                 await db.execute("BEGIN IMMEDIATE")
                 if inserts:
@@ -305,31 +397,57 @@ class MailboxStore:
                                 op.header.connection_id,
                                 op.header.sender,
                                 len(op.envelope),
-                                loop.time(),
+                                now,
                                 op.envelope,
                             )
                             for op in inserts
                         ],
                     )
-                if deletes:
-                    await db.executemany("DELETE FROM messages WHERE id = ?", [(row[0],) for row in deletes])
+                for start in range(0, len(deletes), 500):
+                    chunk = deletes[start : start + 500]
+                    deleted += await self._delete_returning(
+                        db, f"id IN ({','.join('?' * len(chunk))})", chunk
+                    )
+                for expiry in expiries:
+                    rows = await self._delete_returning(db, "stored_at < ?", [expiry.cutoff])
+                    deleted += rows
+                    expired.append(len(rows))
                 await db.execute("COMMIT")
             except (sqlite3.Error, ValueError) as exc:
                 with contextlib.suppress(sqlite3.Error, ValueError):
                     await db.execute("ROLLBACK")
                 log.error("relay store: write failed: %s", exc)
                 for op in inserts:
-                    self._account((op.header.recipient, op.header.connection_id), -1, -len(op.envelope))
+                    key = (op.header.recipient, op.header.connection_id)
+                    self._account(key, op.header.sender, -1, -len(op.envelope))
                     if not op.future.done():
                         op.future.set_exception(RelayStoreError(f"the relay could not store it: {exc}"))
+                for expiry in expiries:
+                    if not expiry.future.done():
+                        expiry.future.set_exception(RelayStoreError(f"the relay could not expire: {exc}"))
                 continue
-            for _, key, size in deletes:
-                self._account(key, -1, -size)
+            for _, key, sender, size in deleted:
+                self._account(key, sender, -1, -size)
+            for expiry, count in zip(expiries, expired, strict=True):
+                if not expiry.future.done():
+                    expiry.future.set_result(count)
             for op in inserts:
                 if not op.future.done():
                     op.future.set_result(op.relay_id)
             if inserts and self._on_committed is not None:
                 self._on_committed({op.header.recipient for op in inserts})
+
+    @staticmethod
+    async def _delete_returning(
+        db: aiosqlite.Connection, where: str, params: list[Any]
+    ) -> list[tuple[int, MailboxKey, bytes, int]]:
+        async with db.execute(
+            f"DELETE FROM messages WHERE {where} RETURNING id, recipient, connection, sender, size", params
+        ) as cursor:
+            return [
+                (row[0], (bytes(row[1]), bytes(row[2])), bytes(row[3]), row[4])
+                for row in await cursor.fetchall()
+            ]
 
     # -- reads
 
@@ -364,16 +482,22 @@ class RelayMetrics:
         Gauge("tandem_relay_connected_nodes", "Authenticated node connections", registry=r).set_function(
             lambda: len(relay.sessions)
         )
+        Gauge("tandem_relay_senders", "Sender node ids with envelopes stored", registry=r).set_function(
+            lambda: relay.store.sender_count
+        )
         self.deposits = Counter("tandem_relay_deposits", "Envelopes stored", registry=r)
         self.deliveries = Counter(
             "tandem_relay_deliveries", "Envelopes pushed to their recipient", registry=r
         )
         self.acks = Counter("tandem_relay_acks", "Pushed envelopes acked and deleted", registry=r)
+        self.expired = Counter(
+            "tandem_relay_expired", "Envelopes deleted uncollected after max_age", registry=r
+        )
         self.connections = Counter("tandem_relay_connections", "Successful authentications", registry=r)
         self.rejects = Counter(
             "tandem_relay_rejects", "Refused deposits, frames and logins by reason", ["reason"], registry=r
         )
-        for reason in REFUSALS:
+        for reason in (*REFUSALS, REFUSE_SENDER_FULL):
             self.rejects.labels(reason)
 
     def render(self) -> bytes:
@@ -404,16 +528,24 @@ class RelayServer:
     """The relay as an object: ``await start(host, port)``, ``url``, ``await stop()``."""
 
     def __init__(
-        self, home: Path, limits: RelayLimits | None = None, *, public_urls: Iterable[str] = ()
+        self,
+        home: Path,
+        limits: RelayLimits | None = None,
+        *,
+        public_urls: Iterable[str] = (),
+        clock: Callable[[], float] = time.time,
     ) -> None:
         self.home = Path(home)
         self.limits = limits or RelayLimits()
         self.public_urls = frozenset(public_urls)
-        self.store = MailboxStore(self.home / DB_NAME, self.limits, on_committed=self._wake_recipients)
+        self.store = MailboxStore(
+            self.home / DB_NAME, self.limits, on_committed=self._wake_recipients, clock=clock
+        )
         self.sessions: dict[bytes, _NodeSession] = {}
         self.metrics = RelayMetrics(self)
         self._runner: web.AppRunner | None = None
         self._background: set[asyncio.Task[Any]] = set()
+        self._sweeper: asyncio.Task[None] | None = None
         self.host = ""
         self.port = 0
 
@@ -453,8 +585,14 @@ class RelayServer:
         tmp = self.home / (INFO_NAME + ".tmp")
         tmp.write_text(json.dumps(info) + "\n")
         tmp.replace(self.home / INFO_NAME)
+        self._sweeper = asyncio.create_task(self._sweep_loop(), name="relay expiry sweep")
 
     async def stop(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+            self._sweeper = None
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
@@ -466,6 +604,23 @@ class RelayServer:
         for session in list(self.sessions.values()):
             with contextlib.suppress(Exception):
                 await session.ws.close(code=aiohttp.WSCloseCode.GOING_AWAY, message=b"relay shutting down")
+
+    async def sweep(self) -> int:
+        """Delete envelopes older than ``max_age`` now; how many were (also counted in /metrics)."""
+        count = await self.store.expire()
+        if count:
+            self.metrics.expired.inc(count)
+            log.info("relay: deleted %d envelopes uncollected for %s s", count, self.limits.max_age)
+        return count
+
+    async def _sweep_loop(self) -> None:
+        """Sweep at start (the relay may have been down a long time), then every ``sweep_every``."""
+        while True:
+            try:
+                await self.sweep()
+            except (RelayStoreError, sqlite3.Error, ValueError) as exc:
+                log.error("relay: expiry sweep failed: %s", exc)
+            await asyncio.sleep(self.limits.sweep_every)
 
     def _wake_recipients(self, recipients: set[bytes]) -> None:
         for recipient in recipients:
@@ -693,17 +848,16 @@ class RelayServer:
             with contextlib.suppress(ConnectionError, RuntimeError):
                 await session.send_json({"type": "error", "reason": REFUSE_BAD_FRAME, "message": str(exc)})
             return
-        rows: list[tuple[int, MailboxKey, int]] = []
+        acked: list[int] = []
         for relay_id in ids:
             entry = session.inflight.pop(relay_id, None)
             if entry is None:
                 continue  # not pushed on this connection (stale or made up): nothing to delete
-            key, size = entry
-            session.inflight_bytes -= size
-            rows.append((relay_id, key, size))
-        if rows:
-            self.metrics.acks.inc(len(rows))
-            self.store.delete(rows)
+            session.inflight_bytes -= entry[1]
+            acked.append(relay_id)
+        if acked:
+            self.metrics.acks.inc(len(acked))
+            self.store.delete(acked)
             session.wake.set()
 
     # -- delivery
@@ -760,6 +914,23 @@ def parse_listen(value: str) -> tuple[str, int]:
     return host, port
 
 
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str) -> float:
+    """``90``, ``90s``, ``15m``, ``12h`` or ``30d`` → seconds (> 0); ValueError naming the problem."""
+    text = value.strip().lower()
+    unit = _DURATION_UNITS.get(text[-1:], 0)
+    number = text[:-1] if unit else text
+    try:
+        seconds = float(number) * (unit or 1)
+    except ValueError:
+        raise ValueError(f"expected a duration such as 3600, 12h or 30d, got {value!r}") from None
+    if not 0 < seconds < float("inf"):
+        raise ValueError(f"a duration must be positive, got {value!r}")
+    return seconds
+
+
 async def serve(
     home: Path, host: str, port: int, limits: RelayLimits, public_urls: Iterable[str] = ()
 ) -> None:
@@ -773,11 +944,16 @@ async def serve(
             loop.add_signal_handler(sig, stop.set)
     click.echo(f"tandem relay ready: {relay.url}")
     log.info(
-        "relay home %s; limits: %d messages / %d bytes per connection, %d bytes per message",
+        "relay home %s; limits: %d messages / %d bytes per connection, %d messages / %d bytes per sender, "
+        "%d bytes per message, %d bytes in all; envelopes expire after %s s",
         home,
         limits.max_messages_per_connection,
         limits.max_bytes_per_connection,
+        limits.max_messages_per_sender,
+        limits.max_bytes_per_sender,
         limits.max_message_bytes,
+        limits.max_total_bytes,
+        limits.max_age,
     )
     try:
         await stop.wait()
@@ -789,6 +965,15 @@ async def serve(
 def _listen_callback(ctx: click.Context, param: click.Parameter, value: str) -> tuple[str, int]:
     try:
         return parse_listen(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _duration_callback(ctx: click.Context, param: click.Parameter, value: str | float) -> float:
+    if isinstance(value, float):
+        return value
+    try:
+        return parse_duration(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
 
@@ -825,6 +1010,18 @@ def _limit_option(field_name: str, minimum: int, help: str) -> Callable[[FC], FC
 @_limit_option("max_bytes_per_connection", 1, "Bytes held per (recipient, connection) mailbox.")
 @_limit_option("max_message_bytes", 128, "Largest envelope accepted.")
 @_limit_option("max_total_bytes", 1, "Bytes held by the whole relay.")
+@_limit_option(
+    "max_messages_per_sender", 1, "Envelopes held from one sender node, all its mailboxes together."
+)
+@_limit_option("max_bytes_per_sender", 1, "Bytes held from one sender node, all its mailboxes together.")
+@click.option(
+    "--max-age",
+    callback=_duration_callback,
+    metavar="DURATION",
+    default="30d",
+    show_default=True,
+    help="Delete envelopes not collected within this time: seconds, or with s/m/h/d (12h, 30d).",
+)
 @click.option(
     "--public-url",
     "public_urls",
@@ -841,6 +1038,9 @@ def relay_command(
     max_bytes_per_connection: int,
     max_message_bytes: int,
     max_total_bytes: int,
+    max_messages_per_sender: int,
+    max_bytes_per_sender: int,
+    max_age: float,
     public_urls: tuple[str, ...],
     log_level: str,
 ) -> None:
@@ -855,6 +1055,9 @@ def relay_command(
         max_bytes_per_connection=max_bytes_per_connection,
         max_message_bytes=max_message_bytes,
         max_total_bytes=max_total_bytes,
+        max_messages_per_sender=max_messages_per_sender,
+        max_bytes_per_sender=max_bytes_per_sender,
+        max_age=max_age,
     )
     host, port = listen
     try:
@@ -868,11 +1071,13 @@ def relay_command(
 
 
 __all__ = [
+    "REFUSE_SENDER_FULL",
     "MailboxStore",
     "RelayLimits",
     "RelayMetrics",
     "RelayServer",
     "RelayStoreError",
+    "parse_duration",
     "parse_listen",
     "relay_command",
     "serve",
