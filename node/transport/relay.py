@@ -58,6 +58,7 @@ from node.transport.relay_client import (
     REFUSE_MAILBOX_FULL,
     REFUSE_MALFORMED,
     REFUSE_RELAY_FULL,
+    REFUSE_SENDER_FULL,
     REFUSE_TOO_LARGE,
     REFUSE_UNAVAILABLE,
     WS_PATH,
@@ -69,9 +70,6 @@ from protocol.envelope import Header
 from protocol.identity import b64, unb64
 
 log = logging.getLogger(__name__)
-
-#: Refusal for a deposit over the sender's quota (back-pressure, like mailbox-full).
-REFUSE_SENDER_FULL = "sender-full"
 
 SCHEMA_VERSION = 2
 DB_NAME = "relay.sqlite3"
@@ -497,7 +495,7 @@ class RelayMetrics:
         self.rejects = Counter(
             "tandem_relay_rejects", "Refused deposits, frames and logins by reason", ["reason"], registry=r
         )
-        for reason in (*REFUSALS, REFUSE_SENDER_FULL):
+        for reason in REFUSALS:
             self.rejects.labels(reason)
 
     def render(self) -> bytes:

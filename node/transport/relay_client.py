@@ -78,6 +78,7 @@ REFUSE_TOO_LARGE = "too-large"
 REFUSE_FORGED_SENDER = "forged-sender"
 REFUSE_MAILBOX_FULL = "mailbox-full"
 REFUSE_RELAY_FULL = "relay-full"
+REFUSE_SENDER_FULL = "sender-full"
 REFUSE_BAD_FRAME = "bad-frame"
 REFUSE_UNAVAILABLE = "unavailable"
 REFUSALS = (
@@ -87,10 +88,11 @@ REFUSALS = (
     REFUSE_FORGED_SENDER,
     REFUSE_MAILBOX_FULL,
     REFUSE_RELAY_FULL,
+    REFUSE_SENDER_FULL,
     REFUSE_BAD_FRAME,
     REFUSE_UNAVAILABLE,
 )
-_FULL = frozenset({REFUSE_MAILBOX_FULL, REFUSE_RELAY_FULL})
+_FULL = frozenset({REFUSE_MAILBOX_FULL, REFUSE_RELAY_FULL, REFUSE_SENDER_FULL})
 
 
 def auth_payload(challenge: bytes, url: str) -> bytes:
