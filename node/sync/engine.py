@@ -384,26 +384,18 @@ class SyncEngine:
             twinned = {t.conn_id for t in await self.db.read(lambda c: s.twins_of_issue(c, local_id))}
             if not conns <= twinned:
                 snapshot = None
-        if snapshot is not None:
-            await self._resolve_retrying(None, issue_id_or_key)
-            for rt in list(self.manager.runtimes.values()):
-                if self._syncing(rt):
-                    try:
-                        await self._send_entity(rt, snapshot, reason, manual=False)
-                    except SyncError as exc:
-                        log.warning("sync: %s on %r: %s", snapshot.key, rt.name, exc)
-            return
-        try:
-            snapshot = await self.adapter.get_issue(issue_id_or_key)
-        except TrackerNotFound:
-            log.info("sync: %s no longer exists; nothing to send", issue_id_or_key)
-            return
-        except TrackerTransient as exc:
-            await self._retry_later(issue_id_or_key, reason, exc)
-            return
-        except TrackerError as exc:
-            await self._error(None, issue_id_or_key, "tracker", f"cannot read {issue_id_or_key}: {exc}")
-            return
+        if snapshot is None:
+            try:
+                snapshot = await self.adapter.get_issue(issue_id_or_key)
+            except TrackerNotFound:
+                log.info("sync: %s no longer exists; nothing to send", issue_id_or_key)
+                return
+            except TrackerTransient as exc:
+                await self._retry_later(issue_id_or_key, reason, exc)
+                return
+            except TrackerError as exc:
+                await self._error(None, issue_id_or_key, "tracker", f"cannot read {issue_id_or_key}: {exc}")
+                return
         await self._resolve_retrying(None, issue_id_or_key)
         for rt in list(self.manager.runtimes.values()):
             if self._syncing(rt):
