@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from node.trackers.base import WebhookError
+from node.trackers.github.mapping import changelog_of
 from node.trackers.github.webhooks import delivery_id, parse_webhook, sign
 
 
@@ -65,6 +66,42 @@ def test_edit_changes_name_the_fields() -> None:
     assert event.changed_fields == ["summary", "description"]
     summary = next(c for c in event.changelog if c.field == "summary")
     assert (summary.from_value, summary.to_value) == ("old", "new")
+
+
+@pytest.mark.parametrize(
+    ("action", "obj", "expected"),
+    [
+        ("assigned", {"assignee": {"login": "jane"}}, ("assignee", None, "jane", None, "jane")),
+        ("unassigned", {"assignee": {"login": "jane"}}, ("assignee", "jane", None, "jane", None)),
+        ("demilestoned", {"milestone": {"title": "1.2"}}, ("fix_versions", "1.2", None, None, None)),
+        ("labeled", {"label": {"color": "f00"}}, ("labels", None, None, None, None)),  # no name: no "None"
+        ("reopened", {}, ("status", "closed", "open", None, None)),
+    ],
+)
+def test_webhook_changes_match_the_issue_events_api(
+    action: str, obj: dict[str, object], expected: tuple[object, ...]
+) -> None:
+    issue = {
+        "number": 3,
+        "title": "t",
+        "updated_at": "2024-01-01T00:00:00Z",
+        "created_at": "2024-01-01T00:00:00Z",
+    }
+    payload = {
+        "action": action,
+        "issue": issue,
+        "repository": {"full_name": "o/r"},
+        "sender": {"login": "jane"},
+        **obj,
+    }
+    (event,) = parse_webhook(headers("issues"), json.dumps(payload).encode())
+    (item,) = event.changelog
+    assert (item.field, item.from_value, item.to_value, item.from_id, item.to_id) == expected
+    # the same change read from /issues/{n}/events gives the same item
+    (same,) = changelog_of(
+        [{"event": action, "created_at": "2024-01-01T00:00:00Z", "actor": {"login": "jane"}, **obj}]
+    )
+    assert same.model_dump(exclude={"at", "author"}) == item.model_dump(exclude={"at", "author"})
 
 
 def test_pull_request_events_are_skipped(vendor_data: Path) -> None:

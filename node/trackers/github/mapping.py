@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import quote, unquote
 
@@ -134,6 +135,49 @@ def comment_of(obj: dict[str, Any]) -> tuple[Comment, str | None]:
     return comment, marker
 
 
+# event / action → (neutral field, the object the payload carries, its attribute, added?)
+_TOGGLES: dict[str, tuple[str, str, str, bool]] = {
+    "labeled": ("labels", "label", "name", True),
+    "unlabeled": ("labels", "label", "name", False),
+    "assigned": ("assignee", "assignee", "login", True),
+    "unassigned": ("assignee", "assignee", "login", False),
+    "milestoned": ("fix_versions", "milestone", "title", True),
+    "demilestoned": ("fix_versions", "milestone", "title", False),
+}
+
+
+def event_change(
+    kind: str, obj: Mapping[str, Any], author: UserRef | None, at: dt.datetime
+) -> ChangeItem | None:
+    """One change named the same way by an issue event (``event`` of ``/issues/{n}/events``) and by
+    a webhook (``action`` of an ``issues`` delivery), which carry the same objects (label, assignee,
+    milestone). None for anything else."""
+    if kind in ("closed", "reopened"):
+        closed = kind == "closed"
+        return ChangeItem(
+            field="status",
+            from_value="open" if closed else "closed",
+            to_value="closed" if closed else "open",
+            author=author,
+            at=at,
+        )
+    spec = _TOGGLES.get(kind)
+    if spec is None or not isinstance(obj.get(spec[1]), dict):
+        return None
+    field, key, attr, added = spec
+    value = _opt_str(obj[key].get(attr))
+    ident = value if field == "assignee" else None  # a login is the user's id on GitHub
+    return ChangeItem(
+        field=field,
+        from_value=None if added else value,
+        to_value=value if added else None,
+        from_id=None if added else ident,
+        to_id=ident if added else None,
+        author=author,
+        at=at,
+    )
+
+
 def changelog_of(events: list[dict[str, Any]]) -> list[ChangeItem]:
     """``/issues/{n}/events`` → neutral change items, oldest first (body edits leave no event)."""
     out: list[ChangeItem] = []
@@ -144,16 +188,7 @@ def changelog_of(events: list[dict[str, Any]]) -> list[ChangeItem]:
             continue
         author = user_ref(ev.get("actor"))
         item: ChangeItem | None = None
-        if kind in ("closed", "reopened"):
-            closed = kind == "closed"
-            item = ChangeItem(
-                field="status",
-                from_value="open" if closed else "closed",
-                to_value="closed" if closed else "open",
-                author=author,
-                at=at,
-            )
-        elif kind == "renamed" and isinstance(ev.get("rename"), dict):
+        if kind == "renamed" and isinstance(ev.get("rename"), dict):
             item = ChangeItem(
                 field="summary",
                 from_value=_opt_str(ev["rename"].get("from")),
@@ -161,38 +196,8 @@ def changelog_of(events: list[dict[str, Any]]) -> list[ChangeItem]:
                 author=author,
                 at=at,
             )
-        elif kind in ("labeled", "unlabeled") and isinstance(ev.get("label"), dict):
-            name = _opt_str(ev["label"].get("name"))
-            added = kind == "labeled"
-            item = ChangeItem(
-                field="labels",
-                from_value=None if added else name,
-                to_value=name if added else None,
-                author=author,
-                at=at,
-            )
-        elif kind in ("assigned", "unassigned") and isinstance(ev.get("assignee"), dict):
-            login = _opt_str(ev["assignee"].get("login"))
-            added = kind == "assigned"
-            item = ChangeItem(
-                field="assignee",
-                from_value=None if added else login,
-                from_id=None if added else login,
-                to_value=login if added else None,
-                to_id=login if added else None,
-                author=author,
-                at=at,
-            )
-        elif kind in ("milestoned", "demilestoned") and isinstance(ev.get("milestone"), dict):
-            title = _opt_str(ev["milestone"].get("title"))
-            added = kind == "milestoned"
-            item = ChangeItem(
-                field="fix_versions",
-                from_value=None if added else title,
-                to_value=title if added else None,
-                author=author,
-                at=at,
-            )
+        else:
+            item = event_change(kind, ev, author, at)
         if item is not None:
             out.append(item)
     out.sort(key=lambda c: c.at)

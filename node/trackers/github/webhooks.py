@@ -20,7 +20,7 @@ from typing import Any
 
 from node.trackers.base import ChangeItem, EventKind, TrackerEvent, WebhookError
 
-from .mapping import full_name_of, is_pull_request, make_key, parse_time, user_ref
+from .mapping import event_change, full_name_of, is_pull_request, make_key, parse_time, user_ref
 
 MAX_BODY_BYTES = 25 * 1024 * 1024  # GitHub caps payloads at 25 MB
 SIGNATURE_HEADER = "x-hub-signature-256"
@@ -185,52 +185,9 @@ def _issue_changes(
         if not changes:
             fields.append("resolution")  # state_reason changed on a closed issue
     elif when is not None:
-        if action in ("closed", "reopened"):
-            closed = action == "closed"
-            items.append(
-                ChangeItem(
-                    field="status",
-                    from_value="open" if closed else "closed",
-                    to_value="closed" if closed else "open",
-                    author=actor,
-                    at=when,
-                )
-            )
-        elif action in ("labeled", "unlabeled") and isinstance(payload.get("label"), dict):
-            name = str(payload["label"].get("name"))
-            items.append(
-                ChangeItem(
-                    field="labels",
-                    from_value=name if action == "unlabeled" else None,
-                    to_value=name if action == "labeled" else None,
-                    author=actor,
-                    at=when,
-                )
-            )
-        elif action in ("assigned", "unassigned") and isinstance(payload.get("assignee"), dict):
-            login = str(payload["assignee"].get("login"))
-            items.append(
-                ChangeItem(
-                    field="assignee",
-                    from_value=login if action == "unassigned" else None,
-                    from_id=login if action == "unassigned" else None,
-                    to_value=login if action == "assigned" else None,
-                    to_id=login if action == "assigned" else None,
-                    author=actor,
-                    at=when,
-                )
-            )
-        elif action in ("milestoned", "demilestoned") and isinstance(payload.get("milestone"), dict):
-            title = str(payload["milestone"].get("title"))
-            items.append(
-                ChangeItem(
-                    field="fix_versions",
-                    from_value=title if action == "demilestoned" else None,
-                    to_value=title if action == "milestoned" else None,
-                    author=actor,
-                    at=when,
-                )
-            )
+        item = event_change(action, payload, actor, when)
+        if item is not None:
+            items.append(item)
     return fields, items
 
 
