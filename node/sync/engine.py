@@ -1563,6 +1563,7 @@ class SyncEngine:
             async with self._locks.hold((conn_id, "l", t.local_issue_id)):
                 issue = await self.adapter.get_issue(t.local_issue_id)
                 existing = next((a.id for a in issue.attachments if a.sha256 == t.sha256), None)
+                uploaded = existing is None
                 if existing is None:
                     added = await self.adapter.add_attachment(
                         issue.key, t.filename, content, mime_type=t.mime_type
@@ -1578,7 +1579,8 @@ class SyncEngine:
                         local_attachment_id=existing,
                     )
                 )
-                await self._refresh_baseline(rt, t.local_issue_id)
+                if uploaded:  # the issue is as it was when the baseline was taken otherwise
+                    await self._refresh_baseline(rt, t.local_issue_id)
         await self.db.write(lambda c: s.drop_chunks(c, conn_id, blob.sha256))
 
     async def _refresh_baseline(self, rt: Runtime, local_id: str) -> None:
