@@ -19,8 +19,9 @@ Errors, by whose fault they are (the retry policy reads off the tree)::
 from __future__ import annotations
 
 import abc
+import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -254,6 +255,41 @@ class TrackerAdapter(abc.ABC):
         end of its apply). Adapters that can skip the read after the create override this; the
         snapshot they return may lack values the tracker computes (status, dates)."""
         return await self.create_issue(project, update, marker=marker)
+
+    async def create_issues_ref(
+        self, project: str, items: Sequence[tuple[IssueUpdate, str | None]]
+    ) -> list[IssueSnapshot | TrackerError]:
+        """Create several issues in ``project`` (each ``(update, marker)``), as cheaply as the
+        tracker allows (Jira: ``POST issue/bulk``). One outcome per item, in order: the created
+        issue (as :meth:`create_issue_ref` returns it) or the :class:`TrackerError` that refused that
+        item. A transient fault of the whole request raises :class:`TrackerTransient` (nothing, or
+        part, may have been created: callers find those by marker). Default: one create at a time."""
+        out: list[IssueSnapshot | TrackerError] = []
+        for update, marker in items:
+            try:
+                out.append(await self.create_issue_ref(project, update, marker=marker))
+            except TrackerTransient:
+                raise
+            except TrackerError as exc:
+                out.append(exc)
+        return out
+
+    async def get_issues(self, ids: Sequence[str]) -> dict[str, IssueSnapshot]:
+        """Read several issues (by id or key) as complete as :meth:`get_issue`, as cheaply as the
+        tracker allows; the result is keyed by the id or key asked for; issues that do not exist
+        are left out. Default: :meth:`get_issue` for each, a few at a time."""
+        out: dict[str, IssueSnapshot] = {}
+        limit = asyncio.Semaphore(8)
+
+        async def one(ref: str) -> None:
+            async with limit:
+                try:
+                    out[ref] = await self.get_issue(ref)
+                except TrackerNotFound:
+                    pass
+
+        await asyncio.gather(*(one(r) for r in dict.fromkeys(ids)))
+        return out
 
     async def search_keys(
         self, query: str, *, page_token: str | None = None, page_size: int = 50
