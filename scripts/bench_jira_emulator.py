@@ -1,10 +1,17 @@
-"""Requests per second of the Jira emulator: get-issue and JQL search over ~5,000 issues.
+"""Requests per second of the Jira emulator: get-issue and JQL search over ~5,000 issues; with
+``--webhooks``, the cost of webhook delivery instead.
 
     .venv/bin/python scripts/bench_jira_emulator.py [--issues 5000] [--requests 2000] [--concurrency 16]
+    .venv/bin/python scripts/bench_jira_emulator.py --webhooks [--mode server] [--comments 3000]
 
 Issues are created through the emulator's own rules (so they carry history like API-created ones),
 then an aiohttp client with a bounded number of in-flight requests measures each operation.
-Not a test: prints a table.
+
+``--webhooks`` adds comments through ``POST …/comment`` (7 per issue, like scripts/bench.py), first
+with no webhook registered, then with one admin webhook (the events Tandem registers for, or
+``--events``) pointing at a trivial receiver in another process. The emulator and the client share
+this process, so the CPU a delivered event costs is the difference between the two runs divided by
+the events delivered. Not a test: prints a table.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import argparse
 import asyncio
 import random
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -24,6 +32,31 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from node.trackers.jira.emulator import JiraEmulator
 from node.trackers.jira.emulator.ops import Site
+from node.trackers.jira.webhooks import SUBSCRIBED_EVENTS
+
+RECEIVER = """
+import sys
+from aiohttp import web
+
+async def ok(request):
+    await request.read()
+    return web.Response(text="ok")
+
+app = web.Application()
+app.router.add_post("/{tail:.*}", ok)
+runner = web.AppRunner(app, access_log=None)
+
+async def main():
+    import asyncio
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    print(site._server.sockets[0].getsockname()[1], flush=True)
+    await asyncio.Event().wait()
+
+import asyncio
+asyncio.run(main())
+"""
 
 
 def populate(emu: JiraEmulator, count: int) -> None:
@@ -68,6 +101,91 @@ async def measure(
     return time.perf_counter() - started, latencies, errors
 
 
+async def add_comments(
+    session: aiohttp.ClientSession, base: str, keys: list[str], per_issue: int, concurrency: int
+) -> tuple[float, float, int]:
+    """POST ``per_issue`` comments on each issue (one issue's comments in order); wall and CPU seconds."""
+    headers = {"Authorization": aiohttp.encode_basic_auth("admin", "admin")}
+    sem = asyncio.Semaphore(concurrency)
+    errors = 0
+
+    async def issue(key: str) -> None:
+        nonlocal errors
+        async with sem:
+            for n in range(per_issue):
+                body = {"body": f"Comment {n} on {key} with *bold* and a [link|https://example.com/{n}]."}
+                async with session.post(
+                    f"{base}/rest/api/2/issue/{key}/comment", json=body, headers=headers
+                ) as r:
+                    await r.read()
+                    errors += r.status != 201
+
+    wall, cpu = time.perf_counter(), time.process_time()
+    await asyncio.gather(*(issue(k) for k in keys))
+    return time.perf_counter() - wall, time.process_time() - cpu, errors
+
+
+async def bench_webhooks(args: argparse.Namespace) -> None:
+    receiver = subprocess.Popen(  # noqa: ASYNC220 (started once, before anything is measured)
+        [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert receiver.stdout is not None
+        url = f"http://127.0.0.1:{receiver.stdout.readline().strip()}/hook"
+        per_issue = 7
+        issues = max(1, args.comments // per_issue)
+        events = args.events.split(",") if args.events else list(SUBSCRIBED_EVENTS)
+        rows = []
+        for hooked in (False, True):
+            emu = JiraEmulator(mode=args.mode)
+            populate(emu, issues)
+            base = await emu.start()
+            try:
+                if hooked:
+                    body = {"name": "bench", "url": url, "events": events, "excludeBody": False}
+                    emu.app.dispatcher._queue = asyncio.Queue()  # unbounded: measure, never drop
+                    async with aiohttp.ClientSession() as s:
+                        headers = {"Authorization": aiohttp.encode_basic_auth("admin", "admin")}
+                        async with s.post(
+                            f"{base}/rest/webhooks/1.0/webhook", json=body, headers=headers
+                        ) as r:
+                            assert r.status == 201, await r.text()
+                keys = [f"BENCH-{n}" for n in range(1, issues + 1)]
+                async with aiohttp.ClientSession() as session:
+                    wall, cpu, errors = await add_comments(session, base, keys, per_issue, args.concurrency)
+                    t0, c0 = time.perf_counter(), time.process_time()
+                    await emu.drain_webhooks(600)
+                    wall += time.perf_counter() - t0
+                    cpu += time.process_time() - c0
+                stats = emu.app.dispatcher.stats
+                rows.append((hooked, issues * per_issue, wall, cpu, errors, stats.delivered, stats.failed))
+            finally:
+                await emu.stop()
+    finally:
+        receiver.terminate()
+        receiver.wait(5)
+    print(
+        f"Jira emulator ({args.mode}): {issues} issues x {per_issue} comments, concurrency {args.concurrency}"
+    )
+    print(f"webhook events: {','.join(events)}")
+    print(
+        f"{'run':10} {'comments':>8} {'comm/s':>8} {'CPU s':>7} {'CPU us/comm':>11}"
+        f" {'delivered':>9} {'errors':>6}"
+    )
+    for hooked, n, wall, cpu, errors, delivered, failed in rows:
+        name = "1 webhook" if hooked else "no hook"
+        print(
+            f"{name:10} {n:8d} {n / wall:8.1f} {cpu:7.2f} {cpu / n * 1e6:11.0f}"
+            f" {delivered:9d} {errors + failed:6d}"
+        )
+    (_, n, _, cpu0, *_), (_, _, _, cpu1, _, delivered, _) = rows
+    if delivered:
+        print(
+            f"CPU per delivered event: {(cpu1 - cpu0) / delivered * 1e6:.0f} us"
+            f" ({delivered / n:.1f} events/comment)"
+        )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--issues", type=int, default=5000)
@@ -75,7 +193,13 @@ async def main() -> None:
     parser.add_argument("--search-requests", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--mode", choices=["cloud", "server"], default="cloud")
+    parser.add_argument("--webhooks", action="store_true", help="measure webhook delivery instead")
+    parser.add_argument("--comments", type=int, default=3500, help="--webhooks: comments to add")
+    parser.add_argument("--events", default="", help="--webhooks: comma-separated events (default: Tandem's)")
     args = parser.parse_args()
+    if args.webhooks:
+        await bench_webhooks(args)
+        return
 
     emu = JiraEmulator(mode=args.mode)
     t0 = time.perf_counter()
