@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
 import aiohttp
+import orjson
 
 from node.trackers.base import TrackerError, TrackerTransient
 from node.trackers.http import CLIENT_ERRORS, RetryPolicy, new_session, transient_from_client_error
@@ -32,6 +33,14 @@ class Answer:
     headers: Mapping[str, str]
     body: bytes
     next_url: str | None = None  # ``Link: <...>; rel="next"``
+
+
+def encode_json(value: Any) -> bytes:
+    """A request body as JSON (orjson; the stdlib for what orjson refuses, e.g. ints beyond 64 bits)."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
+    except TypeError:
+        return json.dumps(value).encode()
 
 
 def error_text(raw: bytes) -> str:
@@ -101,20 +110,26 @@ class RestClient:
         allow_redirects: bool = False,
     ) -> Answer:
         """One attempt: send, read the answer, raise :meth:`_error` for a status of 400 or more.
-        Connection faults and timeouts become :class:`TrackerTransient`."""
+        Connection faults and timeouts become :class:`TrackerTransient`. ``headers`` is not kept
+        or changed (a JSON body adds its ``Content-Type`` to a copy)."""
+        body: aiohttp.FormData | bytes | None = data
+        if data is None and json_body is not None:
+            body = encode_json(json_body)
+            headers = {**headers, "Content-Type": "application/json"}
         try:
             async with self.session.request(
                 method,
                 url,
                 params=params,
-                json=json_body if data is None and json_body is not None else None,
-                data=data,
-                headers=dict(headers),
+                data=body,
+                headers=headers,
                 allow_redirects=allow_redirects,
             ) as resp:
                 raw = await resp.content.read(MAX_ERROR_BODY if resp.status >= 400 else -1)
-                link = resp.links.get("next")
-                next_url = str(link.get("url")) if link and link.get("url") else None
+                next_url: str | None = None
+                if "Link" in resp.headers:  # parsing Link costs; most answers have none
+                    link = resp.links.get("next")
+                    next_url = str(link.get("url")) if link and link.get("url") else None
                 answer = Answer(resp.status, resp.headers, raw, next_url)
         except CLIENT_ERRORS as exc:
             raise transient_from_client_error(exc, describe) from exc
@@ -126,11 +141,15 @@ class RestClient:
     @staticmethod
     def decode_json(answer: Answer, describe: str) -> Any:
         """The body as JSON; ``None`` for an empty one. A garbled body is transient (a proxy's page)."""
-        if not answer.body.strip():
-            return None
         try:
-            return json.loads(answer.body)
-        except ValueError as exc:
+            return orjson.loads(answer.body)
+        except orjson.JSONDecodeError as exc:
+            if not answer.body.strip():
+                return None
+            try:  # orjson is strict where the stdlib is lenient (NaN, Infinity): accept those too
+                return json.loads(answer.body)
+            except ValueError:
+                pass
             raise TrackerTransient(f"{describe}: response is not JSON", status=answer.status) from exc
 
     def _observe(self, answer: Answer) -> None:

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import json
 import logging
 from collections.abc import Mapping
+from types import MappingProxyType
 from typing import Any, ClassVar, Literal
 from urllib.parse import urljoin
 
 import aiohttp
+import orjson
 
 from node.trackers.base import (
     TrackerAuthError,
@@ -86,6 +87,9 @@ class JiraClient(RestClient):
         self.user = user
         self.auth_kind: AuthKind = auth
         self.api = "/rest/api/3" if deployment == "cloud" else "/rest/api/2"
+        self._json_headers: Mapping[str, str] = MappingProxyType(
+            {"Authorization": self._auth_header, "Accept": "application/json", "User-Agent": USER_AGENT}
+        )
 
     def __repr__(self) -> str:  # never show the token
         return f"JiraClient({self.base_url!r}, deployment={self.deployment!r}, user={self.user!r})"
@@ -97,7 +101,9 @@ class JiraClient(RestClient):
             path = f"{self.api}/{path.lstrip('/')}"
         return self.base_url + path
 
-    def _headers(self, extra: Mapping[str, str] | None, accept: str) -> dict[str, str]:
+    def _headers(self, extra: Mapping[str, str] | None, accept: str) -> Mapping[str, str]:
+        if not extra and accept == "application/json":
+            return self._json_headers  # the common case: one shared, never-mutated mapping
         headers = {"Authorization": self._auth_header, "Accept": accept, "User-Agent": USER_AGENT}
         if extra:
             headers.update(extra)
@@ -229,8 +235,8 @@ def _safe_filename(name: str) -> str:
 def _jira_error_body(raw: bytes) -> tuple[list[str], dict[str, str]]:
     """Jira's ``{"errorMessages": [...], "errors": {field: message}}`` (or ``{"message": ...}``)."""
     try:
-        body = json.loads(raw)
-    except ValueError:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
         text = error_text(raw)
         return ([text] if text else []), {}
     if not isinstance(body, dict):
