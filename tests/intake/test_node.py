@@ -20,9 +20,10 @@ from node.app import Node
 from node.config import parse_config
 from node.home import Home, HomeError
 from node.sync.intake import CURSOR_POLL, CURSOR_WEBHOOK
-from node.trackers.base import IssueUpdate
+from node.trackers.base import IssueUpdate, TrackerEvent
 from node.trackers.jira import JiraAdapter
 from node.trackers.jira.emulator import JiraEmulator
+from protocol.richtext import from_plain_text
 
 ADMIN_PASSWORD = "admin-api-token"
 HUMAN_PASSWORD = "jane-personal-token"
@@ -250,3 +251,61 @@ async def test_polling_finds_changes_made_while_webhooks_were_off_and_the_node_w
     again.intake.poll_now()  # type: ignore[union-attr]
     await spy.wait_for((missed.id, "poll"))
     await until(lambda: (stored(again.home, CURSOR_POLL) or "") > cursor_before)
+
+
+async def echo_count(node: Node) -> float:
+    async with aiohttp.ClientSession() as s, s.get(f"{node.peer_url}/metrics") as resp:
+        text = await resp.text()
+    for line in text.splitlines():
+        if line.startswith('tandem_intake_changes_total{reason="echo_skipped"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def test_each_comment_change_arrives_once_and_the_nodes_own_comment_is_an_echo(
+    start_node: StartNode, site: Site
+) -> None:
+    node = await start_node(poll_seconds=3600, poll_seconds_webhooks=3600)
+    intake = node.intake
+    assert intake is not None and node.adapter is not None
+    await until(lambda: intake.webhook_state == "registered")
+    (hook,) = await site.hooks()
+    assert sorted(hook["events"]) == ["jira:issue_created", "jira:issue_deleted", "jira:issue_updated"]
+    issue = await site.human.create_issue(PROJECT, IssueUpdate(summary="comments only once"))
+    await site.emu.drain_webhooks()
+    await intake.idle()
+
+    parsed: list[TrackerEvent] = []
+    parse = node.adapter.parse_webhook
+
+    def recording(headers: Any, body: bytes) -> list[TrackerEvent]:
+        events = parse(headers, body)
+        parsed.extend(events)
+        return events
+
+    node.adapter.parse_webhook = recording  # type: ignore[method-assign]
+    spy = spy_on(node)
+    jane = (await site.human.check()).user
+
+    comment = await site.human.add_comment(issue.key, from_plain_text("a person speaks"))
+    await site.human.update_comment(issue.key, comment.id, from_plain_text("a person corrects"))
+    await site.human.delete_comment(issue.key, comment.id)
+    await site.emu.drain_webhooks()
+    await intake.idle()
+    assert [(e.kind, e.issue_id, e.comment_id) for e in parsed] == [
+        ("comment_created", issue.id, comment.id),
+        ("comment_updated", issue.id, comment.id),
+        ("comment_deleted", issue.id, comment.id),
+    ]
+    assert all(e.actor is not None and e.actor.username == jane.username for e in parsed)
+    assert spy.calls and set(spy.calls) == {(issue.id, "webhook")}
+
+    echoes = await echo_count(node)
+    parsed.clear()
+    spy.calls.clear()
+    own = await node.adapter.add_comment(issue.key, from_plain_text("the node writes"))
+    await site.emu.drain_webhooks()
+    await intake.idle()
+    assert [(e.kind, e.comment_id) for e in parsed] == [("comment_created", own.id)]
+    assert await echo_count(node) == echoes + 1
+    assert spy.calls == []

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from node.trackers.base import WebhookError
-from node.trackers.jira.webhooks import parse_webhook, sign
+from node.trackers.jira.webhooks import SUBSCRIBED_EVENTS, parse_webhook, sign
 
 RECORDED = [
     "webhook-cloud-comment-created-mention-user.json",
@@ -142,3 +142,68 @@ def test_signature_checked_when_secret_configured(vendor_data: Path) -> None:
         parse_webhook(good, body, secret="other")
     with pytest.raises(WebhookError, match="sha256="):
         parse_webhook({"X-Hub-Signature": "md5"}, body, secret="s3cret")
+
+
+def _issue_commented(
+    vendor_data: Path, recording: str, type_name: str, *, with_comment: bool = True
+) -> bytes:
+    """The ``jira:issue_updated`` Jira sends beside a ``comment_*`` event, around the same comment."""
+    raw = json.loads(_body(vendor_data, recording))
+    body: dict[str, object] = {
+        "timestamp": raw["timestamp"],
+        "webhookEvent": "jira:issue_updated",
+        "issue_event_type_name": type_name,
+        "user": raw.get("user") or raw["comment"]["updateAuthor"],
+        "issue": {"id": "10013", "key": "PROJ-7", "fields": {"project": {"key": "PROJ"}}},
+    }
+    if with_comment:
+        body["comment"] = raw["comment"]
+    return json.dumps(body).encode()
+
+
+@pytest.mark.parametrize(
+    ("recording", "type_name"),
+    [
+        ("webhook-server-comment-created.json", "issue_commented"),
+        ("webhook-server-comment-updated.json", "issue_comment_edited"),
+        ("webhook-server-comment-deleted.json", "issue_comment_deleted"),
+    ],
+)
+def test_issue_updated_about_a_comment_is_the_same_change_as_the_comment_event(
+    vendor_data: Path, recording: str, type_name: str
+) -> None:
+    (from_comment_event,) = parse_webhook({}, _body(vendor_data, recording))
+    (from_issue_event,) = parse_webhook({}, _issue_commented(vendor_data, recording, type_name))
+    assert from_issue_event.kind == from_comment_event.kind
+    assert from_issue_event.issue_id == from_comment_event.issue_id == "10013"
+    assert from_issue_event.comment_id == from_comment_event.comment_id
+    assert from_issue_event.actor is not None and from_comment_event.actor is not None
+    assert from_issue_event.actor.username == from_comment_event.actor.username
+    assert from_issue_event.changed_fields == from_comment_event.changed_fields == ["comments"]
+    assert (from_issue_event.issue_key, from_issue_event.project) == ("PROJ-7", "PROJ")
+
+
+def test_issue_updated_about_a_comment_without_the_comment_object(vendor_data: Path) -> None:
+    """Atlassian announced that Cloud's jira:issue_* bodies drop ``comment``: still a comment change."""
+    body = _issue_commented(
+        vendor_data, "webhook-server-comment-created.json", "issue_commented", with_comment=False
+    )
+    (event,) = parse_webhook({}, body)
+    assert (event.kind, event.issue_id, event.comment_id) == ("comment_created", "10013", None)
+    assert event.changed_fields == ["comments"]
+    assert event.actor is not None and event.actor.username == "levbrouk"
+
+
+def test_other_issue_updates_stay_issue_updates() -> None:
+    body = (
+        b'{"webhookEvent": "jira:issue_updated", "issue_event_type_name": "issue_generic",'
+        b' "issue": {"id": "1"}}'
+    )
+    assert parse_webhook({}, body)[0].kind == "issue_updated"
+    odd = b'{"webhookEvent": "jira:issue_updated", "issue_event_type_name": ["x"], "issue": {"id": "1"}}'
+    assert parse_webhook({}, odd)[0].kind == "issue_updated"
+
+
+def test_tandem_subscribes_to_issue_events_only() -> None:
+    """Comment changes arrive as jira:issue_updated too; subscribing to both would deliver each twice."""
+    assert SUBSCRIBED_EVENTS == ("jira:issue_created", "jira:issue_updated", "jira:issue_deleted")

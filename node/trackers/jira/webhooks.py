@@ -5,6 +5,16 @@ Jira Cloud and Server both post REST-v2-shaped bodies (users with ``name``/``key
 "changelog"?, "comment"?}``. Server's comment events carry no ``issue``; its id is read from the
 comment's ``self`` URL (``…/rest/api/2/issue/10013/comment/10082``).
 
+Tandem subscribes to the ``jira:issue_*`` events only. Jira (Cloud and Server) announces every
+comment change twice: as ``comment_created``/``_updated``/``_deleted`` and as ``jira:issue_updated``
+with ``issue_event_type_name`` ``issue_commented``/``issue_comment_edited``/``issue_comment_deleted``
+(carrying the ``comment``, and the actor in ``user``, which Cloud's comment events lack). The issue
+event is turned into the same comment change the comment event gives, so one subscription is
+enough and each change arrives once. Atlassian has announced that Cloud's ``jira:issue_*`` bodies
+will drop the ``comment`` object: such a delivery is still the comment change, without a comment
+id (intake needs only the issue and the actor). ``comment_*`` deliveries are still parsed
+(registrations made by older versions or by hand).
+
 Admin webhooks registered with a secret are signed: ``X-Hub-Signature: sha256=<hex HMAC of the raw
 body>``. When the adapter has a secret, unsigned or mis-signed deliveries are rejected.
 
@@ -17,10 +27,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from typing import Any
+
+import orjson
 
 from node.trackers.base import EventKind, TrackerEvent, WebhookError
 
@@ -34,9 +45,6 @@ SUBSCRIBED_EVENTS = (
     "jira:issue_created",
     "jira:issue_updated",
     "jira:issue_deleted",
-    "comment_created",
-    "comment_updated",
-    "comment_deleted",
 )
 
 _ISSUE_EVENTS: dict[str, EventKind] = {
@@ -48,6 +56,12 @@ _COMMENT_EVENTS: dict[str, EventKind] = {
     "comment_created": "comment_created",
     "comment_updated": "comment_updated",
     "comment_deleted": "comment_deleted",
+}
+# ``jira:issue_updated`` deliveries that announce a comment change (``issue_event_type_name``)
+_ISSUE_COMMENT_TYPES: dict[str, EventKind] = {
+    "issue_commented": "comment_created",
+    "issue_comment_edited": "comment_updated",
+    "issue_comment_deleted": "comment_deleted",
 }
 _ATTACHMENT_EVENTS: dict[str, EventKind] = {
     "attachment_created": "attachment_created",
@@ -62,8 +76,10 @@ def sign(body: bytes, secret: str) -> str:
 
 
 def verify_signature(headers: Mapping[str, str], body: bytes, secret: str) -> None:
-    lowered = {k.lower(): v for k, v in headers.items()}
-    given = lowered.get(SIGNATURE_HEADER)
+    # aiohttp's headers are case-insensitive already; a plain mapping is searched by hand
+    given = headers.get("X-Hub-Signature") or next(
+        (v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER), None
+    )
     if not given:
         raise WebhookError("Jira webhook: X-Hub-Signature header missing (a secret is configured)")
     method, _, digest = given.partition("=")
@@ -82,11 +98,13 @@ def parse_webhook(
     if secret:
         verify_signature(headers, body, secret)
     try:
-        payload = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError as exc:
-        raise WebhookError("Jira webhook: body is not UTF-8") from exc
-    except ValueError as exc:
-        raise WebhookError(f"Jira webhook: body is not JSON ({exc.__class__.__name__})") from exc
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        try:
+            body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise WebhookError("Jira webhook: body is not UTF-8") from exc
+        raise WebhookError("Jira webhook: body is not JSON (JSONDecodeError)") from exc
     if not isinstance(payload, dict):
         raise WebhookError("Jira webhook: body is not a JSON object")
     event = payload.get("webhookEvent")
@@ -96,7 +114,11 @@ def parse_webhook(
     actor = user_ref(payload.get("user"))
 
     if event in _ISSUE_EVENTS:
-        return [_issue_event(payload, _ISSUE_EVENTS[event], actor, at)]
+        kind = _ISSUE_EVENTS[event]
+        type_name = payload.get("issue_event_type_name")
+        if kind == "issue_updated" and isinstance(type_name, str):
+            kind = _ISSUE_COMMENT_TYPES.get(type_name, kind)
+        return [_issue_event(payload, kind, actor, at)]
     if event in _COMMENT_EVENTS:
         return [_comment_event(payload, _COMMENT_EVENTS[event], actor, at)]
     if event in _ATTACHMENT_EVENTS:
@@ -136,7 +158,7 @@ def _issue_event(payload: Mapping[str, Any], kind: EventKind, actor: Any, at: An
     comment = payload.get("comment")
     comment_id = str(comment["id"]) if isinstance(comment, dict) and comment.get("id") else None
     changed = list(dict.fromkeys(item.field for item in changelog))
-    if comment_id and "comments" not in changed:
+    if (comment_id or kind.startswith("comment_")) and "comments" not in changed:
         changed.append("comments")
     return TrackerEvent(
         kind=kind,
