@@ -33,8 +33,8 @@ import hashlib
 import json
 import logging
 import sqlite3
-from collections.abc import AsyncIterator, Hashable, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from typing import Any, Generic, TypeVar, cast
 
 from pydantic import ValidationError
 
@@ -95,7 +95,13 @@ log = logging.getLogger("tandem.sync")
 
 ENGINE_TYPES = frozenset({"replica", "result", "unlink", "blob", "blob_request"})
 _BLOB_BATCH = 8  # Blob messages per manager.send call
+_GROUP_WRITES = 64  # store calls of concurrent lanes run in one thread hop (one transaction for writes)
 _IN_MEMORY = 256  # incoming messages kept decoded in a connection's queue; the rest wait in the inbox
+
+
+_T = TypeVar("_T")
+_In = TypeVar("_In")
+_Out = TypeVar("_Out")
 
 
 class SimulatedCrash(BaseException):
@@ -159,6 +165,64 @@ class _KeyedLocks:
                 self._locks[key] = (lock, users - 1)
 
 
+class _Group(Generic[_In, _Out]):
+    """Group commit for concurrent lanes: calls that arrive while a batch is being run wait and go
+    together in the next one (at most ``size`` per batch, ``in_flight`` batches at once). A lone
+    call runs at once (no window, no added latency); under load, batches grow by themselves.
+
+    ``run`` gets the items of a batch and returns one outcome per item, in order: a value, or the
+    exception to raise in that item's caller. An exception raised by ``run`` itself is raised in
+    every caller of the batch. Batches run in tasks owned by the engine (cancelled by ``stop``)."""
+
+    def __init__(
+        self,
+        run: Callable[[list[_In]], Awaitable[Sequence[_Out | BaseException]]],
+        spawn: Callable[[Any], asyncio.Task[Any]],
+        *,
+        size: int,
+        in_flight: int = 1,
+    ) -> None:
+        self._run, self._spawn = run, spawn
+        self.size, self.in_flight = size, in_flight
+        self._queue: list[tuple[_In, asyncio.Future[_Out]]] = []
+        self._running = 0
+        self.batches = 0  # batches run (tests, metrics)
+
+    async def __call__(self, item: _In) -> _Out:
+        future: asyncio.Future[_Out] = asyncio.get_running_loop().create_future()
+        self._queue.append((item, future))
+        if self._running < self.in_flight:
+            self._running += 1
+            self._spawn(self._drain())
+        return await future
+
+    async def _drain(self) -> None:
+        batch: list[tuple[_In, asyncio.Future[_Out]]] = []
+        try:
+            while self._queue:
+                batch, self._queue = self._queue[: self.size], self._queue[self.size :]
+                self.batches += 1
+                try:
+                    outcomes: Sequence[_Out | BaseException] = await self._run([i for i, _ in batch])
+                    if len(outcomes) != len(batch):
+                        raise RuntimeError(f"a batch of {len(batch)} gave {len(outcomes)} outcomes")
+                except Exception as exc:
+                    outcomes = [exc] * len(batch)
+                for (_, future), outcome in zip(batch, outcomes, strict=True):
+                    if future.done():
+                        continue
+                    if isinstance(outcome, BaseException):
+                        future.set_exception(outcome)
+                    else:
+                        future.set_result(outcome)
+                batch = []
+        finally:
+            self._running -= 1
+            for _, future in batch:  # cancelled (engine stopping) half-way through a batch
+                if not future.done():
+                    future.cancel()
+
+
 class _Stale(Exception):
     pass
 
@@ -209,8 +273,22 @@ class SyncEngine:
         self._idle = asyncio.Event()
         self._idle.set()
         self._busy = 0
+        # Entities that may have a 'retrying' error row (all of them, once loaded at start).
+        self._retry_entities: set[str] = set()
+        self._retry_loaded = False
         self._applying: dict[str, _Applying] = {}  # local id and key → apply in progress
         self.in_memory = _IN_MEMORY  # decoded incoming messages kept per connection (tests lower it)
+        # Store work and peer messages of concurrent lanes travel together (see _Group): one thread
+        # hop and one transaction for many writes, one Result message for many replies.
+        self._writes: _Group[Callable[[sqlite3.Connection], Any], Any] = _Group(
+            self._write_batch, self._spawn, size=_GROUP_WRITES
+        )
+        self._reads: _Group[Callable[[sqlite3.Connection], Any], Any] = _Group(
+            self._read_batch, self._spawn, size=_GROUP_WRITES
+        )
+        self._sends: _Group[tuple[Runtime, Message], Any] = _Group(
+            self._send_batch, self._spawn, size=_GROUP_WRITES
+        )
 
     # =============================================================================================
     # Lifecycle
@@ -222,6 +300,18 @@ class SyncEngine:
         except TrackerError as exc:
             log.warning("sync: cannot identify the proxy user: %s", exc)
             await self._error(None, None, "config", f"cannot identify the tracker account: {exc}")
+        self._retry_entities.update(
+            await self._read(
+                lambda c: [
+                    str(r[0])
+                    for r in c.execute(
+                        "SELECT DISTINCT entity FROM sync_errors "
+                        "WHERE state = 'retrying' AND entity IS NOT NULL"
+                    )
+                ]
+            )
+        )
+        self._retry_loaded = True
         self._early = {}
         if not self._listening:
             self.manager.add_listener(self._on_message)
@@ -229,7 +319,7 @@ class SyncEngine:
         await self._settle_intents()
         for rt in list(self.manager.runtimes.values()):
             conn_id = rt.row.id
-            rows = await self.db.read(functools.partial(_unprocessed, conn_id=conn_id))
+            rows = await self._read(functools.partial(_unprocessed, conn_id=conn_id))
             queue = self._queue(rt)
             top = 0
             for seq, body in rows:
@@ -247,7 +337,7 @@ class SyncEngine:
                 for item in items:
                     self._put(self._queue(rt2), *item)
         await self._resend_blob_requests()
-        for job_id in await self.db.read(
+        for job_id in await self._read(
             lambda c: [int(r[0]) for r in c.execute("SELECT id FROM bulk_jobs WHERE state = 'running'")]
         ):
             self._spawn(self._run_bulk(job_id))
@@ -281,6 +371,72 @@ class SyncEngine:
                 await self._idle.wait()
 
         await asyncio.wait_for(until(), timeout)
+
+    # =============================================================================================
+    # Store access, grouped
+
+    async def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        """``fn`` in a write transaction, possibly shared with other lanes' writes (all or none of
+        a shared one commits; ``fn`` returns only once its changes are committed)."""
+        return cast(_T, await self._writes(fn))
+
+    async def _read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
+        return cast(_T, await self._reads(fn))
+
+    async def _write_batch(self, fns: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+        if len(fns) > 1:
+            try:
+                return await self.db.write(lambda c: [fn(c) for fn in fns])
+            except Exception:
+                pass  # one of them failed: each alone now, so only it fails
+        out: list[Any] = []
+        for fn in fns:
+            try:
+                out.append(await self.db.write(fn))
+            except Exception as exc:
+                out.append(exc)
+        return out
+
+    async def _send(self, rt: Runtime, message: Message) -> None:
+        """Queue one message for the peer; messages of concurrent lanes are queued together (one
+        outbox transaction), and their Results travel as one ``Result`` message."""
+        await self._sends((rt, message))
+
+    async def _send_batch(self, items: list[tuple[Runtime, Message]]) -> list[Any]:
+        by_conn: dict[bytes, list[int]] = {}
+        for n, (rt, _) in enumerate(items):
+            by_conn.setdefault(rt.row.id, []).append(n)
+        out: list[Any] = [None] * len(items)
+        for indexes in by_conn.values():
+            rt = items[indexes[0]][0]
+            messages: list[Message] = []
+            results: list[ReplicaResult] = []
+            for n in indexes:
+                message = items[n][1]
+                if isinstance(message, Result):
+                    results.extend(message.results)
+                else:
+                    messages.append(message)
+            if results:
+                messages.append(Result(results=results))
+            try:
+                await self.manager.send(rt, messages)
+            except ManagerError as exc:
+                for n in indexes:
+                    out[n] = exc
+        return out
+
+    async def _read_batch(self, fns: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
+        def run(c: sqlite3.Connection) -> list[Any]:
+            out: list[Any] = []
+            for fn in fns:
+                try:
+                    out.append(fn(c))
+                except Exception as exc:
+                    out.append(exc)
+            return out
+
+        return await self.db.read(run)
 
     def _crash(self, point: str) -> None:
         if point in self.crash_points:
@@ -337,7 +493,7 @@ class SyncEngine:
         )
 
     async def _current_ruleset(self, conn_id: bytes, direction: Direction) -> RuleSet:
-        row = await self.db.read(
+        row = await self._read(
             lambda c: c.execute(
                 "SELECT version, mode, source FROM rulesets WHERE conn_id = ? AND direction = ? "
                 "AND state = 'published'",
@@ -381,7 +537,7 @@ class SyncEngine:
             # issue is twinned on every syncing connection.
             conns = {rt.row.id for rt in self.manager.runtimes.values() if self._syncing(rt)}
             local_id = snapshot.id
-            twinned = {t.conn_id for t in await self.db.read(lambda c: s.twins_of_issue(c, local_id))}
+            twinned = {t.conn_id for t in await self._read(lambda c: s.twins_of_issue(c, local_id))}
             if not conns <= twinned:
                 snapshot = None
         if snapshot is None:
@@ -421,7 +577,7 @@ class SyncEngine:
         self._spawn(again())
 
     async def _in_scope(self, rt: Runtime, snapshot: IssueSnapshot) -> bool:
-        rows = await self.db.read(
+        rows = await self._read(
             lambda c: c.execute(
                 "SELECT id, query FROM triggers WHERE conn_id = ? AND active = 1", (rt.row.id,)
             ).fetchall()
@@ -450,7 +606,7 @@ class SyncEngine:
             return SyncOutcome(key=snapshot.key, connection=rt.name, sent=sent, version=version, reason=why)
 
         async with self._locks.hold((conn_id, "l", snapshot.id)):
-            twin = await self.db.read(lambda c: s.twin_by_local(c, conn_id, snapshot.id))
+            twin = await self._read(lambda c: s.twin_by_local(c, conn_id, snapshot.id))
             if twin is not None and twin.state == "paused" and not manual:
                 return outcome(False, "paused by an error; retry or resolve it")
             if twin is not None and twin.state == "unlinked" and not manual:
@@ -463,7 +619,7 @@ class SyncEngine:
                 if not manual and not await self._in_scope(rt, snapshot):
                     return outcome(False, "not in scope (no trigger matches)")
             compiled = await self._compiled(conn_id, "outgoing")
-            received_c, received_a = await self.db.read(
+            received_c, received_a = await self._read(
                 lambda c: (
                     s.received_comment_ids(c, conn_id, snapshot.id),
                     s.received_attachment_ids(c, conn_id, snapshot.id),
@@ -485,7 +641,7 @@ class SyncEngine:
                 and fp in (twin.last_sent_fingerprint, twin.baseline_fingerprint)
             ):
                 if twin.state == "unlinked":
-                    await self.db.write(lambda c: s.update_twin(c, twin.id, state="linked"))
+                    await self._write(lambda c: s.update_twin(c, twin.id, state="linked"))
                 return outcome(False, "unchanged since the last replica sent")
             version = (twin.last_sent_version if twin is not None else 0) + 1
             incoming = await self._compiled(conn_id, "incoming")
@@ -521,16 +677,16 @@ class SyncEngine:
                 s.update_twin(c, twin.id, **changes)
                 return twin.id
 
-            twin_id = await self.db.write(reserve)
+            twin_id = await self._write(reserve)
             message = ReplicaMessage(replica=replica, version=version, reason=reason)
             try:
-                await self.manager.send(rt, [message])
+                await self._send(rt, message)
             except ManagerError as exc:
                 await self._error(
                     conn_id, snapshot.key, "peer", f"cannot queue the replica: {exc}", local_id=snapshot.id
                 )
                 raise SyncError(f"cannot queue the replica for {rt.name!r}: {exc}") from None
-            await self.db.write(
+            await self._write(
                 lambda c: s.update_twin(
                     c,
                     twin_id,
@@ -577,7 +733,7 @@ class SyncEngine:
                 direction="outgoing",
             )
 
-        await self.db.write(write)
+        await self._write(write)
 
     # =============================================================================================
     # Incoming: dispatch
@@ -630,7 +786,7 @@ class SyncEngine:
         queue.put_nowait((seq, message if queue.qsize() < self.in_memory else None))
 
     async def _load(self, rt: Runtime, seq: int) -> Message | None:
-        body = await self.db.read(
+        body = await self._read(
             lambda c: c.execute(
                 "SELECT body FROM inbox WHERE conn_id = ? AND seq = ? AND processed_at IS NULL",
                 (rt.row.id, seq),
@@ -761,7 +917,7 @@ class SyncEngine:
     async def _mark_processed(self, rt: Runtime, seq: int | None) -> None:
         if seq is None:
             return
-        changed = await self.db.write(lambda c: _mark(c, rt.row.id, seq))
+        changed = await self._write(lambda c: _mark(c, rt.row.id, seq))
         rt.inbox_unprocessed = max(0, rt.inbox_unprocessed - changed)
 
     # =============================================================================================
@@ -774,7 +930,7 @@ class SyncEngine:
         replica = msg.replica
         rid = replica.entity.id
         async with self._locks.hold((conn_id, "r", rid)):
-            twin = await self.db.read(lambda c: s.twin_by_remote(c, conn_id, rid))
+            twin = await self._read(lambda c: s.twin_by_remote(c, conn_id, rid))
             if twin is not None and not retry:
                 if msg.version <= twin.last_received_version:
                     if msg.version == twin.last_received_version and twin.last_received_replica == s.dumps(
@@ -871,12 +1027,15 @@ class SyncEngine:
         # Attachments still being fetched are left out of the map: the rules list them again and
         # ``_apply_attachments`` asks for them again (an earlier attempt may have recorded the
         # transfer, then hit a transient fault before its request went out).
-        maps = await self.db.read(
-            lambda c: (
-                s.comment_map(c, conn_id, local.id) if local else {},
-                {r: la for r, la in s.attachment_map(c, conn_id, local.id).items() if la} if local else {},
+        maps: tuple[dict[str, str], dict[str, str]] = ({}, {})
+        if local is not None:
+            local_id = local.id
+            maps = await self._read(
+                lambda c: (
+                    s.comment_map(c, conn_id, local_id),
+                    {r: la for r, la in s.attachment_map(c, conn_id, local_id).items() if la},
+                )
             )
-        )
         previous = None
         if twin is not None and twin.last_received_replica:
             previous = _freshen(Replica.model_validate_json(twin.last_received_replica), replica)
@@ -1053,7 +1212,7 @@ class SyncEngine:
     async def _outgoing_fp(self, rt: Runtime, snapshot: IssueSnapshot) -> str | None:
         """The fingerprint of the replica the outgoing rules make of ``snapshot`` now."""
         conn_id = rt.row.id
-        received_c, received_a = await self.db.read(
+        received_c, received_a = await self._read(
             lambda c: (
                 s.received_comment_ids(c, conn_id, snapshot.id),
                 s.received_attachment_ids(c, conn_id, snapshot.id),
@@ -1076,7 +1235,7 @@ class SyncEngine:
         twin: s.TwinRow | None,
     ) -> IssueSnapshot:
         conn_id = rt.row.id
-        await self.db.write(
+        await self._write(
             lambda c: c.execute(
                 "INSERT INTO intents (conn_id, remote_entity_id, marker, project, created_at) VALUES (?, "
                 "?, ?, ?, ?)",
@@ -1090,7 +1249,7 @@ class SyncEngine:
         return issue
 
     async def _adopt_open_intent(self, conn_id: bytes, project: str, marker: str) -> IssueSnapshot | None:
-        open_intent = await self.db.read(
+        open_intent = await self._read(
             lambda c: c.execute(
                 "SELECT project FROM intents WHERE conn_id = ? AND marker = ? AND done = 0", (conn_id, marker)
             ).fetchone()
@@ -1099,7 +1258,7 @@ class SyncEngine:
             return None
         found = await self.adapter.find_issue_by_marker(str(open_intent[0]), marker)
         if found is None:
-            await self.db.write(
+            await self._write(
                 lambda c: c.execute(
                     "UPDATE intents SET done = 1 WHERE conn_id = ? AND marker = ?", (conn_id, marker)
                 )
@@ -1133,11 +1292,11 @@ class SyncEngine:
             assert row is not None
             return row
 
-        return await self.db.write(write)
+        return await self._write(write)
 
     async def _settle_intents(self) -> None:
         """At start: every create that may have reached the tracker is adopted by its marker."""
-        rows = await self.db.read(
+        rows = await self._read(
             lambda c: c.execute(
                 "SELECT conn_id, remote_entity_id, marker, project FROM intents WHERE done = 0"
             ).fetchall()
@@ -1150,10 +1309,10 @@ class SyncEngine:
                 log.warning("sync: cannot settle the create intent %s yet: %s", marker, exc)
                 continue
             if found is None:
-                await self.db.write(functools.partial(_close_intent, conn_id=conn_id, marker=str(marker)))
+                await self._write(functools.partial(_close_intent, conn_id=conn_id, marker=str(marker)))
                 continue
             stub = Replica(entity=EntityRef(id=str(remote_id)))
-            twin = await self.db.read(
+            twin = await self._read(
                 functools.partial(s.twin_by_remote, conn_id=conn_id, remote_id=str(remote_id))
             )
             await self._record_adopted(conn_id, found, stub, twin)
@@ -1183,15 +1342,15 @@ class SyncEngine:
                 added.append((local_cid, add.remote_id))
         except Exception:
             if added:
-                await self.db.write(record)
+                await self._write(record)
             raise
         if added:
-            await self.db.write(record)
+            await self._write(record)
         for edit in cs.comments_edit:
             try:
                 await self.adapter.update_comment(local.key, edit.local_id, edit.body, internal=edit.internal)
             except TrackerNotFound:
-                await self.db.write(
+                await self._write(
                     functools.partial(
                         s.drop_comment,
                         conn_id=conn_id,
@@ -1202,7 +1361,7 @@ class SyncEngine:
         for delete in cs.comments_delete:
             with contextlib.suppress(TrackerNotFound):
                 await self.adapter.delete_comment(local.key, delete.local_id)
-            await self.db.write(
+            await self._write(
                 functools.partial(
                     s.drop_comment,
                     conn_id=conn_id,
@@ -1248,7 +1407,7 @@ class SyncEngine:
                     return False
                 return True
 
-            if await self.db.write(write):
+            if await self._write(write):
                 requests.append(
                     BlobRequest(sha256=remote.sha256, entity_id=remote_entity, attachment_id=remote.id)
                 )
@@ -1302,7 +1461,7 @@ class SyncEngine:
             assert row is not None
             return row
 
-        row = await self.db.write(write)
+        row = await self._write(write)
         await self._reply(rt, msg, "failed", f"rule error on the receiving side: {exc}", row)
 
     async def _finish(
@@ -1385,7 +1544,7 @@ class SyncEngine:
                 )
             return s.twin_by_id(c, row.id) if row is not None else None
 
-        row = await self.db.write(write)
+        row = await self._write(write)
         await self._reply(rt, msg, outcome, reason, row, fresh)
         await self._mark_processed(rt, seq)
 
@@ -1410,7 +1569,7 @@ class SyncEngine:
             reason=(reason or None) if reason is None or len(reason) < 2000 else reason[:2000],
             twin=ref,
         )
-        await self.manager.send(rt, [Result(results=[result])])
+        await self._send(rt, Result(results=[result]))
 
     # =============================================================================================
     # Incoming: results, unlink
@@ -1442,7 +1601,7 @@ class SyncEngine:
                             changes["state"] = "linked"
                 s.update_twin(c, twin.id, **changes)
 
-            await self.db.write(write)
+            await self._write(write)
 
     async def _on_unlink(self, rt: Runtime, message: Unlink) -> None:
         conn_id = rt.row.id
@@ -1454,7 +1613,7 @@ class SyncEngine:
                     c, twin.id, state="unlinked", last_result=f"unlinked by the peer{_why(message.reason)}"
                 )
 
-        await self.db.write(write)
+        await self._write(write)
 
     # =============================================================================================
     # Attachments
@@ -1462,7 +1621,7 @@ class SyncEngine:
     async def _serve_blob(self, rt: Runtime, req: BlobRequest) -> None:
         """The peer asks for the content of an attachment we shared."""
         conn_id = rt.row.id
-        twin = await self.db.read(lambda c: s.twin_by_local(c, conn_id, req.entity_id))
+        twin = await self._read(lambda c: s.twin_by_local(c, conn_id, req.entity_id))
         shared = None
         if twin is not None and twin.last_sent_replica:
             sent = json.loads(twin.last_sent_replica)
@@ -1532,7 +1691,7 @@ class SyncEngine:
 
     async def _on_blob(self, rt: Runtime, blob: Blob) -> None:
         conn_id = rt.row.id
-        transfers = await self.db.read(lambda c: s.transfers_for(c, conn_id, blob.sha256))
+        transfers = await self._read(lambda c: s.transfers_for(c, conn_id, blob.sha256))
         if not transfers:
             return  # already done (a duplicate request was answered twice)
         limit = self.settings.attachment_max_bytes
@@ -1550,10 +1709,10 @@ class SyncEngine:
                 conn_id, blob.sha256, transfers, f"the peer could not send it: {problem}"
             )
             return
-        staged = await self.db.write(lambda c: s.put_chunk(c, conn_id, blob.sha256, blob.offset, data))
+        staged = await self._write(lambda c: s.put_chunk(c, conn_id, blob.sha256, blob.offset, data))
         if staged < blob.total:
             return
-        content = await self.db.read(lambda c: s.read_chunks(c, conn_id, blob.sha256))
+        content = await self._read(lambda c: s.read_chunks(c, conn_id, blob.sha256))
         if len(content) != blob.total or hashlib.sha256(content).hexdigest() != blob.sha256:
             await self._fail_transfers(
                 conn_id, blob.sha256, transfers, "the content does not match its sha256"
@@ -1570,7 +1729,7 @@ class SyncEngine:
                     )
                     self._crash("add_attachment")
                     existing = added.id
-                await self.db.write(
+                await self._write(
                     functools.partial(
                         s.finish_transfer,
                         conn_id=conn_id,
@@ -1581,28 +1740,28 @@ class SyncEngine:
                 )
                 if uploaded:  # the issue is as it was when the baseline was taken otherwise
                     await self._refresh_baseline(rt, t.local_issue_id)
-        await self.db.write(lambda c: s.drop_chunks(c, conn_id, blob.sha256))
+        await self._write(lambda c: s.drop_chunks(c, conn_id, blob.sha256))
 
     async def _refresh_baseline(self, rt: Runtime, local_id: str) -> None:
         """After our own upload the issue's outgoing replica is unchanged (received attachments are
         never sent back); refresh the baseline anyway so nothing of our write looks new."""
         conn_id = rt.row.id
-        twin = await self.db.read(lambda c: s.twin_by_local(c, conn_id, local_id))
+        twin = await self._read(lambda c: s.twin_by_local(c, conn_id, local_id))
         if twin is None or twin.baseline_fingerprint is None:
             return
         fp = await self._outgoing_fp(rt, await self.adapter.get_issue(local_id))
         if fp is not None:
-            await self.db.write(lambda c: s.update_twin(c, twin.id, baseline_fingerprint=fp))
+            await self._write(lambda c: s.update_twin(c, twin.id, baseline_fingerprint=fp))
 
     async def _fail_transfers(
         self, conn_id: bytes, sha256: str, transfers: list[s.Transfer], why: str
     ) -> None:
         for t in transfers:
-            twin = await self.db.read(
+            twin = await self._read(
                 functools.partial(s.twin_by_local, conn_id=conn_id, local_id=t.local_issue_id)
             )
             entity = twin.local_key if twin else t.local_issue_id
-            await self.db.write(
+            await self._write(
                 functools.partial(
                     s.finish_transfer,
                     conn_id=conn_id,
@@ -1615,10 +1774,10 @@ class SyncEngine:
             await self._error(
                 conn_id, entity, "peer", f"attachment {t.filename!r}: {why}", local_id=t.local_issue_id
             )
-        await self.db.write(lambda c: s.drop_chunks(c, conn_id, sha256))
+        await self._write(lambda c: s.drop_chunks(c, conn_id, sha256))
 
     async def _resend_blob_requests(self) -> None:
-        rows = await self.db.read(
+        rows = await self._read(
             lambda c: c.execute(
                 "SELECT a.conn_id, a.sha256, a.remote_attachment_id, t.remote_id FROM twin_attachments a "
                 "JOIN twins t ON t.conn_id = a.conn_id AND t.local_id = a.local_issue_id "
@@ -1652,7 +1811,9 @@ class SyncEngine:
     ) -> int:
         if state == "open":
             log.warning("sync error (%s) %s: %s", kind, entity or self._name_of(conn_id) or "", message)
-        return await self.db.write(
+        elif state == "retrying" and entity is not None:
+            self._retry_entities.add(entity)
+        return await self._write(
             lambda c: s.record_error(
                 c,
                 conn_id=conn_id,
@@ -1667,7 +1828,9 @@ class SyncEngine:
         )
 
     async def _resolve_retrying(self, conn_id: bytes | None, entity: str) -> None:
-        await self.db.write(
+        if self._retry_loaded and entity not in self._retry_entities:
+            return  # nothing of it is retrying: no write (this runs after every message)
+        await self._write(
             lambda c: c.execute(
                 "UPDATE sync_errors SET state = 'resolved', last_seen = ? WHERE state = 'retrying' "
                 "AND entity = ? AND (conn_id IS ? OR ? IS NULL)",
@@ -1696,11 +1859,11 @@ class SyncEngine:
         )
 
     async def errors(self, *, include_resolved: bool = False) -> list[ErrorView]:
-        rows = await self.db.read(lambda c: s.list_errors(c, include_resolved))
+        rows = await self._read(lambda c: s.list_errors(c, include_resolved))
         return [self._error_view(r) for r in rows]
 
     async def _get_error(self, error_id: int) -> s.ErrorRow:
-        row = await self.db.read(lambda c: s.get_error(c, error_id))
+        row = await self._read(lambda c: s.get_error(c, error_id))
         if row is None:
             raise NotFound(f"no error with id {error_id}")
         return row
@@ -1709,13 +1872,13 @@ class SyncEngine:
         row = await self._get_error(error_id)
         conn_id = bytes(row.conn_id) if row.conn_id is not None else None
         rt = self._rt_by_id(conn_id) if conn_id is not None else None
-        await self.db.write(
+        await self._write(
             lambda c: c.execute(
                 "UPDATE sync_errors SET state = 'resolved', paused = 0 WHERE id = ?", (error_id,)
             )
         )
         if rt is not None and row.direction == "incoming" and row.remote_id:
-            twin = await self.db.read(lambda c: s.twin_by_remote(c, rt.row.id, row.remote_id or ""))
+            twin = await self._read(lambda c: s.twin_by_remote(c, rt.row.id, row.remote_id or ""))
             if twin is not None and twin.pending_replica:
                 paused = twin
                 message = ReplicaMessage(
@@ -1723,14 +1886,14 @@ class SyncEngine:
                     version=max(1, twin.pending_version or 1),
                     reason="retry",
                 )
-                await self.db.write(
+                await self._write(
                     lambda c: s.update_twin(c, paused.id, state="linked" if paused.local_id else "pending")
                 )
                 await self._process_with_retry_direct(rt, message)
         elif rt is not None and (row.local_id or row.entity):
-            twin = await self.db.read(lambda c: s.twin_by_local(c, rt.row.id, row.local_id or ""))
+            twin = await self._read(lambda c: s.twin_by_local(c, rt.row.id, row.local_id or ""))
             if twin is not None and twin.state == "paused":
-                await self.db.write(
+                await self._write(
                     lambda c: s.update_twin(c, twin.id, state="linked" if twin.remote_id else "pending")
                 )
             try:
@@ -1773,12 +1936,12 @@ class SyncEngine:
                     pending_replica=None,
                 )
 
-        await self.db.write(write)
+        await self._write(write)
         return self._error_view(await self._get_error(error_id))
 
     async def conflicts(self, connection: str | None = None) -> list[ConflictView]:
         conn_id = self._rt(connection).row.id if connection else None
-        rows = await self.db.read(
+        rows = await self._read(
             lambda c: c.execute(
                 "SELECT id, conn_id, entity, field, local_value, remote_value, winner, at FROM conflicts "
                 "WHERE (? IS NULL OR conn_id = ?) ORDER BY id",
@@ -1834,11 +1997,11 @@ class SyncEngine:
                 ).fetchone()
             )
 
-        return self._trigger_view(await self.db.write(write))
+        return self._trigger_view(await self._write(write))
 
     async def list_triggers(self, connection: str | None = None) -> list[TriggerView]:
         conn_id = self._rt(connection).row.id if connection else None
-        rows = await self.db.read(
+        rows = await self._read(
             lambda c: c.execute(
                 "SELECT id, conn_id, query, note, active, created_at FROM triggers "
                 "WHERE (? IS NULL OR conn_id = ?) ORDER BY id",
@@ -1856,13 +2019,13 @@ class SyncEngine:
             ).fetchone()
             return None if row is None else tuple(row)
 
-        row = await self.db.write(write)
+        row = await self._write(write)
         if row is None:
             raise NotFound(f"no trigger with id {trigger_id}")
         return self._trigger_view(row)
 
     async def remove_trigger(self, trigger_id: int) -> None:
-        gone = await self.db.write(
+        gone = await self._write(
             lambda c: c.execute("DELETE FROM triggers WHERE id = ?", (trigger_id,)).rowcount
         )
         if not gone:
@@ -1894,7 +2057,7 @@ class SyncEngine:
             compile_query(query)
         except JqlError as exc:
             raise InvalidInput(f"invalid JQL: {exc}") from None
-        job_id = await self.db.write(
+        job_id = await self._write(
             lambda c: int(
                 c.execute(
                     "INSERT INTO bulk_jobs (conn_id, query, state, started_at) VALUES (?, ?, 'running', ?)",
@@ -1907,7 +2070,7 @@ class SyncEngine:
         return await self.bulk_job(job_id)
 
     async def _run_bulk(self, job_id: int) -> None:
-        row = await self.db.read(
+        row = await self._read(
             lambda c: c.execute(
                 "SELECT conn_id, query, listed, page_token FROM bulk_jobs WHERE id = ?", (job_id,)
             ).fetchone()
@@ -1946,9 +2109,9 @@ class SyncEngine:
                             (job_id, job_id),
                         )
 
-                await self.db.write(write)
+                await self._write(write)
             # 2. sync what is not done yet, a few at a time
-            todo = await self.db.read(
+            todo = await self._read(
                 lambda c: [
                     str(r[0])
                     for r in c.execute(
@@ -1969,7 +2132,7 @@ class SyncEngine:
                     except (TrackerError, SyncError) as exc:
                         error = str(exc)
                     state = "failed" if error else "done"
-                    await self.db.write(
+                    await self._write(
                         lambda c: (
                             c.execute(
                                 "UPDATE bulk_items SET state = ?, error = ? WHERE job_id = ? AND issue_key "
@@ -1986,7 +2149,7 @@ class SyncEngine:
             await self._end_bulk(job_id, "failed", f"the tracker refused the query or failed: {exc}")
 
     async def _end_bulk(self, job_id: int, state: str, error: str | None) -> None:
-        await self.db.write(
+        await self._write(
             lambda c: c.execute(
                 "UPDATE bulk_jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?",
                 (state, error, s.now(), job_id),
@@ -2010,7 +2173,7 @@ class SyncEngine:
     _BULK_COLS = "id, conn_id, query, state, total, done, failed, started_at, finished_at, error"
 
     async def bulk_job(self, job_id: int) -> BulkJobView:
-        row = await self.db.read(
+        row = await self._read(
             lambda c: c.execute(f"SELECT {self._BULK_COLS} FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
         )
         if row is None:
@@ -2018,14 +2181,14 @@ class SyncEngine:
         return self._bulk_view(row)
 
     async def list_bulk_jobs(self) -> list[BulkJobView]:
-        rows = await self.db.read(
+        rows = await self._read(
             lambda c: c.execute(f"SELECT {self._BULK_COLS} FROM bulk_jobs ORDER BY id").fetchall()
         )
         return [self._bulk_view(r) for r in rows]
 
     async def unlink(self, key: str, connection: str) -> TwinView:
         rt = self._rt(connection)
-        twins = [t for t in await self.db.read(lambda c: s.twins_of_issue(c, key)) if t.conn_id == rt.row.id]
+        twins = [t for t in await self._read(lambda c: s.twins_of_issue(c, key)) if t.conn_id == rt.row.id]
         if not twins or twins[0].local_id is None:
             raise NotFound(f"{key!r} is not synced on connection {connection!r}")
         twin = twins[0]
@@ -2042,12 +2205,12 @@ class SyncEngine:
                 )
             except ManagerError as exc:
                 raise SyncError(f"cannot tell the peer: {exc}") from None
-            await self.db.write(lambda c: s.update_twin(c, twin.id, state="unlinked", last_result="unlinked"))
+            await self._write(lambda c: s.update_twin(c, twin.id, state="unlinked", last_result="unlinked"))
         views = await self.status(key)
         return next(v for v in views if v.connection == rt.name)
 
     async def status(self, key: str) -> list[TwinView]:
-        rows = await self.db.read(lambda c: s.twins_of_issue(c, key))
+        rows = await self._read(lambda c: s.twins_of_issue(c, key))
         out: list[TwinView] = []
         for t in rows:
             if t.local_id is None:
@@ -2094,7 +2257,7 @@ class SyncEngine:
     async def rules(self, connection: str, direction: Direction) -> list[RuleVersionView]:
         rt = self._rt(connection)
         direction = self._check_direction(direction)
-        rows = await self.db.read(
+        rows = await self._read(
             lambda c: c.execute(
                 "SELECT version, mode, source, state, created_at FROM rulesets WHERE conn_id = ? AND "
                 "direction = ? "
@@ -2141,10 +2304,10 @@ class SyncEngine:
             )
             return (version, mode, source, "draft", s.now())
 
-        return self._rule_view(rt, direction, await self.db.write(write))
+        return self._rule_view(rt, direction, await self._write(write))
 
     async def _draft(self, conn_id: bytes, direction: Direction) -> RuleSet | None:
-        row = await self.db.read(
+        row = await self._read(
             lambda c: c.execute(
                 "SELECT version, mode, source FROM rulesets WHERE conn_id = ? AND direction = ? AND state "
                 "= 'draft'",
@@ -2190,7 +2353,7 @@ class SyncEngine:
             )
             return (version, draft.mode, draft.source, "published", t)
 
-        row = await self.db.write(write)
+        row = await self._write(write)
         self._rules[(conn_id, direction)] = compiled
         return self._rule_view(rt, direction, row)
 
@@ -2241,7 +2404,7 @@ class SyncEngine:
             )
             return (version, target[1], target[2], "published", t)
 
-        row = await self.db.write(write)
+        row = await self._write(write)
         self._rules.pop((conn_id, direction), None)
         return self._rule_view(rt, direction, row)
 
@@ -2264,7 +2427,7 @@ class SyncEngine:
             if not key:
                 raise InvalidInput("an outgoing test run needs a local issue key")
             snapshot = await self._snapshot(key)
-            received = await self.db.read(
+            received = await self._read(
                 lambda c: (
                     s.received_comment_ids(c, conn_id, snapshot.id),
                     s.received_attachment_ids(c, conn_id, snapshot.id),
@@ -2278,7 +2441,7 @@ class SyncEngine:
             local = None
             if key:
                 local = await self._snapshot(key)
-                twin = await self.db.read(lambda c: s.twin_by_local(c, conn_id, local.id if local else ""))
+                twin = await self._read(lambda c: s.twin_by_local(c, conn_id, local.id if local else ""))
             previous = None
             if replica is not None:
                 try:
@@ -2295,7 +2458,7 @@ class SyncEngine:
                 raise InvalidInput(
                     "an incoming test run needs a replica (pasted, or stored for a synced issue KEY)"
                 )
-            maps = await self.db.read(
+            maps = await self._read(
                 lambda c: (
                     (s.comment_map(c, conn_id, local.id), s.attachment_map(c, conn_id, local.id))
                     if local
@@ -2331,10 +2494,10 @@ class SyncEngine:
     # Cursors (intake keeps its poll cursor here)
 
     async def get_cursor(self, key: str) -> str | None:
-        return await self.db.read(lambda c: s.get_cursor(c, key))
+        return await self._read(lambda c: s.get_cursor(c, key))
 
     async def set_cursor(self, key: str, value: str) -> None:
-        await self.db.write(lambda c: s.set_cursor(c, key, value))
+        await self._write(lambda c: s.set_cursor(c, key, value))
 
 
 def _drop_unchanged_since_sync_point(cs: ChangeSet, last_applied: dict[str, Any]) -> None:
