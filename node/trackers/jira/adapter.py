@@ -26,7 +26,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping, MutableMapping
+from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -43,14 +43,15 @@ from node.trackers.base import (
     TrackerEvent,
     TrackerNotFound,
     TrackerRejected,
+    TrackerTransient,
     Transition,
 )
-from node.trackers.http import RetryPolicy
+from node.trackers.http import RetryPolicy, error_for_status
 from protocol.replica import Attachment, Comment, UserRef
 from protocol.richtext import Doc, from_plain_text
 
 from . import mapping
-from .client import AuthKind, Deployment, JiraClient
+from .client import AuthKind, BulkRejected, Deployment, JiraClient, jira_error_detail
 from .markup import to_native
 from .webhooks import SUBSCRIBED_EVENTS
 from .webhooks import parse_webhook as _parse_webhook
@@ -59,6 +60,8 @@ log = logging.getLogger(__name__)
 
 _PAGE = 100  # comments / changelog page size (Jira's maximum for both)
 _ISSUE_FIELDS = "*all"
+_BULK_CREATE = 50  # issueUpdates per POST issue/bulk (Jira's maximum)
+_READ_BATCH = 50  # ids per get_issues search (Cloud reconciles at most 50 ids per search)
 
 
 class JiraAdapter(TrackerAdapter):
@@ -188,18 +191,28 @@ class JiraAdapter(TrackerAdapter):
             raise TrackerError(f"Jira returned no issue for {key_or_id}")
         return await self._complete(raw)
 
-    async def _complete(self, raw: dict[str, Any], names: Mapping[str, str] | None = None) -> IssueSnapshot:
+    async def _complete(
+        self,
+        raw: dict[str, Any],
+        names: Mapping[str, str] | None = None,
+        *,
+        me: Mapping[str, Any] | None = None,
+    ) -> IssueSnapshot:
         """Fetch what the issue JSON left out (changelog pages, comment properties, attachment
-        hashes) and map it."""
+        hashes) and map it. With ``me`` (the proxy user), comments are read again with their
+        properties only when those can change the snapshot (see :meth:`_comment_properties_matter`);
+        without, whenever there are comments."""
         issue_id = str(raw.get("id"))
         fields = raw.get("fields") or {}
         histories = await self._histories(issue_id, raw.get("changelog"))
         comment_block = fields.get("comment") or {}
+        embedded = comment_block.get("comments") or []
+        total = comment_block.get("total", len(embedded))
         comments: list[dict[str, Any]] | None = None
-        if comment_block.get("total", len(comment_block.get("comments") or [])) or comment_block.get(
-            "comments"
-        ):
-            comments = await self._comments(issue_id)
+        if total or embedded:
+            truncated = not isinstance(total, int) or total > len(embedded)
+            if me is None or truncated or self._comment_properties_matter(embedded, me):
+                comments = await self._comments(issue_id)
         hashes = await self._attachment_hashes(fields.get("attachment") or [])
         return mapping.issue_snapshot(
             raw,
@@ -209,6 +222,23 @@ class JiraAdapter(TrackerAdapter):
             comments=comments,
             attachment_hashes=hashes,
         )
+
+    def _comment_properties_matter(self, comments: list[Any], me: Mapping[str, Any]) -> bool:
+        """Whether embedded comments (which Jira lists without their properties) could map
+        differently once their properties are read. Properties feed two things: the Tandem marker,
+        which only the node writes, as the proxy user; and JSM's internal flag, which Cloud also
+        shows inline as ``jsdPublic`` (Server does not). So: on Server, always; on Cloud, when a
+        comment is the proxy user's or lacks ``jsdPublic``."""
+        if self.deployment != "cloud":
+            return True
+        mine = me.get("accountId")
+        for c in comments:
+            if not isinstance(c, dict) or "jsdPublic" not in c:
+                return True
+            author = c.get("author")
+            if not mine or not isinstance(author, dict) or author.get("accountId") == mine:
+                return True
+        return False
 
     async def _histories(self, issue_id: str, embedded: Any) -> list[dict[str, Any]] | None:
         if not isinstance(embedded, dict):
@@ -280,11 +310,109 @@ class JiraAdapter(TrackerAdapter):
         return f"{self.base_url[: len(self.base_url) - len(base_path)]}{path}"
 
     async def search(self, query: str, *, page_token: str | None = None, page_size: int = 50) -> SearchPage:
+        """One page of complete snapshots (equal to :meth:`get_issue`'s), from the page's own
+        embedded fields, changelog and comments: per issue, only what the page cannot show is read
+        (comment properties where they matter, changelog beyond what was embedded, new attachments)."""
         raw_issues, names, next_token, total = await self._search_raw(
-            query, page_token=page_token, page_size=page_size, fields=_ISSUE_FIELDS, expand=True
+            query,
+            page_token=page_token,
+            page_size=page_size,
+            fields=_ISSUE_FIELDS,
+            expand=True,
+            properties="*all",
         )
-        snapshots = await asyncio.gather(*(self._complete(i, names) for i in raw_issues))
-        return SearchPage(issues=list(snapshots), next_page_token=next_token, total=total)
+        return SearchPage(
+            issues=await self._complete_many(raw_issues, names), next_page_token=next_token, total=total
+        )
+
+    async def get_issues(self, ids: Sequence[str]) -> dict[str, IssueSnapshot]:
+        """Complete snapshots (equal to :meth:`get_issue`'s) of many issues: one search per
+        :data:`_READ_BATCH` ids or keys (``id in (…) OR key in (…)``, with the changelog and all
+        issue properties; on Cloud with ``reconcileIssues``, so what was just written is seen), then
+        per issue only what the search cannot show (see :meth:`search`). Ids or keys the search
+        did not return (a moved issue's old key, a deleted one) are read one by one; a query Jira
+        refuses (a key it does not know) falls back to one read per issue."""
+        wanted = list(dict.fromkeys(str(i) for i in ids if str(i)))
+        out: dict[str, IssueSnapshot] = {}
+        for start in range(0, len(wanted), _READ_BATCH):
+            chunk = wanted[start : start + _READ_BATCH]
+            try:
+                rows, names = await self._search_ids(chunk)
+            except TrackerRejected as exc:
+                log.info("Jira refused a search by id (%s); reading %d issues one by one", exc, len(chunk))
+                out.update(await super().get_issues(chunk))
+                continue
+            by_id: dict[str, IssueSnapshot] = {}
+            by_key: dict[str, IssueSnapshot] = {}
+            for snap in await self._complete_many(rows, names):
+                by_id[snap.id] = snap
+                by_key[snap.key.upper()] = snap
+            missed: list[str] = []
+            for ref in chunk:
+                found = by_id.get(ref) or by_key.get(ref.upper())
+                if found is None:
+                    missed.append(ref)
+                else:
+                    out[ref] = found
+            if missed:
+                out.update(await super().get_issues(missed))
+        return out
+
+    async def _search_ids(self, refs: Sequence[str]) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """Every issue of ``refs`` (ids or keys) JQL finds, all pages, with what get_issue asks for."""
+        ids = [r for r in refs if r.isdigit()]
+        keys = [r for r in refs if not r.isdigit()]
+        clauses = []
+        if ids:
+            clauses.append(f"id in ({', '.join(ids)})")
+        if keys:
+            clauses.append(f"key in ({', '.join(_jql_str(k) for k in keys)})")
+        jql = " OR ".join(clauses)
+        base: dict[str, Any] = {
+            "jql": jql,
+            "maxResults": len(refs),
+            "fields": [_ISSUE_FIELDS],
+            "properties": ["*all"],
+        }
+        if self.deployment == "cloud":
+            base["expand"] = "names,changelog"
+            base["reconcileIssues"] = [int(i) for i in ids[:_READ_BATCH]]
+        else:
+            base["expand"] = ["names", "changelog"]
+        rows: list[dict[str, Any]] = []
+        names: dict[str, str] = {}
+        token: str | None = None
+        for _ in range(len(refs) + 1):  # every page but the last holds one issue at least
+            if self.deployment == "cloud":
+                body = {**base, "nextPageToken": token} if token else base
+                page = await self.client.request("POST", "search/jql", json_body=body) or {}
+                more = not page.get("isLast", True) and bool(page.get("nextPageToken"))
+                token = str(page.get("nextPageToken")) if more else None
+            else:
+                page = (
+                    await self.client.request("POST", "search", json_body={**base, "startAt": len(rows)})
+                    or {}
+                )
+                total = page.get("total")
+                more = isinstance(total, int) and len(rows) + len(page.get("issues") or []) < total
+            issues = [i for i in page.get("issues") or [] if isinstance(i, dict)]
+            rows.extend(issues)
+            raw_names = page.get("names")
+            if isinstance(raw_names, dict):
+                names.update({str(k): str(v) for k, v in raw_names.items()})
+            if not more or not issues:
+                break
+        return rows, names
+
+    async def _complete_many(
+        self, rows: list[dict[str, Any]], names: Mapping[str, str]
+    ) -> list[IssueSnapshot]:
+        """Search rows → snapshots equal to get_issue's (which also carries ``names`` in ``raw``)."""
+        me = await self._me()
+        for row in rows:
+            if names and "names" not in row:
+                row["names"] = dict(names)
+        return list(await asyncio.gather(*(self._complete(r, names, me=me) for r in rows)))
 
     async def search_keys(
         self, query: str, *, page_token: str | None = None, page_size: int = 50
@@ -363,6 +491,7 @@ class JiraAdapter(TrackerAdapter):
                 page_size=self.poll_page_size,
                 fields=_ISSUE_FIELDS,
                 expand=True,
+                properties="*all",
                 overlap=overlap,
             )
             fresh = []
@@ -371,7 +500,7 @@ class JiraAdapter(TrackerAdapter):
                 if mark not in seen:
                     seen.add(mark)
                     fresh.append(raw)
-            for snapshot in await asyncio.gather(*(self._complete(r, names) for r in fresh)):
+            for snapshot in await self._complete_many(fresh, names):
                 yield snapshot
             if token is None:
                 return
@@ -408,19 +537,81 @@ class JiraAdapter(TrackerAdapter):
         created = await self._post_issue(project, update, marker)
         issue_id, key = created["id"], str(created.get("key") or created["id"])
         if marker:
-            if self._create_properties is None:
-                try:
-                    kept = await self.client.request(
-                        "GET", f"issue/{_seg(issue_id)}/properties/{mapping.MARKER_PROPERTY}"
-                    )
-                except TrackerNotFound:
-                    kept = None
-                if isinstance(kept, dict) and kept.get("value") == mapping.marker_value(marker):
-                    self._create_properties = True
-                else:
-                    self._ignores_create_properties(key)
-            if not self._create_properties:
+            await self._ensure_markers([(issue_id, key, marker)])
+        return self._ref_snapshot(project, update, issue_id, key, marker)
+
+    async def create_issues_ref(
+        self, project: str, items: Sequence[tuple[IssueUpdate, str | None]]
+    ) -> list[IssueSnapshot | TrackerError]:
+        """``POST issue/bulk`` by :data:`_BULK_CREATE` (Jira's maximum), each element with its
+        marker as a create-time property (checked and, where the site drops them, written
+        separately, as :meth:`create_issue_ref` does). An element Jira refuses gets the error
+        :meth:`create_issue_ref` would have raised for it, naming the fields; an item whose fields
+        cannot even be translated (unknown custom field, no such user) is refused before sending."""
+        out: list[IssueSnapshot | TrackerError | None] = [None] * len(items)
+        bodies: list[tuple[int, dict[str, Any]]] = []
+        for n, (update, marker) in enumerate(items):
+            try:
+                bodies.append((n, await self._issue_body(project, update, marker)))
+            except TrackerTransient:
+                raise
+            except TrackerError as exc:
+                out[n] = exc
+        for start in range(0, len(bodies), _BULK_CREATE):
+            chunk = bodies[start : start + _BULK_CREATE]
+            try:
+                answer = await self.client.request(
+                    "POST", "issue/bulk", json_body={"issueUpdates": [body for _, body in chunk]}
+                )
+            except BulkRejected as exc:  # every element refused: Jira answers 400 with the same shape
+                answer = exc.result
+            outcome = _bulk_outcome(
+                answer, len(chunk), self.client.describe("POST", self.client.url("issue/bulk"))
+            )
+            made: list[tuple[str, str, str]] = []
+            for (n, _body), row in zip(chunk, outcome, strict=True):
+                if isinstance(row, TrackerError):
+                    out[n] = row
+                    continue
+                issue_id, key = row
+                update, marker = items[n]
+                out[n] = self._ref_snapshot(project, update, issue_id, key, marker)
+                if marker:
+                    made.append((issue_id, key, marker))
+            await self._ensure_markers(made)
+        final = [r for r in out if r is not None]
+        assert len(final) == len(items)  # every item got its outcome above
+        return final
+
+    async def _ensure_markers(self, made: Sequence[tuple[str, str, str]]) -> None:
+        """Make sure each ``(id, key, marker)`` just created carries its marker: the first time,
+        check that this site kept the create-time property; where it does not, write them."""
+        if not made:
+            return
+        if self._create_properties is None:
+            issue_id, key, marker = made[0]
+            try:
+                kept = await self.client.request(
+                    "GET", f"issue/{_seg(issue_id)}/properties/{mapping.MARKER_PROPERTY}"
+                )
+            except TrackerNotFound:
+                kept = None
+            if isinstance(kept, dict) and kept.get("value") == mapping.marker_value(marker):
+                self._create_properties = True
+            else:
+                self._ignores_create_properties(key)
+        if self._create_properties:
+            return
+
+        async def put(issue_id: str, marker: str) -> None:
+            async with self._limit:
                 await self._put_marker(issue_id, marker)
+
+        await asyncio.gather(*(put(issue_id, marker) for issue_id, _key, marker in made))
+
+    def _ref_snapshot(
+        self, project: str, update: IssueUpdate, issue_id: str, key: str, marker: str | None
+    ) -> IssueSnapshot:
         properties: dict[str, Any] = {}
         if marker:
             properties[mapping.MARKER_PROPERTY] = mapping.marker_value(marker)
@@ -438,13 +629,17 @@ class JiraAdapter(TrackerAdapter):
             properties=properties,
         )
 
-    async def _post_issue(self, project: str, update: IssueUpdate, marker: str | None) -> dict[str, str]:
+    async def _issue_body(self, project: str, update: IssueUpdate, marker: str | None) -> dict[str, Any]:
         fields = await self._fields_body(update)
         fields["project"] = {"key": project}
         fields.setdefault("issuetype", {"name": self.default_issue_type})
         body: dict[str, Any] = {"fields": fields}
         if marker:
             body["properties"] = [{"key": mapping.MARKER_PROPERTY, "value": mapping.marker_value(marker)}]
+        return body
+
+    async def _post_issue(self, project: str, update: IssueUpdate, marker: str | None) -> dict[str, str]:
+        body = await self._issue_body(project, update, marker)
         created = await self.client.request("POST", "issue", json_body=body)
         if not isinstance(created, dict) or not created.get("id"):
             raise TrackerError(f"Jira did not return the created issue in project {project}")
@@ -794,6 +989,39 @@ def _start_at(token: str | None) -> int:
     if start < 0:
         raise TrackerRejected(f"not a page token from this adapter: {token!r}")
     return start
+
+
+def _bulk_outcome(answer: Any, count: int, describe: str) -> list[tuple[str, str] | TrackerError]:
+    """One outcome per element of a ``POST issue/bulk`` of ``count`` elements: ``(id, key)`` or the
+    error Jira gave it. Created issues are listed in element order, failed ones left out; an answer
+    that does not add up cannot be attributed and counts as a fault of the whole request (the
+    caller finds what was created by marker)."""
+    if not isinstance(answer, dict):
+        raise TrackerTransient(f"{describe}: Jira returned no bulk result")
+    failed: dict[int, TrackerError] = {}
+    for row in answer.get("errors") or []:
+        n = row.get("failedElementNumber") if isinstance(row, dict) else None
+        if not isinstance(n, int) or not 0 <= n < count:
+            continue
+        status = row.get("status") if isinstance(row.get("status"), int) else 400
+        messages, errors = jira_error_detail(row.get("elementErrors"))
+        detail = "; ".join(messages + [f"{k}: {v}" for k, v in errors.items()])
+        message = f"{describe} → {status} (element {n})" + (f": {detail}" if detail else "")
+        failed[n] = error_for_status(status, message, errors=errors)
+    issues = [i for i in answer.get("issues") or [] if isinstance(i, dict) and i.get("id")]
+    if len(issues) != count - len(failed):
+        raise TrackerTransient(
+            f"{describe}: Jira listed {len(issues)} created issues for {count - len(failed)} elements it took"
+        )
+    created = iter(issues)
+    out: list[tuple[str, str] | TrackerError] = []
+    for n in range(count):
+        if n in failed:
+            out.append(failed[n])
+        else:
+            issue = next(created)
+            out.append((str(issue["id"]), str(issue.get("key") or issue["id"])))
+    return out
 
 
 def _is_doc(value: Any) -> bool:

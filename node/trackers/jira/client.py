@@ -224,6 +224,10 @@ class JiraClient(RestClient):
             return TrackerAuthError(msg, status=status)
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         msg = f"{describe} → {status}" + (f": {detail}" if detail else "")
+        if status == 400 and b'"failedElementNumber"' in resp.body:
+            result = _bulk_result(resp.body)
+            if result is not None:
+                return BulkRejected(msg, status=status, result=result)
         return error_for_status(status, msg, retry_after=retry_after, errors=errors)
 
 
@@ -239,6 +243,12 @@ def _jira_error_body(raw: bytes) -> tuple[list[str], dict[str, str]]:
     except orjson.JSONDecodeError:
         text = error_text(raw)
         return ([text] if text else []), {}
+    return jira_error_detail(body)
+
+
+def jira_error_detail(body: Any) -> tuple[list[str], dict[str, str]]:
+    """The messages and per-field errors of one decoded Jira error body (also a bulk element's
+    ``elementErrors``)."""
     if not isinstance(body, dict):
         return [], {}
     messages = [str(m) for m in body.get("errorMessages") or [] if m]
@@ -247,6 +257,25 @@ def _jira_error_body(raw: bytes) -> tuple[list[str], dict[str, str]]:
     errors_raw = body.get("errors")
     errors = {str(k): str(v) for k, v in errors_raw.items()} if isinstance(errors_raw, dict) else {}
     return messages, errors
+
+
+class BulkRejected(TrackerRejected):
+    """A bulk request (``POST issue/bulk``) whose every element Jira refused: a 400 whose body is
+    the bulk result (``{"issues": [], "errors": [{"failedElementNumber", ...}]}``), in ``result``."""
+
+    def __init__(self, message: str, *, status: int, result: dict[str, Any]) -> None:
+        super().__init__(message, status=status)
+        self.result = result
+
+
+def _bulk_result(raw: bytes) -> dict[str, Any] | None:
+    try:
+        body = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    if isinstance(body, dict) and isinstance(body.get("errors"), list):
+        return body
+    return None
 
 
 class _Sink:
