@@ -298,6 +298,51 @@ class AdapterContract:
         found = await adapter.find_issue_by_marker(project, marker)
         assert found is not None and found.id == ref.id
 
+    async def test_create_issues_ref_one_outcome_per_item_in_order(
+        self, adapter: TrackerAdapter, project: str
+    ) -> None:
+        tag = os.urandom(4).hex()
+        items = [(IssueUpdate(summary=f"bulk {tag} {n}"), f"tandem:{tag}:{n}") for n in range(3)]
+        items.append((IssueUpdate(summary=f"bulk {tag} unmarked"), None))
+        outcomes = await adapter.create_issues_ref(project, items)
+        assert len(outcomes) == len(items)
+        for (update, marker), made in zip(items, outcomes, strict=True):
+            assert isinstance(made, IssueSnapshot), made
+            full = await adapter.get_issue(made.key)
+            assert (full.id, full.summary) == (made.id, update.summary)
+            if marker:
+                found = await adapter.find_issue_by_marker(project, marker)
+                assert found is not None and found.id == made.id
+        assert await adapter.create_issues_ref(project, []) == []
+
+    async def test_get_issues_equals_get_issue(
+        self, adapter: TrackerAdapter, as_human: TrackerAdapter, project: str, capabilities: Capabilities
+    ) -> None:
+        """Batched reads give the very snapshot get_issue gives: comments (own with markers,
+        internal, a person's), attachments, history; absent ids are left out."""
+        busy = await self.new_issue(adapter, project, summary="busy one")
+        await adapter.update_issue(busy.key, IssueUpdate(summary="busy one, edited"))
+        await adapter.update_issue(busy.key, IssueUpdate(labels=["alpha", "beta"]))
+        await adapter.add_comment(busy.key, from_plain_text("mine"), marker=f"c:{os.urandom(4).hex()}")
+        await as_human.add_comment(busy.key, from_plain_text("a person's"))
+        if capabilities.internal_comments:
+            await adapter.add_comment(busy.key, from_plain_text("staff only"), internal=True)
+        if capabilities.attachments:
+            await as_human.add_attachment(busy.key, "log.txt", b"line 1\n", mime_type="text/plain")
+        chatty = await self.new_issue(adapter, project, summary="a person talks")
+        await as_human.add_comment(chatty.key, from_plain_text("first"))
+        await as_human.add_comment(chatty.key, from_plain_text("second"))
+        quiet = await self.new_issue(adapter, project, summary="nothing yet")
+
+        asked = [busy.id, chatty.key, quiet.id, capabilities.missing_key, busy.id]
+        got = await adapter.get_issues(asked)
+        assert sorted(got) == sorted({busy.id, chatty.key, quiet.id})
+        for ref, snap in got.items():
+            assert snap == await adapter.get_issue(ref), ref
+        assert [text_of(c.body) for c in got[chatty.key].comments] == ["first", "second"]
+        assert len(got[busy.id].comment_markers) == 1
+        assert await adapter.get_issues([]) == {}
+
     # ------------------------------------------------------------------ comments
 
     async def test_comment_add_edit_delete(self, adapter: TrackerAdapter, project: str) -> None:
