@@ -1,7 +1,11 @@
 from __future__ import annotations
 
+import asyncio
 import sqlite3
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -107,8 +111,6 @@ async def test_a_write_is_one_transaction(tmp_path: Path) -> None:
 
 
 async def test_writes_are_serialised(tmp_path: Path) -> None:
-    import asyncio
-
     db = Database(tmp_path / "t.db")
     await db.open()
     try:
@@ -132,3 +134,156 @@ async def test_garbage_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(StoreError, match="cannot open the database"):
         await db.open()
     await db.close()
+
+
+# -- the writer's batches and the reads on the loop ------------------------------------------------
+
+
+async def _open_with_table(tmp_path: Path) -> Database:
+    db = Database(tmp_path / "t.db")
+    await db.open()
+    await db.write(lambda c: c.execute("CREATE TABLE n (v INT)"))
+    return db
+
+
+async def _queued_behind_a_blocker(
+    db: Database, writes: list[Callable[[sqlite3.Connection], Any]]
+) -> list[Any]:
+    """Run ``writes`` as one batch: they are queued while the writer is held by a first write."""
+    release = threading.Event()
+    started = threading.Event()
+
+    def blocker(c: sqlite3.Connection) -> None:
+        started.set()
+        assert release.wait(5)
+
+    first = asyncio.ensure_future(db.write(blocker))
+    await asyncio.to_thread(started.wait, 5)
+    pending = [asyncio.ensure_future(db.write(w)) for w in writes]
+    await asyncio.sleep(0)  # every write is queued before the writer is released
+    release.set()
+    await first
+    return await asyncio.gather(*pending, return_exceptions=True)
+
+
+def _insert(v: int) -> Callable[[sqlite3.Connection], int]:
+    def run(c: sqlite3.Connection) -> int:
+        c.execute("INSERT INTO n VALUES (?)", (v,))
+        return v
+
+    return run
+
+
+async def test_a_failing_write_in_a_batch_rolls_back_only_itself(tmp_path: Path) -> None:
+    db = await _open_with_table(tmp_path)
+    try:
+
+        def half(c: sqlite3.Connection) -> None:
+            c.execute("INSERT INTO n VALUES (2)")
+            raise RuntimeError("crash after the insert")
+
+        outcomes = await _queued_behind_a_blocker(db, [_insert(1), half, _insert(3)])
+        assert outcomes[0] == 1 and outcomes[2] == 3
+        assert isinstance(outcomes[1], RuntimeError)
+        assert await db.read(lambda c: sorted(r[0] for r in c.execute("SELECT v FROM n"))) == [1, 3]
+    finally:
+        await db.close()
+
+
+async def test_when_sqlite_abandons_the_transaction_the_whole_batch_before_it_raises(tmp_path: Path) -> None:
+    db = await _open_with_table(tmp_path)
+    try:
+        await db.write(lambda c: c.execute("CREATE TABLE boom (v INT)"))
+        await db.write(
+            lambda c: c.execute(
+                "CREATE TRIGGER no_boom BEFORE INSERT ON boom BEGIN SELECT RAISE(ROLLBACK, 'boom'); END"
+            )
+        )
+        outcomes = await _queued_behind_a_blocker(
+            db, [_insert(1), lambda c: c.execute("INSERT INTO boom VALUES (1)"), _insert(3)]
+        )
+        assert isinstance(outcomes[0], StoreError) and "rolled back" in str(outcomes[0])
+        assert isinstance(outcomes[1], sqlite3.IntegrityError)
+        assert outcomes[2] == 3
+        assert await db.read(lambda c: [r[0] for r in c.execute("SELECT v FROM n")]) == [3]
+    finally:
+        await db.close()
+
+
+async def test_a_write_whose_caller_gave_up_before_it_ran_is_not_applied(tmp_path: Path) -> None:
+    db = await _open_with_table(tmp_path)
+    try:
+        release = threading.Event()
+        started = threading.Event()
+
+        def blocker(c: sqlite3.Connection) -> None:
+            started.set()
+            assert release.wait(5)
+
+        first = asyncio.ensure_future(db.write(blocker))
+        await asyncio.to_thread(started.wait, 5)
+        doomed = asyncio.ensure_future(db.write(_insert(7)))
+        await asyncio.sleep(0)
+        doomed.cancel()
+        await asyncio.sleep(0)
+        release.set()
+        await first
+        await db.write(_insert(8))  # the writer has passed the cancelled write
+        assert doomed.cancelled()
+        assert await db.read(lambda c: [r[0] for r in c.execute("SELECT v FROM n")]) == [8]
+    finally:
+        await db.close()
+
+
+async def test_a_read_sees_the_write_that_just_returned(tmp_path: Path) -> None:
+    db = await _open_with_table(tmp_path)
+    try:
+        for v in range(50):
+            await db.write(_insert(v))
+            assert await db.read(lambda c: c.execute("SELECT MAX(v) FROM n").fetchone()[0]) == v
+    finally:
+        await db.close()
+
+
+async def test_a_long_read_moves_off_the_loop_and_returns_everything(tmp_path: Path) -> None:
+    db = await _open_with_table(tmp_path)
+    try:
+        await db.write(lambda c: c.executemany("INSERT INTO n VALUES (?)", ((v,) for v in range(20_000))))
+        threads: list[int] = []
+
+        def scan(c: sqlite3.Connection) -> int:
+            threads.append(threading.get_ident())
+            return sum(r[0] for r in c.execute("SELECT v FROM n"))
+
+        assert await db.read(scan) == sum(range(20_000))
+        assert threads[0] == threading.get_ident()  # tried on the loop first …
+        assert threads[-1] != threading.get_ident()  # … and finished on the reader thread
+        point: list[int] = []
+
+        def one(c: sqlite3.Connection) -> int:
+            point.append(threading.get_ident())
+            return int(c.execute("SELECT v FROM n WHERE rowid = 5").fetchone()[0])
+
+        assert await db.read(one) == 4
+        assert point == [threading.get_ident()]  # a short read stays on the loop
+    finally:
+        await db.close()
+
+
+async def test_a_read_cannot_write(tmp_path: Path) -> None:
+    db = await _open_with_table(tmp_path)
+    try:
+        with pytest.raises(sqlite3.OperationalError, match="readonly"):
+            await db.read(lambda c: c.execute("INSERT INTO n VALUES (1)"))
+        assert await db.read(lambda c: c.execute("SELECT COUNT(*) FROM n").fetchone()[0]) == 0
+    finally:
+        await db.close()
+
+
+async def test_a_closed_database_says_so(tmp_path: Path) -> None:
+    db = await _open_with_table(tmp_path)
+    await db.close()
+    with pytest.raises(StoreError, match="closed"):
+        await db.read(lambda c: c.execute("SELECT 1").fetchone())
+    with pytest.raises(StoreError, match="closed"):
+        await db.write(_insert(1))
