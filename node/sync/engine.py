@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import functools
 import hashlib
@@ -96,6 +97,7 @@ log = logging.getLogger("tandem.sync")
 ENGINE_TYPES = frozenset({"replica", "result", "unlink", "blob", "blob_request"})
 _BLOB_BATCH = 8  # Blob messages per manager.send call
 _GROUP_WRITES = 64  # store calls of concurrent lanes run in one thread hop (one transaction for writes)
+_TRACKER_BATCH = 50  # issues per batched tracker call (Jira: issue/bulk takes at most 50)
 _IN_MEMORY = 256  # incoming messages kept decoded in a connection's queue; the rest wait in the inbox
 
 
@@ -201,6 +203,9 @@ class _Group(Generic[_In, _Out]):
         try:
             while self._queue:
                 batch, self._queue = self._queue[: self.size], self._queue[self.size :]
+                batch = [(i, f) for i, f in batch if not f.done()]  # callers gone: not theirs to run
+                if not batch:
+                    continue
                 self.batches += 1
                 try:
                     outcomes: Sequence[_Out | BaseException] = await self._run([i for i, _ in batch])
@@ -221,6 +226,15 @@ class _Group(Generic[_In, _Out]):
             for _, future in batch:  # cancelled (engine stopping) half-way through a batch
                 if not future.done():
                     future.cancel()
+
+
+@dataclasses.dataclass(frozen=True)
+class _CreateItem:
+    conn_id: bytes
+    remote_id: str
+    project: str
+    fields: IssueUpdate
+    marker: str
 
 
 class _Stale(Exception):
@@ -288,6 +302,13 @@ class SyncEngine:
         )
         self._sends: _Group[tuple[Runtime, Message], Any] = _Group(
             self._send_batch, self._spawn, size=_GROUP_WRITES
+        )
+        # Tracker calls of concurrent lanes made together: creates and the apply's final reads.
+        self._creates: _Group[_CreateItem, IssueSnapshot] = _Group(
+            self._create_batch, self._spawn, size=_TRACKER_BATCH, in_flight=2
+        )
+        self._fresh_reads: _Group[str, IssueSnapshot] = _Group(
+            self._read_batch_issues, self._spawn, size=_TRACKER_BATCH, in_flight=2
         )
 
     # =============================================================================================
@@ -1110,7 +1131,7 @@ class SyncEngine:
             blobs = await self._apply_attachments(conn_id, local, rid, cs, warnings)
             if mark is not None:
                 mark.reading = True
-            fresh = await self.adapter.get_issue(local.id)
+            fresh = await self._read_fresh(local.id)
             if local.status is None and await self._walk_status(conn_id, fresh, cs, replica, warnings):
                 fresh = await self.adapter.get_issue(local.id)
             if mark is not None:
@@ -1234,19 +1255,53 @@ class SyncEngine:
         marker: str,
         twin: s.TwinRow | None,
     ) -> IssueSnapshot:
-        conn_id = rt.row.id
-        await self._write(
-            lambda c: c.execute(
-                "INSERT INTO intents (conn_id, remote_entity_id, marker, project, created_at) VALUES (?, "
-                "?, ?, ?, ?)",
-                (conn_id, replica.entity.id, marker, project, s.now()),
-            )
-        )
         # The apply reads the issue once, at its end: an adapter that can create without reading
         # the issue back (Jira) saves a call here (the returned snapshot then may lack a status).
-        issue = await self.adapter.create_issue_ref(project, fields, marker=marker)
+        # Creates of concurrent lanes go to the tracker together (_create_batch).
+        issue = await self._creates(_CreateItem(rt.row.id, replica.entity.id, project, fields, marker))
         self._crash("create_issue")
         return issue
+
+    async def _create_batch(self, items: list[_CreateItem]) -> list[IssueSnapshot | BaseException]:
+        """Create the issues of several lanes with as few tracker calls as the adapter allows. Each
+        keeps its own intent row, all written in one transaction BEFORE the tracker call, and its
+        own marker on the issue: after a crash anywhere here, ``_settle_intents`` adopts what was
+        created (by marker) and closes the intents of what was not, exactly as for a lone create."""
+        now = s.now()
+        await self.db.write(
+            lambda c: c.executemany(
+                "INSERT INTO intents (conn_id, remote_entity_id, marker, project, created_at) "
+                "VALUES (?, ?, ?, ?, ?)",
+                [(i.conn_id, i.remote_id, i.marker, i.project, now) for i in items],
+            )
+        )
+        out: list[IssueSnapshot | BaseException] = [TrackerError("not created")] * len(items)
+        by_project: dict[str, list[int]] = {}
+        for n, item in enumerate(items):
+            by_project.setdefault(item.project, []).append(n)
+        for project, indexes in by_project.items():
+            try:
+                created = await self.adapter.create_issues_ref(
+                    project, [(items[n].fields, items[n].marker) for n in indexes]
+                )
+            except TrackerError as exc:
+                created = [exc] * len(indexes)
+            if len(created) != len(indexes):
+                created = [TrackerError("the tracker adapter answered a batch create out of step")] * len(
+                    indexes
+                )
+            for n, outcome in zip(indexes, created, strict=True):
+                out[n] = outcome
+        return out
+
+    async def _read_fresh(self, local_id: str) -> IssueSnapshot:
+        """The issue as :meth:`TrackerAdapter.get_issue` gives it; reads of concurrent lanes are
+        made together (``get_issues``)."""
+        return await self._fresh_reads(local_id)
+
+    async def _read_batch_issues(self, ids: list[str]) -> list[IssueSnapshot | BaseException]:
+        got = await self.adapter.get_issues(ids)
+        return [got[i] if i in got else TrackerNotFound(f"issue {i} not found") for i in ids]
 
     async def _adopt_open_intent(self, conn_id: bytes, project: str, marker: str) -> IssueSnapshot | None:
         open_intent = await self._read(

@@ -15,13 +15,13 @@ async def test_backlog_beyond_the_in_memory_bound_is_applied_in_order(pair: Pair
     eng.engine.in_memory = 2
     gate = asyncio.Event()
     adapter: Any = eng.engine.adapter
-    create = adapter.create_issue_ref
+    create = adapter.create_issues_ref
 
     async def held_create(*args: Any, **kwargs: Any) -> Any:
         await gate.wait()
         return await create(*args, **kwargs)
 
-    adapter.create_issue_ref = held_create
+    adapter.create_issues_ref = held_create
     try:
         keys = [await sup.create(f"backlog {n}") for n in range(4)]
         for key in keys:
@@ -40,7 +40,7 @@ async def test_backlog_beyond_the_in_memory_bound_is_applied_in_order(pair: Pair
         assert decoded <= 2 and by_seq >= 5
     finally:
         gate.set()
-        adapter.create_issue_ref = create
+        adapter.create_issues_ref = create
     await pair.settle()
     for key in keys:
         eng_key = await pair.twin_of(sup, key)

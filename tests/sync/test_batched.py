@@ -1,0 +1,84 @@
+"""Concurrent lanes share tracker calls: the creates of several new twins go to the tracker in one
+batched call (each keeps its own intent and marker), and a crash after such a call, before any of
+them is recorded, still converges without duplicates."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.sync.conftest import Pair, eventually
+
+
+class HeldCreates:
+    """Wraps the engineering adapter's ``create_issues_ref``: the first call waits for ``gate`` (so
+    replicas pile up behind it); every call's batch size is recorded."""
+
+    def __init__(self, adapter: Any) -> None:
+        self.adapter, self.real = adapter, adapter.create_issues_ref
+        self.gate = asyncio.Event()
+        self.sizes: list[int] = []
+        adapter.create_issues_ref = self
+
+    async def __call__(self, project: str, items: Any) -> Any:
+        self.sizes.append(len(items))
+        await self.gate.wait()
+        return await self.real(project, items)
+
+    def restore(self) -> None:
+        self.adapter.create_issues_ref = self.real
+
+
+async def pile_up(pair: Pair, count: int) -> tuple[list[str], HeldCreates]:
+    """``count`` new issues on support, synced while engineering's first create is held."""
+    sup, eng = pair.support, pair.engineering
+    held = HeldCreates(eng.engine.adapter)
+    keys = [await sup.create(f"batched {n}") for n in range(count)]
+    for key in keys:
+        await sup.engine.sync(key, sup.connection)
+
+    async def all_waiting() -> bool:
+        return eng.engine._busy == count and sum(held.sizes) >= 1
+
+    await eventually(all_waiting, what="every replica waiting for its create")
+    return keys, held
+
+
+async def test_creates_of_concurrent_lanes_share_one_call(pair: Pair) -> None:
+    sup, eng = pair.support, pair.engineering
+    keys, held = await pile_up(pair, 4)
+    held.gate.set()
+    await pair.settle()
+    held.restore()
+    assert sum(held.sizes) == 4 and max(held.sizes) >= 2 and len(held.sizes) <= 3
+    twins = [await pair.twin_of(sup, key) for key in keys]
+    assert sorted(twins) == eng.twin_keys() and len(set(twins)) == 4
+    for key, twin in zip(keys, twins, strict=True):
+        issue = await eng.adapter.get_issue(twin)
+        assert issue.summary == (await sup.adapter.get_issue(key)).summary
+        [view] = await eng.engine.status(twin)
+        assert view.state == "linked" and view.last_result == "applied"
+    assert await eng.engine.errors(include_resolved=True) == []
+
+
+async def test_crash_after_a_batched_create_adopts_every_issue_once(pair: Pair) -> None:
+    sup, eng = pair.support, pair.engineering
+    eng.engine.crash_points.add("create_issue")
+    keys, held = await pile_up(pair, 4)
+    held.gate.set()
+
+    async def created() -> bool:
+        return len(eng.twin_keys()) == 4 and not eng.engine._busy
+
+    await eventually(created, what="every issue created on engineering")
+    held.restore()
+    assert max(held.sizes) >= 2  # a batched call created several, then the crash
+    for twin in eng.twin_keys():  # the crash left them unrecorded
+        assert await eng.engine.status(twin) == []
+    await eng.restart_engine()
+    twins = [await pair.twin_of(sup, key) for key in keys]
+    await pair.settle()
+    assert eng.twin_keys() == sorted(twins) and len(set(twins)) == 4
+    for twin in twins:
+        [view] = await eng.engine.status(twin)
+        assert view.state == "linked" and view.last_received_version == 1
