@@ -208,6 +208,7 @@ class Intake:
         self.webhook_base = webhook_base.rstrip("/") if webhook_base else None
         self._clock = clock
         self.metrics = IntakeMetrics(registry, lambda: self.state)
+        self._echo_skipped = self.metrics.changes.labels("echo_skipped")  # per delivery: looked up once
         self.state: TrackerState = "unknown"
         self.state_message = "not checked yet"
         self.account: TrackerAccount | None = None
@@ -567,8 +568,10 @@ class Intake:
             self.reject("invalid")
             raise WebhookError(f"webhook body not understood ({exc.__class__.__name__})") from exc
         self.metrics.webhooks_received.inc()
+        if not events:
+            return 0
         now = self._clock()
-        if events and self.webhook_state == "degraded":
+        if self.webhook_state == "degraded":
             self.webhook_state = "registered"
         proxy = self._proxy()
         for event in events:
@@ -576,7 +579,8 @@ class Intake:
             if proxy is not None and _same_user(event.actor, proxy):
                 # The node's own write coming back: the engine recorded its outcome when it wrote.
                 # Each event names the actor of its one change, so a person's edit is never here.
-                self.metrics.changes.labels("echo_skipped").inc()
+                # Nothing is logged per delivery (a bulk sync echoes every write it makes).
+                self._echo_skipped.inc()
                 continue
             self.enqueue(event.issue_id, "webhook")
         return len(events)

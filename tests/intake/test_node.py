@@ -309,3 +309,18 @@ async def test_each_comment_change_arrives_once_and_the_nodes_own_comment_is_an_
     assert [(e.kind, e.comment_id) for e in parsed] == [("comment_created", own.id)]
     assert await echo_count(node) == echoes + 1
     assert spy.calls == []
+
+
+async def test_a_delivery_is_answered_with_the_number_of_events_taken(
+    start_node: StartNode, vendor_data: Path
+) -> None:
+    node = await start_node(webhooks="off")
+    assert node.intake is not None and node.peer_url is not None
+    await until(lambda: node.intake is not None and node.intake.webhook_path is not None)
+    url = node.peer_url + str(node.intake.webhook_path)
+    recorded = (vendor_data / "dev/jira-webhooks/webhook-server-comment-updated.json").read_bytes()
+    async with aiohttp.ClientSession() as s:
+        for body, accepted in ((recorded, 1), (b'{"webhookEvent": "worklog_updated"}', 0)):
+            async with s.post(url, data=body) as resp:
+                assert resp.status == 200 and resp.content_type == "application/json"
+                assert await resp.json() == {"accepted": accepted}
