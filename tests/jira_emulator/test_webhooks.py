@@ -253,3 +253,37 @@ async def test_jql_filter_and_dynamic_webhooks(cloud: JiraEmulator, cc: Client, 
     assert set(by_path) == {"/legacy", "/dynamic"}
     assert by_path["/legacy"]["issue"]["key"] == "PROJ-1"
     assert by_path["/dynamic"]["issue"]["key"] == "OTHER-1" and by_path["/dynamic"]["matchedWebhookIds"]
+
+
+async def test_every_hook_gets_the_same_body_and_dynamic_ones_their_id(
+    cloud: JiraEmulator, cc: Client, receiver: Receiver
+) -> None:
+    from .test_search import require_jql
+
+    require_jql()
+    await register(cc, receiver.url + "/one", ["jira:issue_created"])
+    await register(cc, receiver.url + "/two", ["jira:issue_created"])
+    status, reg = await cc.post(
+        "/rest/api/3/webhook",
+        {
+            "url": receiver.url + "/dynamic",
+            "webhooks": [{"events": ["jira:issue_created"], "jqlFilter": "project = PROJ"}],
+        },
+    )
+    assert status == 200
+    hook_id = reg["webhookRegistrationResult"][0]["createdWebhookId"]
+    await make_issue(cc)
+    await cloud.drain_webhooks()
+    by_path = dict(zip(receiver.paths, receiver.payloads(), strict=True))
+    assert set(by_path) == {"/one", "/two", "/dynamic"}
+    assert by_path["/one"] == by_path["/two"] and "matchedWebhookIds" not in by_path["/one"]
+    assert by_path["/dynamic"] == {**by_path["/one"], "matchedWebhookIds": [hook_id]}
+
+
+async def test_values_beyond_64_bits_are_still_served_exactly(sc: Client) -> None:
+    key = await make_issue(sc)
+    huge = {"big": 2**70, "small": -(2**65), "list": [2**64]}
+    status, _ = await sc.put(f"/rest/api/2/issue/{key}/properties/huge", huge)
+    assert status in (200, 201)
+    status, prop = await sc.get(f"/rest/api/2/issue/{key}/properties/huge")
+    assert status == 200 and prop["value"] == huge
