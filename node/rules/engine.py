@@ -147,10 +147,10 @@ def build_replica(
 ) -> tuple[Replica | None, str | None, list[str]]:
     """(replica, None, warnings), or (None, reason, warnings) when the rules filter it out."""
     warnings: list[str] = []
-    view = snapshot.model_dump(mode="json")
-    reason = check_filters(list(rules.only_if), list(rules.skip_if), view)
-    if reason:
-        return None, reason, warnings
+    if rules.only_if or rules.skip_if:  # the JSON view of the issue (raw payload included) costs
+        reason = check_filters(list(rules.only_if), list(rules.skip_if), snapshot.model_dump(mode="json"))
+        if reason:
+            return None, reason, warnings
     data = base_replica_data(snapshot)
     changed = latest_changes(snapshot, ctx.proxy_user)
     fallback = snapshot.created
@@ -225,7 +225,9 @@ def outgoing_comments(snapshot: IssueSnapshot, ctx: OutgoingContext, rules: Visu
             if policy == "skip":
                 continue
             comment = comment.model_copy(update={"internal": policy == "internal"})
-        out.append(comment.model_dump(mode="json"))
+        else:
+            comment = comment.model_copy()  # already valid: no dump and re-validation per comment
+        out.append(comment)
     return out
 
 
@@ -235,7 +237,7 @@ def outgoing_attachments(
     if not rules.attachments.enabled:
         return []
     return [
-        a.model_dump(mode="json")
+        a.model_copy()
         for a in snapshot.attachments
         if a.id not in ctx.received_attachment_ids and _attachment_ok(rules, a, warnings, "not sent")
     ]
@@ -278,10 +280,10 @@ def build_changes(
     rules: VisualRules,
     plans: Sequence[FieldPlan],
 ) -> ChangeSet:
-    view = replica.model_dump(mode="json")
-    reason = check_filters(list(rules.only_if), list(rules.skip_if), view)
-    if reason:
-        return ChangeSet(action="ignore", reason=reason)
+    if rules.only_if or rules.skip_if:
+        reason = check_filters(list(rules.only_if), list(rules.skip_if), replica.model_dump(mode="json"))
+        if reason:
+            return ChangeSet(action="ignore", reason=reason)
     if local is None and not rules.create:
         return ChangeSet(action="ignore", reason="creating local issues is switched off (create: false)")
     # Different trackers on the two sides: reshape the pair into what the local tracker can hold.
@@ -516,8 +518,10 @@ def _incoming_comments(
                 cs.comments_delete.append(CommentDelete(remote_id=c.id, local_id=local_id))
             continue
         if local_id is None:
+            # model_construct: the body is the replica's (validated when it was decoded) under a
+            # header paragraph built here, so validating the whole tree again would only cost.
             cs.comments_add.append(
-                CommentAdd(
+                CommentAdd.model_construct(
                     remote_id=c.id,
                     body=comment_body(rules, c, ctx),
                     internal=internal,
@@ -529,7 +533,7 @@ def _incoming_comments(
         old = before.get(c.id)
         if cr.edits and old is not None and (old.body != c.body or old.internal != c.internal):
             cs.comments_edit.append(
-                CommentEdit(
+                CommentEdit.model_construct(
                     remote_id=c.id, local_id=local_id, body=comment_body(rules, c, ctx), internal=internal
                 )
             )

@@ -25,16 +25,21 @@ from protocol.richtext import from_plain_text, validate_doc
 _USER_KEYS = ("email", "account_id", "username", "display_name")
 
 
+_SCALARS = (str, int, float, bool, type(None))
+
+
 def _json(value: Any) -> Any:
-    """Any pydantic-ish value → plain JSON data."""
+    """Any pydantic-ish value → plain JSON data (a new tree: the caller may change it)."""
+    if isinstance(value, _SCALARS):  # most leaves (rich-text nodes are mostly strings): test first
+        return value
+    if isinstance(value, dict):
+        return {str(k): v if isinstance(v, str) else _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [v if isinstance(v, str) else _json(v) for v in value]
     if hasattr(value, "model_dump"):
         return value.model_dump(mode="json", exclude_none=True)
     if isinstance(value, dt.datetime | dt.date):
         return value.isoformat()
-    if isinstance(value, list | tuple):
-        return [_json(v) for v in value]
-    if isinstance(value, dict):
-        return {str(k): _json(v) for k, v in value.items()}
     return value
 
 
@@ -79,6 +84,8 @@ def canon(kind: FieldKind, value: Any) -> Any:
 
 
 def same(kind: FieldKind, a: Any, b: Any) -> bool:
+    if type(a) is type(b) and a == b:  # equal plain values have equal canonical forms
+        return True
     ca, cb = canon(kind, a), canon(kind, b)
     if kind == "user" and isinstance(ca, dict) and isinstance(cb, dict):
         return same_user(ca, cb)
