@@ -98,6 +98,7 @@ ENGINE_TYPES = frozenset({"replica", "result", "unlink", "blob", "blob_request"}
 _BLOB_BATCH = 8  # Blob messages per manager.send call
 _GROUP_WRITES = 64  # store calls of concurrent lanes run in one thread hop (one transaction for writes)
 _TRACKER_BATCH = 50  # issues per batched tracker call (Jira: issue/bulk takes at most 50)
+_LINGER = 0.05  # longest wait of a batched tracker call for lanes that said they would join it
 _IN_MEMORY = 256  # incoming messages kept decoded in a connection's queue; the rest wait in the inbox
 
 
@@ -167,10 +168,31 @@ class _KeyedLocks:
                 self._locks[key] = (lock, users - 1)
 
 
+class _Expected:
+    """A lane's notice to a :class:`_Group` that it will probably call it soon (see ``expect``)."""
+
+    __slots__ = ("_group", "open")
+
+    def __init__(self, group: _Group[Any, Any]) -> None:
+        self._group, self.open = group, True
+        group.coming += 1
+
+    def close(self) -> None:
+        """Called (or decided not to call): the group no longer waits for this lane."""
+        if self.open:
+            self.open = False
+            self._group.coming -= 1
+            self._group.poke()
+
+
 class _Group(Generic[_In, _Out]):
     """Group commit for concurrent lanes: calls that arrive while a batch is being run wait and go
     together in the next one (at most ``size`` per batch, ``in_flight`` batches at once). A lone
-    call runs at once (no window, no added latency); under load, batches grow by themselves.
+    call runs at once (no added latency); under load, batches grow by themselves.
+
+    Lanes that will probably call soon say so (``expect``): a batch waits for them, at most
+    ``linger`` seconds, so that lanes working in step (a bulk of new issues) share one call rather
+    than each catching its own.
 
     ``run`` gets the items of a batch and returns one outcome per item, in order: a value, or the
     exception to raise in that item's caller. An exception raised by ``run`` itself is raised in
@@ -183,25 +205,50 @@ class _Group(Generic[_In, _Out]):
         *,
         size: int,
         in_flight: int = 1,
+        linger: float = 0.0,
     ) -> None:
         self._run, self._spawn = run, spawn
-        self.size, self.in_flight = size, in_flight
+        self.size, self.in_flight, self.linger = size, in_flight, linger
         self._queue: list[tuple[_In, asyncio.Future[_Out]]] = []
         self._running = 0
+        self.coming = 0  # lanes that said they will probably call soon
+        self._wake: asyncio.Event | None = None
         self.batches = 0  # batches run (tests, metrics)
 
-    async def __call__(self, item: _In) -> _Out:
+    def expect(self) -> _Expected:
+        return _Expected(self)
+
+    def poke(self) -> None:
+        if self._wake is not None and (self.coming <= 0 or len(self._queue) >= self.size):
+            self._wake.set()
+
+    async def __call__(self, item: _In, expected: _Expected | None = None) -> _Out:
         future: asyncio.Future[_Out] = asyncio.get_running_loop().create_future()
         self._queue.append((item, future))
+        if expected is not None:
+            expected.close()
+        self.poke()
         if self._running < self.in_flight:
             self._running += 1
             self._spawn(self._drain())
         return await future
 
+    async def _gather(self) -> None:
+        """Wait (at most ``linger`` s) for the lanes that said they would call."""
+        if self.linger <= 0 or self.coming <= 0 or len(self._queue) >= self.size:
+            return
+        self._wake = asyncio.Event()
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.linger)
+        finally:
+            self._wake = None
+
     async def _drain(self) -> None:
         batch: list[tuple[_In, asyncio.Future[_Out]]] = []
         try:
             while self._queue:
+                await self._gather()
                 batch, self._queue = self._queue[: self.size], self._queue[self.size :]
                 batch = [(i, f) for i, f in batch if not f.done()]  # callers gone: not theirs to run
                 if not batch:
@@ -305,10 +352,10 @@ class SyncEngine:
         )
         # Tracker calls of concurrent lanes made together: creates and the apply's final reads.
         self._creates: _Group[_CreateItem, IssueSnapshot] = _Group(
-            self._create_batch, self._spawn, size=_TRACKER_BATCH, in_flight=2
+            self._create_batch, self._spawn, size=_TRACKER_BATCH, linger=_LINGER
         )
         self._fresh_reads: _Group[str, IssueSnapshot] = _Group(
-            self._read_batch_issues, self._spawn, size=_TRACKER_BATCH, in_flight=2
+            self._read_batch_issues, self._spawn, size=_TRACKER_BATCH, linger=_LINGER
         )
 
     # =============================================================================================
@@ -980,13 +1027,18 @@ class SyncEngine:
                     )
                     return
             marks: list[tuple[str, str, _Applying]] = []
+            # A replica of an issue not twinned yet will probably create one: a batched create
+            # waits (briefly) for it to join.
+            creating = self._creates.expect() if twin is None or not twin.local_id else None
             try:
                 if twin is not None and twin.local_id:
                     async with self._locks.hold((conn_id, "l", twin.local_id)):
-                        await self._apply(rt, seq, msg, twin, marks)
+                        await self._apply(rt, seq, msg, twin, marks, creating)
                 else:
-                    await self._apply(rt, seq, msg, twin, marks)
+                    await self._apply(rt, seq, msg, twin, marks, creating)
             finally:
+                if creating is not None:
+                    creating.close()
                 for local_id, local_key, mark in marks:
                     for k in (local_id, local_key):
                         if self._applying.get(k) is mark:
@@ -1020,6 +1072,7 @@ class SyncEngine:
         msg: ReplicaMessage,
         twin: s.TwinRow | None,
         marks: list[tuple[str, str, _Applying]],
+        creating: _Expected | None = None,
     ) -> None:
         conn_id, conn_text = rt.row.id, connection_id_text(rt.row.id)
         replica = msg.replica
@@ -1113,17 +1166,22 @@ class SyncEngine:
         async with stack:
             if cs.action == "create":
                 assert local is None
-                local = await self._create(rt, replica, cs.project or project or "", fields, marker, twin)
+                local = await self._create(rt, replica, cs.project or project or "", fields, marker, creating)
                 mark = self._mark_applying(local, marks)
                 before = local
                 await stack.enter_async_context(self._locks.hold((conn_id, "l", local.id)))
                 twin = await self._record_adopted(conn_id, local, replica, twin)
             else:
                 assert local is not None
+                if creating is not None:
+                    creating.close()
                 before = local
                 if fields.touched():
                     await self.adapter.update_issue(local.key, fields)
             assert local is not None and twin is not None
+            # Lanes in step reach their final read together: it is made for all of them at once.
+            reading = self._fresh_reads.expect()
+            stack.callback(reading.close)
             warnings = list(cs.warnings)
             if local.status is not None:  # a created issue's status is known from the final read
                 await self._walk_status(conn_id, local, cs, replica, warnings)
@@ -1131,7 +1189,7 @@ class SyncEngine:
             blobs = await self._apply_attachments(conn_id, local, rid, cs, warnings)
             if mark is not None:
                 mark.reading = True
-            fresh = await self._read_fresh(local.id)
+            fresh = await self._fresh_reads(local.id, reading)
             if local.status is None and await self._walk_status(conn_id, fresh, cs, replica, warnings):
                 fresh = await self.adapter.get_issue(local.id)
             if mark is not None:
@@ -1253,12 +1311,14 @@ class SyncEngine:
         project: str,
         fields: IssueUpdate,
         marker: str,
-        twin: s.TwinRow | None,
+        expected: _Expected | None,
     ) -> IssueSnapshot:
         # The apply reads the issue once, at its end: an adapter that can create without reading
         # the issue back (Jira) saves a call here (the returned snapshot then may lack a status).
         # Creates of concurrent lanes go to the tracker together (_create_batch).
-        issue = await self._creates(_CreateItem(rt.row.id, replica.entity.id, project, fields, marker))
+        issue = await self._creates(
+            _CreateItem(rt.row.id, replica.entity.id, project, fields, marker), expected
+        )
         self._crash("create_issue")
         return issue
 
@@ -1293,11 +1353,6 @@ class SyncEngine:
             for n, outcome in zip(indexes, created, strict=True):
                 out[n] = outcome
         return out
-
-    async def _read_fresh(self, local_id: str) -> IssueSnapshot:
-        """The issue as :meth:`TrackerAdapter.get_issue` gives it; reads of concurrent lanes are
-        made together (``get_issues``)."""
-        return await self._fresh_reads(local_id)
 
     async def _read_batch_issues(self, ids: list[str]) -> list[IssueSnapshot | BaseException]:
         got = await self.adapter.get_issues(ids)
