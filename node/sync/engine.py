@@ -76,6 +76,7 @@ from node.sync.workflow import Unreachable, walk_to
 from node.trackers.base import (
     IssueSnapshot,
     IssueUpdate,
+    SearchPage,
     TrackerAdapter,
     TrackerError,
     TrackerNotFound,
@@ -674,7 +675,14 @@ class SyncEngine:
             return SyncOutcome(key=snapshot.key, connection=rt.name, sent=sent, version=version, reason=why)
 
         async with self._locks.hold((conn_id, "l", snapshot.id)):
-            twin = await self._read(lambda c: s.twin_by_local(c, conn_id, snapshot.id))
+            # One read for the twin and what the outgoing rules need of the store.
+            twin, received_c, received_a = await self._read(
+                lambda c: (
+                    s.twin_by_local(c, conn_id, snapshot.id),
+                    s.received_comment_ids(c, conn_id, snapshot.id),
+                    s.received_attachment_ids(c, conn_id, snapshot.id),
+                )
+            )
             if twin is not None and twin.state == "paused" and not manual:
                 return outcome(False, "paused by an error; retry or resolve it")
             if twin is not None and twin.state == "unlinked" and not manual:
@@ -687,12 +695,6 @@ class SyncEngine:
                 if not manual and not await self._in_scope(rt, snapshot):
                     return outcome(False, "not in scope (no trigger matches)")
             compiled = await self._compiled(conn_id, "outgoing")
-            received_c, received_a = await self._read(
-                lambda c: (
-                    s.received_comment_ids(c, conn_id, snapshot.id),
-                    s.received_attachment_ids(c, conn_id, snapshot.id),
-                )
-            )
             ctx = self._outgoing_ctx(rt, received_c, received_a)
             try:
                 result = await compiled.outgoing_async(snapshot, ctx)
@@ -2193,34 +2195,11 @@ class SyncEngine:
             await self._end_bulk(job_id, "failed", "the connection no longer exists")
             return
         try:
-            # 1. list every matching issue first (resumable: the page token is stored with each page)
-            # Keys only: each issue is read when it syncs, not twice.
-            while not listed:
-                keys, token = await self.adapter.search_keys(
-                    query, page_token=token, page_size=self.settings.reconcile_batch
-                )
-                listed = token is None or not keys
-
-                def write(
-                    c: sqlite3.Connection, keys: list[str] = keys, tok: Any = token, done: bool = listed
-                ) -> None:
-                    c.executemany(
-                        "INSERT OR IGNORE INTO bulk_items (job_id, issue_key) VALUES (?, ?)",
-                        [(job_id, k) for k in keys],
-                    )
-                    c.execute(
-                        "UPDATE bulk_jobs SET page_token = ?, listed = ? WHERE id = ?",
-                        (tok, int(done), job_id),
-                    )
-                    if done:
-                        c.execute(
-                            "UPDATE bulk_jobs SET total = (SELECT COUNT(*) FROM bulk_items WHERE job_id = "
-                            "?) WHERE id = ?",
-                            (job_id, job_id),
-                        )
-
-                await self._write(write)
-            # 2. sync what is not done yet, a few at a time
+            # Issues are read by search pages (full snapshots: one call per page, not one per issue)
+            # and sent as each page arrives, while the next page is being fetched. Resumable: a
+            # page's keys and the token of the page after it are stored together BEFORE its issues
+            # are sent; after a crash, items still 'todo' are read again (get_issues) and sent,
+            # then listing goes on from the stored token.
             todo = await self._read(
                 lambda c: [
                     str(r[0])
@@ -2231,32 +2210,99 @@ class SyncEngine:
                     )
                 ]
             )
-            limit = asyncio.Semaphore(self.settings.apply_concurrency)
+            step = self.settings.reconcile_batch
+            for i in range(0, len(todo), step):
+                keys = todo[i : i + step]
+                found = await self.adapter.get_issues(keys)
+                await self._bulk_send(rt, job_id, [found.get(k) or k for k in keys])
+            next_page: asyncio.Task[SearchPage] | None = None
+            if not listed:
+                next_page = asyncio.create_task(self.adapter.search(query, page_token=token, page_size=step))
+            try:
+                while next_page is not None:
+                    page = await next_page
+                    next_page = None
+                    token = page.next_page_token
+                    listed = token is None or not page.issues
+                    keys = [i.key for i in page.issues]
 
-            async def one(key: str) -> None:
-                async with limit:
-                    error: str | None = None
-                    try:
-                        snapshot = await self.adapter.get_issue(key)
-                        await self._send_entity(rt, snapshot, "bulk", manual=True)
-                    except (TrackerError, SyncError) as exc:
-                        error = str(exc)
-                    state = "failed" if error else "done"
-                    await self._write(
-                        lambda c: (
-                            c.execute(
-                                "UPDATE bulk_items SET state = ?, error = ? WHERE job_id = ? AND issue_key "
-                                "= ?",
-                                (state, error, job_id, key),
-                            ),
-                            c.execute(f"UPDATE bulk_jobs SET {state} = {state} + 1 WHERE id = ?", (job_id,)),
+                    def write(
+                        c: sqlite3.Connection, keys: list[str] = keys, tok: Any = token, done: bool = listed
+                    ) -> set[str]:
+                        c.executemany(
+                            "INSERT OR IGNORE INTO bulk_items (job_id, issue_key) VALUES (?, ?)",
+                            [(job_id, k) for k in keys],
                         )
-                    )
+                        c.execute(
+                            "UPDATE bulk_jobs SET page_token = ?, listed = ? WHERE id = ?",
+                            (tok, int(done), job_id),
+                        )
+                        if done:
+                            c.execute(
+                                "UPDATE bulk_jobs SET total = (SELECT COUNT(*) FROM bulk_items WHERE "
+                                "job_id = ?) WHERE id = ?",
+                                (job_id, job_id),
+                            )
+                        marks = ",".join("?" * len(keys))
+                        return {
+                            str(r[0])
+                            for r in c.execute(
+                                f"SELECT issue_key FROM bulk_items WHERE job_id = ? AND state = 'todo' "
+                                f"AND issue_key IN ({marks})",
+                                (job_id, *keys),
+                            )
+                        }
 
-            await asyncio.gather(*(one(k) for k in todo))
+                    still = await self._write(write)
+                    if not listed:
+                        next_page = asyncio.create_task(
+                            self.adapter.search(query, page_token=token, page_size=step)
+                        )
+                    # an issue listed on an earlier page too (the order moved) is sent once
+                    await self._bulk_send(rt, job_id, [i for i in page.issues if i.key in still])
+            finally:
+                if next_page is not None:
+                    next_page.cancel()
+                    with contextlib.suppress(BaseException):
+                        await next_page
             await self._end_bulk(job_id, "done", None)
         except TrackerError as exc:
             await self._end_bulk(job_id, "failed", f"the tracker refused the query or failed: {exc}")
+
+    async def _bulk_send(self, rt: Runtime, job_id: int, issues: Sequence[IssueSnapshot | str]) -> None:
+        """Send a page of a bulk job, ``apply_concurrency`` at a time, then record every item's
+        outcome and the job's counts in one write. A key alone: the issue no longer exists."""
+        limit = asyncio.Semaphore(self.settings.apply_concurrency)
+        outcomes: list[tuple[str, str | None]] = []
+
+        async def one(issue: IssueSnapshot | str) -> None:
+            if isinstance(issue, str):
+                outcomes.append((issue, f"{issue} no longer exists"))
+                return
+            async with limit:
+                error: str | None = None
+                try:
+                    await self._send_entity(rt, issue, "bulk", manual=True)
+                except (TrackerError, SyncError) as exc:
+                    error = str(exc)
+                outcomes.append((issue.key, error))
+
+        await asyncio.gather(*(one(i) for i in issues))
+        if not outcomes:
+            return
+        failed = sum(1 for _, e in outcomes if e)
+
+        def write(c: sqlite3.Connection) -> None:
+            c.executemany(
+                "UPDATE bulk_items SET state = ?, error = ? WHERE job_id = ? AND issue_key = ?",
+                [("failed" if e else "done", e, job_id, k) for k, e in outcomes],
+            )
+            c.execute(
+                "UPDATE bulk_jobs SET done = done + ?, failed = failed + ? WHERE id = ?",
+                (len(outcomes) - failed, failed, job_id),
+            )
+
+        await self._write(write)
 
     async def _end_bulk(self, job_id: int, state: str, error: str | None) -> None:
         await self._write(
