@@ -69,7 +69,6 @@ from protocol import (
     check_welcome,
     decode_invitation,
     encode_invitation,
-    encode_message,
     make_accept,
     peek_accept,
     verification_string,
@@ -1024,9 +1023,9 @@ class ConnectionManager:
                 self.metrics.reject("replayed")
             state_change: tuple[q.State, str | None] | None = None
             items: list[tuple[int, str, bytes, float | None]] = []
-            for seq, message in received.delivered:
+            for (seq, message), body in zip(received.delivered, received.plaintexts, strict=True):
                 processed = now if message.t in LINK_MESSAGES or message.t not in _ENGINE_TYPES else None
-                items.append((seq, message.t, encode_message(message), processed))
+                items.append((seq, message.t, body, processed))  # as received: it decoded to ``message``
                 if isinstance(message, Welcome) and rt.row.role == "acceptor" and rt.row.state == "pending":
                     state_change = self._check_welcome(rt, message)
                 elif isinstance(message, Bye):

@@ -45,6 +45,9 @@ class Received:
     """What one incoming envelope produced."""
 
     delivered: list[tuple[int, Message]] = field(default_factory=list)  # in order, exactly once
+    # The plaintext each delivered message was decoded from (same order): what the caller stores,
+    # instead of encoding the message again.
+    plaintexts: list[bytes] = field(default_factory=list)
     control: list[Message] = field(default_factory=list)
     duplicate: bool = False  # already delivered or already held: re-ack so the peer stops resending
     newly_acked: list[int] = field(default_factory=list)  # our sequence numbers the peer just acked
@@ -77,7 +80,7 @@ class Session:
         if any(seq >= send_next or seq < 1 for seq in self._unacked):
             raise ValueError("unacked sequence numbers must lie in [1, send_next)")
         self.peer_acked = min(self._unacked, default=send_next) - 1
-        self._held: dict[int, Message] = {}
+        self._held: dict[int, tuple[Message, bytes]] = {}
 
     # -- sending ------------------------------------------------------------------------------
 
@@ -150,9 +153,11 @@ class Session:
         if seq >= self.recv_next + self.window:
             raise WindowExceeded(f"sequence {seq} is more than {self.window} ahead of {self.recv_next}")
         self._on_ack(piggybacked_ack(message), out)
-        self._held[seq] = message
+        self._held[seq] = (message, plaintext)
         while self.recv_next in self._held:
-            out.delivered.append((self.recv_next, self._held.pop(self.recv_next)))
+            held, text = self._held.pop(self.recv_next)
+            out.delivered.append((self.recv_next, held))
+            out.plaintexts.append(text)
             self.recv_next += 1
         return out
 

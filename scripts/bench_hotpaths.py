@@ -134,8 +134,7 @@ def main() -> None:
 
     def receive() -> object:
         receiver.recv_next = 1  # deliver the same envelope every time
-        out = receiver.receive(envelope)
-        return [encode_message(m) for _, m in out.delivered]  # the inbox copy
+        return receiver.receive(envelope).plaintexts  # what on_frame stores in the inbox
 
     stored = encode_message(message)
     started = time.process_time()
