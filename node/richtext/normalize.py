@@ -279,8 +279,35 @@ def _flatten(node: Node, depth: int) -> Iterator[Node]:
             stack.extend(reversed(children))
 
 
+_NOT_PLAIN = re.compile(r"[\x00-\x1f\x7f]")  # controls, and the newlines that become breaks
+
+
 def normalize_inlines(nodes: list[Any]) -> list[Node]:
     """Canonical inline content of one paragraph/heading (see the module docstring)."""
+    plain = _plain_run(nodes)
+    if plain is not None:
+        return plain
+    return _normalize_inlines(nodes)
+
+
+def _plain_run(nodes: list[Any]) -> list[Node] | None:
+    """The common case, fast: text nodes without marks, controls or line breaks, whose joined text
+    has no edge whitespace, normalise to one text node. None when the general rules are needed."""
+    parts: list[str] = []
+    for node in nodes:
+        if not isinstance(node, dict) or node.get("type") != "text" or node.get("marks"):
+            return None
+        value = node.get("text")
+        if not isinstance(value, str):
+            return None
+        parts.append(value)
+    joined = "".join(parts)
+    if not joined or joined[0].isspace() or joined[-1].isspace() or _NOT_PLAIN.search(joined):
+        return None
+    return [{"type": "text", "text": joined}]
+
+
+def _normalize_inlines(nodes: list[Any]) -> list[Node]:
     flat: list[Node] = []
     for node in nodes:
         if not isinstance(node, dict):

@@ -581,7 +581,26 @@ def _cls(char: str | None) -> str:
     return "a" if char.isalnum() else "p"
 
 
+_SPECIAL = re.compile(r"[\\{}\[\]|*_\-+^~?!&]")  # every character _escape_text may escape
+
+
 def _escape_text(value: str, before: str | None, after: str | None, line_start: bool) -> str:
+    if _SPECIAL.search(value) is None:  # most text: nothing to escape but a line-start marker
+        escaped = value
+    else:
+        escaped = _escape_chars(value, before, after)
+    if line_start:
+        m = _LINE_START.match(escaped)
+        if m:
+            if escaped[0] in "*#-":
+                escaped = "\\" + escaped
+            else:  # h1. / bq.
+                dot = escaped.index(".")
+                escaped = escaped[:dot] + "\\" + escaped[dot:]
+    return escaped
+
+
+def _escape_chars(value: str, before: str | None, after: str | None) -> str:
     out: list[str] = []
     n = len(value)
     for k, c in enumerate(value):
@@ -611,16 +630,7 @@ def _escape_text(value: str, before: str | None, after: str | None, line_start: 
                 out.append("\\&")
                 continue
         out.append(c)
-    escaped = "".join(out)
-    if line_start:
-        m = _LINE_START.match(escaped)
-        if m:
-            if escaped[0] in "*#-":
-                escaped = "\\" + escaped
-            else:  # h1. / bq.
-                dot = escaped.index(".")
-                escaped = escaped[:dot] + "\\" + escaped[dot:]
-    return escaped
+    return "".join(out)
 
 
 # Segments of one rendered line group: (kind, value); kinds below.
