@@ -31,6 +31,7 @@ import dataclasses
 import datetime as dt
 import functools
 import hashlib
+import itertools
 import json
 import logging
 import sqlite3
@@ -99,7 +100,10 @@ ENGINE_TYPES = frozenset({"replica", "result", "unlink", "blob", "blob_request"}
 _BLOB_BATCH = 8  # Blob messages per manager.send call
 _GROUP_WRITES = 64  # store calls of concurrent lanes run in one thread hop (one transaction for writes)
 _TRACKER_BATCH = 50  # issues per batched tracker call (Jira: issue/bulk takes at most 50)
-_LINGER = 0.05  # longest wait of a batched tracker call for lanes that said they would join it
+# Longest wait of a batched create for lanes that said they would join it. Final reads do not
+# wait (lanes reach them out of step, after their comments; waiting cost more than it saved).
+_LINGER = 0.05
+_LOAD_AHEAD = 64  # messages waiting by sequence number read back from the inbox in one store call
 _IN_MEMORY = 256  # incoming messages kept decoded in a connection's queue; the rest wait in the inbox
 
 
@@ -356,7 +360,7 @@ class SyncEngine:
             self._create_batch, self._spawn, size=_TRACKER_BATCH, linger=_LINGER
         )
         self._fresh_reads: _Group[str, IssueSnapshot] = _Group(
-            self._read_batch_issues, self._spawn, size=_TRACKER_BATCH, linger=_LINGER
+            self._read_batch_issues, self._spawn, size=_TRACKER_BATCH
         )
 
     # =============================================================================================
@@ -855,14 +859,32 @@ class SyncEngine:
         worker reads it back from the inbox): a bulk burst does not sit decoded in memory."""
         queue.put_nowait((seq, message if queue.qsize() < self.in_memory else None))
 
-    async def _load(self, rt: Runtime, seq: int) -> Message | None:
-        body = await self._read(
+    async def _load(
+        self,
+        rt: Runtime,
+        seq: int,
+        queue: asyncio.Queue[tuple[int, Message | None]],
+        loaded: dict[int, Message | None],
+    ) -> Message | None:
+        """A message queued by sequence number only, read back from the inbox together with the
+        next few also waiting by number (one store call for many; at most ``_LOAD_AHEAD`` kept)."""
+        if seq in loaded:
+            return loaded.pop(seq)
+        ahead = itertools.islice(queue._queue, _LOAD_AHEAD)  # type: ignore[attr-defined]
+        wanted = [seq, *(n for n, m in ahead if m is None)]
+        marks = ",".join("?" * len(wanted))
+        rows = await self._read(
             lambda c: c.execute(
-                "SELECT body FROM inbox WHERE conn_id = ? AND seq = ? AND processed_at IS NULL",
-                (rt.row.id, seq),
-            ).fetchone()
+                f"SELECT seq, body FROM inbox WHERE conn_id = ? AND seq IN ({marks}) "
+                "AND processed_at IS NULL",
+                (rt.row.id, *wanted),
+            ).fetchall()
         )
-        return None if body is None else self._decode(bytes(body[0]))
+        bodies = {int(n): bytes(b) for n, b in rows}
+        loaded.clear()
+        for n in wanted[1:]:
+            loaded[n] = self._decode(bodies[n]) if n in bodies else None
+        return self._decode(bodies[seq]) if seq in bodies else None
 
     async def _worker(self, rt: Runtime, queue: asyncio.Queue[tuple[int, Message | None]]) -> None:
         """Take the connection's messages in sequence order. Replicas of different entities are
@@ -871,6 +893,7 @@ class SyncEngine:
         is done, and runs alone."""
         slots = asyncio.Semaphore(self.settings.apply_concurrency)
         lanes: dict[str, asyncio.Task[None]] = {}  # entity → its latest message's task
+        loaded: dict[int, Message | None] = {}  # read back from the inbox ahead of their turn
         running: set[asyncio.Task[None]] = set()
         worker = asyncio.current_task()
         try:
@@ -878,7 +901,7 @@ class SyncEngine:
                 seq, queued = await queue.get()
                 self._busy += 1
                 try:
-                    message = queued if queued is not None else await self._load(rt, seq)
+                    message = queued if queued is not None else await self._load(rt, seq, queue, loaded)
                 except BaseException:
                     self._busy -= 1
                     self._idle.set()
@@ -1181,9 +1204,6 @@ class SyncEngine:
                 if fields.touched():
                     await self.adapter.update_issue(local.key, fields)
             assert local is not None and twin is not None
-            # Lanes in step reach their final read together: it is made for all of them at once.
-            reading = self._fresh_reads.expect()
-            stack.callback(reading.close)
             warnings = list(cs.warnings)
             if local.status is not None:  # a created issue's status is known from the final read
                 await self._walk_status(conn_id, local, cs, replica, warnings)
@@ -1191,7 +1211,7 @@ class SyncEngine:
             blobs = await self._apply_attachments(conn_id, local, rid, cs, warnings)
             if mark is not None:
                 mark.reading = True
-            fresh = await self._fresh_reads(local.id, reading)
+            fresh = await self._fresh_reads(local.id)
             if local.status is None and await self._walk_status(conn_id, fresh, cs, replica, warnings):
                 fresh = await self.adapter.get_issue(local.id)
             if mark is not None:
