@@ -57,6 +57,7 @@ from node.trackers.base import (
     TrackerAdapter,
     TrackerAuthError,
     TrackerError,
+    TrackerEvent,
     TrackerNotFound,
     WebhookError,
 )
@@ -229,6 +230,8 @@ class Intake:
         self._checked = asyncio.Event()
         self._seen: dict[str, dt.datetime] = {}  # issue id -> updated, queued by polling
         self._delivered: dict[str, float] = {}  # issue id -> when a webhook last named it
+        # issue id -> the newest change time (the tracker's clock) a webhook reported for it
+        self._reported: dict[str, dt.datetime] = {}
         self._registered_at: float | None = None
         self._reregistered_at: float | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -456,7 +459,23 @@ class Intake:
         except (TypeError, ValueError):
             takes_snapshots = False
         unsaved = 0
-        async for snap in self.adapter.changed_since(since, projects=self.settings.projects or None):
+        listed = since  # the newest change the listing showed, handed over or already reported
+
+        def known(issue_id: str, updated: dt.datetime) -> bool:
+            """A webhook reported a change of this issue at least as recent (both in the tracker's
+            clock): it was handed over then (or dropped as the node's own write); not read again."""
+            nonlocal listed
+            if updated.tzinfo is None:
+                updated = updated.replace(tzinfo=dt.UTC)
+            reported = self._reported.get(issue_id)
+            if reported is None or reported < updated:
+                return False
+            listed = max(listed, updated)
+            return True
+
+        async for snap in self.adapter.changed_since(
+            since, projects=self.settings.projects or None, known=known
+        ):
             updated = snap.updated or since
             if updated.tzinfo is None:
                 updated = updated.replace(tzinfo=dt.UTC)
@@ -477,9 +496,13 @@ class Intake:
                 if unsaved >= 50:  # oldest first: everything before ``newest`` is handed over
                     await self._save_cursor(newest)
                     unsaved = 0
+        # Only now may the cursor pass the issues the webhooks reported: everything listed before
+        # them was handed over (a crash mid-poll re-lists from the last cursor saved above).
+        newest = max(newest, listed)
         await self._save_cursor(newest)
         floor = newest - dt.timedelta(hours=1)
         self._seen = {k: v for k, v in self._seen.items() if v >= floor}
+        self._reported = {k: v for k, v in self._reported.items() if v >= floor}
         self._delivered = {k: v for k, v in self._delivered.items() if v >= started - 3600}
         if missed:
             self._on_missed(missed)
@@ -581,9 +604,20 @@ class Intake:
                 # Each event names the actor of its one change, so a person's edit is never here.
                 # Nothing is logged per delivery (a bulk sync echoes every write it makes).
                 self._echo_skipped.inc()
+                self._report(event)
                 continue
-            self.enqueue(event.issue_id, "webhook")
+            if self.enqueue(event.issue_id, "webhook"):  # a full queue: polling must catch it
+                self._report(event)
         return len(events)
+
+    def _report(self, event: TrackerEvent) -> None:
+        """Remember the newest change time a webhook reported for the issue (see ``poll_once``)."""
+        if event.at is None:
+            return
+        at = event.at if event.at.tzinfo is not None else event.at.replace(tzinfo=dt.UTC)
+        seen = self._reported.get(event.issue_id)
+        if seen is None or at > seen:
+            self._reported[event.issue_id] = at
 
     def _proxy(self) -> UserRef | None:
         """The tracker account the node writes as (known once the credentials were checked)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -237,10 +237,19 @@ class TrackerAdapter(abc.ABC):
 
     @abc.abstractmethod
     def changed_since(
-        self, since: dt.datetime, *, projects: list[str] | None = None
+        self,
+        since: dt.datetime,
+        *,
+        projects: list[str] | None = None,
+        known: Callable[[str, dt.datetime], bool] | None = None,
     ) -> AsyncIterator[IssueSnapshot]:
         """Every issue updated at or after ``since`` (polling fallback), oldest first. Implementations
-        overlap page and clock-granularity boundaries so nothing is missed; callers deduplicate."""
+        overlap page and clock-granularity boundaries so nothing is missed; callers deduplicate.
+
+        ``known(issue_id, updated)`` is asked for every issue listed (``updated`` in the tracker's
+        clock); an issue it answers True for is neither read in full nor yielded (intake: a webhook
+        already reported a change at least that recent), so a poll beside working webhooks costs a
+        listing, not a read of everything that changed."""
 
     @abc.abstractmethod
     async def create_issue(

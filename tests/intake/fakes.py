@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import NoReturn
 
 from node.trackers.base import (
@@ -39,6 +39,7 @@ class FakeTracker(TrackerAdapter):
         self.down = False
         self.checks = 0
         self.since_calls: list[dt.datetime] = []
+        self.skipped: list[str] = []  # issues polling did not read: a webhook had reported them
         self.webhooks: dict[str, str] = {}  # id -> url
         self.unregistered: list[str] = []
         self.secrets: list[str | None] = []
@@ -57,7 +58,11 @@ class FakeTracker(TrackerAdapter):
         return TrackerAccount(user=UserRef(username="proxy"), tracker="fake", base_url="http://fake")
 
     async def changed_since(
-        self, since: dt.datetime, *, projects: list[str] | None = None
+        self,
+        since: dt.datetime,
+        *,
+        projects: list[str] | None = None,
+        known: Callable[[str, dt.datetime], bool] | None = None,
     ) -> AsyncIterator[IssueSnapshot]:
         self.since_calls.append(since)
         if self.down:
@@ -66,6 +71,9 @@ class FakeTracker(TrackerAdapter):
             ((at, i) for i, at in self.issues.items() if at >= since - self.margin), key=lambda r: r[0]
         )
         for at, issue_id in rows:
+            if known is not None and known(issue_id, at):
+                self.skipped.append(issue_id)
+                continue
             yield IssueSnapshot(tracker="fake", id=issue_id, key=f"K-{issue_id}", project="K", updated=at)
 
     async def register_webhook(self, url: str, *, secret: str | None = None) -> str:
@@ -81,10 +89,20 @@ class FakeTracker(TrackerAdapter):
             raise TrackerNotFound("no such webhook")
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[TrackerEvent]:
-        if not body.startswith(b"issue:"):
-            raise WebhookError("fake webhook: body must be issue:<id>,<id>")
-        ids = body.decode()[6:].split(",")
-        return [TrackerEvent(kind="issue_updated", issue_id=i) for i in ids if i]
+        """``issue:<id>,<id>`` (a person's changes), ``echo:<id>`` (the proxy user's); an id may
+        carry the change time: ``<id>@<ISO time>``."""
+        text = body.decode(errors="replace")
+        kind, _, rest = text.partition(":")
+        if kind not in ("issue", "echo") or not rest:
+            raise WebhookError("fake webhook: body must be issue:<id>,<id> or echo:<id>")
+        actor = UserRef(username="proxy") if kind == "echo" else UserRef(username="jane")
+        events = []
+        for item in rest.split(","):
+            issue_id, _, at = item.partition("@")
+            if issue_id:
+                when = dt.datetime.fromisoformat(at) if at else None
+                events.append(TrackerEvent(kind="issue_updated", issue_id=issue_id, actor=actor, at=when))
+        return events
 
     async def close(self) -> None:
         pass

@@ -322,3 +322,36 @@ async def test_changes_that_no_webhook_announced_mean_fast_polling_and_a_new_reg
     assert list(tracker.webhooks) == ["2"]
     intake.accept_webhook({}, b"issue:other")  # deliveries arrive again
     assert intake.webhook_state == "registered"
+
+
+async def test_a_poll_beside_working_webhooks_reads_only_what_no_webhook_reported(
+    make_intake: MakeIntake, db: Database
+) -> None:
+    tracker, engine = FakeTracker(), RecordingEngine()
+    at = [T0 + dt.timedelta(seconds=s) for s in (10, 20, 30, 40)]
+    tracker.touch("person", at[0])
+    tracker.touch("own", at[1])
+    tracker.touch("missed", at[2])
+    tracker.touch("later", at[3])
+    intake = make_intake(tracker, engine, clock=lambda: (T0 + dt.timedelta(minutes=2)).timestamp())
+    intake.accept_webhook({}, f"issue:person@{at[0].isoformat()}".encode())  # handed over by webhook
+    intake.accept_webhook({}, f"echo:own@{at[1].isoformat()}".encode())  # the node's own write
+    # reported, but changed again after the reported change (that webhook was lost)
+    intake.accept_webhook({}, f"issue:later@{(at[3] - dt.timedelta(seconds=5)).isoformat()}".encode())
+    assert await intake.poll_once() == 2  # (no worker runs: the webhooks' queue is not handed over)
+    assert engine.ids("poll") == ["missed", "later"]
+    assert tracker.skipped == ["person", "own"]
+    assert await cursor(db) == at[3].isoformat()
+
+
+async def test_a_delivery_the_full_queue_refused_is_still_read_by_the_next_poll(
+    make_intake: MakeIntake, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    tracker, engine = FakeTracker(), RecordingEngine()
+    tracker.touch("dropped", T0)
+    intake = make_intake(tracker, engine, clock=lambda: (T0 + dt.timedelta(minutes=1)).timestamp())
+    monkeypatch.setattr(intake, "enqueue", lambda issue_id, reason="webhook": False)
+    intake.accept_webhook({}, f"issue:dropped@{T0.isoformat()}".encode())
+    monkeypatch.undo()
+    assert await intake.poll_once() == 1
+    assert engine.ids("poll") == ["dropped"] and tracker.skipped == []

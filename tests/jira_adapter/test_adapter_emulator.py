@@ -191,3 +191,34 @@ async def test_changed_since_uses_the_users_time_zone_and_minute_granularity(sit
     assert old.id in {s.id for s in got}  # within poll_margin: re-delivered, callers dedupe
     later = dt.datetime.now(dt.UTC) + dt.timedelta(hours=3)
     assert await _collect(site, later, page_size=10) == []
+
+
+async def test_changed_since_with_known_lists_and_reads_only_the_unknown(site: Site) -> None:
+    since = dt.datetime.now(dt.UTC)
+    created = [await site.admin.create_issue(PROJECT, IssueUpdate(summary=f"k{i}")) for i in range(12)]
+    await site.human.add_comment(created[3].key, from_plain_text("a person's comment"))
+    reported = {c.id for c in created[:10]}  # "a webhook reported these"
+    asked: list[str] = []
+
+    def known(issue_id: str, updated: dt.datetime) -> bool:
+        asked.append(issue_id)
+        return issue_id in reported
+
+    poller = site.adapter(poll_page_size=5)
+    before = await stats(site)
+    try:
+        got = [s async for s in poller.changed_since(since, projects=[PROJECT], known=known)]
+    finally:
+        await poller.close()
+    after = await stats(site)
+    assert {s.id for s in got} == {c.id for c in created[10:]}
+    assert set(asked) >= {c.id for c in created}
+    full = {s.id: s for s in got}
+    for c in created[10:]:
+        assert full[c.id] == await site.admin.get_issue(c.id)  # what is read is read in full
+    reads = {
+        route: n - before["routes"].get(route, 0)
+        for route, n in after["routes"].items()
+        if "/issue/{key}" in route and route.startswith("GET")
+    }
+    assert not any(reads.values()), reads  # nothing reported was read issue by issue

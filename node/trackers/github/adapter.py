@@ -31,7 +31,7 @@ import asyncio
 import datetime as dt
 import logging
 import shlex
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -243,7 +243,11 @@ class GitHubAdapter(TrackerAdapter):
         return repo, params
 
     async def changed_since(
-        self, since: dt.datetime, *, projects: list[str] | None = None
+        self,
+        since: dt.datetime,
+        *,
+        projects: list[str] | None = None,
+        known: Callable[[str, dt.datetime], bool] | None = None,
     ) -> AsyncIterator[IssueSnapshot]:
         repos = [_check_repo(p) for p in projects] if projects else list(self.repos)
         if not repos:
@@ -272,6 +276,11 @@ class GitHubAdapter(TrackerAdapter):
                 seen.add(mark)
                 unique.append(item)
         for item in unique:
+            if known is not None:
+                updated = mapping.parse_time(item.get("updated_at"))
+                key = mapping.make_key(mapping.full_name_of(item), int(item["number"]))
+                if updated is not None and known(key, updated):
+                    continue  # the listing already says it: no comments/events read
             yield await self._complete(item)
 
     # -------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Mapping, MutableMapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Sequence
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -465,7 +465,11 @@ class JiraAdapter(TrackerAdapter):
         return issues, names, next_token, total
 
     async def changed_since(
-        self, since: dt.datetime, *, projects: list[str] | None = None
+        self,
+        since: dt.datetime,
+        *,
+        projects: list[str] | None = None,
+        known: Callable[[str, dt.datetime], bool] | None = None,
     ) -> AsyncIterator[IssueSnapshot]:
         if since.tzinfo is None:
             since = since.replace(tzinfo=dt.UTC)
@@ -485,23 +489,37 @@ class JiraAdapter(TrackerAdapter):
         token: str | None = None
         for _ in range(100_000):
             jql = f'{scope}updated >= "{cursor:%Y/%m/%d %H:%M}" ORDER BY updated ASC'
+            # With ``known``, list ids and times only and read in full (get_issues) just the
+            # issues it does not know: beside working webhooks a poll reads next to nothing.
             raw_issues, names, token, _total = await self._search_raw(
                 jql,
                 page_token=token,
                 page_size=self.poll_page_size,
-                fields=_ISSUE_FIELDS,
-                expand=True,
-                properties="*all",
+                fields="updated" if known is not None else _ISSUE_FIELDS,
+                expand=known is None,
+                properties="" if known is not None else "*all",
                 overlap=overlap,
             )
             fresh = []
             for raw in raw_issues:
-                mark = (str(raw.get("id")), str((raw.get("fields") or {}).get("updated")))
+                updated = str((raw.get("fields") or {}).get("updated"))
+                mark = (str(raw.get("id")), updated)
                 if mark not in seen:
                     seen.add(mark)
                     fresh.append(raw)
-            for snapshot in await self._complete_many(fresh, names):
-                yield snapshot
+            if known is None:
+                for snapshot in await self._complete_many(fresh, names):
+                    yield snapshot
+            else:
+                unknown: list[str] = []
+                for raw in fresh:
+                    when = mapping.parse_time((raw.get("fields") or {}).get("updated"))
+                    if when is None or not known(str(raw.get("id")), when):
+                        unknown.append(str(raw.get("id")))
+                read = await self.get_issues(unknown) if unknown else {}
+                for issue_id in unknown:  # in the listing's order: oldest first
+                    if issue_id in read:
+                        yield read[issue_id]
             if token is None:
                 return
             newest = mapping.parse_time((raw_issues[-1].get("fields") or {}).get("updated"))
