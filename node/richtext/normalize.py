@@ -56,7 +56,7 @@ class RichTextError(ValueError):
 
 def text(value: str, marks: Iterable[Node] = ()) -> Node:
     node: Node = {"type": "text", "text": value}
-    ms = sort_marks(marks)
+    ms = sort_marks(marks) if marks else ()
     if ms:
         node["marks"] = ms
     return node

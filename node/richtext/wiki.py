@@ -558,10 +558,23 @@ def _split_row(line: str) -> list[tuple[bool, str]]:
     return cells
 
 
+# Characters that can start markup, an entity, an escape or a block (besides "h1." and "bq."): text
+# without any of them on one line is one plain paragraph.
+_MARKUP_CHARS = re.compile(r"[\\&{}*_\-+^~?\[\]|!#\n\r]")
+
+
 def from_wiki(markup: str | None) -> Doc:
     """Read Jira wiki markup. Never raises on any string."""
     if not markup:
         return normalize({})
+    if _MARKUP_CHARS.search(markup) is None:
+        line = markup.strip()
+        if line and not _HEADING.match(line) and not _BQ.match(line):
+            return normalize({"type": "doc", "content": [paragraph([text(markup)])]})
+    return _parse_wiki(markup)
+
+
+def _parse_wiki(markup: str) -> Doc:
     src = markup.replace("\r\n", "\n").replace("\r", "\n")
     return normalize({"type": "doc", "content": _BlockParser(0).parse(src)})
 

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.richtext.normalize import _normalize_inlines, _plain_run, normalize_inlines
-from node.richtext.wiki import _SPECIAL, _escape_chars, from_wiki, to_wiki
+from node.richtext.wiki import _SPECIAL, _escape_chars, _parse_wiki, from_wiki, to_wiki
 
 edges = st.none() | st.sampled_from([" ", "a", "*", "?", "!", "#", "\n"])
 texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=30) | st.sampled_from(
@@ -54,3 +54,14 @@ def test_the_common_comment_takes_the_fast_paths_and_round_trips() -> None:
         )
         == "\\# no list"
     )
+
+
+plain_wiki = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="\\&{}*_-+^~?[]|!#\n\r"), max_size=40
+) | st.sampled_from(["h1. title", "bq. quote", "h7. no", "  spaced  ", "\t", "bq.", "h2.", "a\u2028b"])
+
+
+@settings(max_examples=500, deadline=None)
+@given(plain_wiki)
+def test_markup_free_text_reads_as_the_parser_reads_it(markup: str) -> None:
+    assert from_wiki(markup) == _parse_wiki(markup)
