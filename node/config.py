@@ -60,7 +60,9 @@ class PeerSection(_Section):
     max_message_bytes: int = Field(
         8 * 1024 * 1024, ge=1024, le=256 * 1024 * 1024, description="largest peer frame accepted"
     )
-    serve_metrics: bool = Field(True, description="also serve /metrics on the peer listener")
+    serve_metrics: bool = Field(
+        False, description="also serve /metrics on the peer listener (it names connections and counts)"
+    )
 
     @field_validator("listen")
     @classmethod

@@ -84,6 +84,6 @@ async def test_signed_webhooks_from_github_reach_the_engine(node: Node, github: 
             async with s.post(url, data=body, headers=headers) as resp:
                 assert resp.status == 400
                 assert (await resp.json())["error"]["code"] == "bad_webhook"
-        async with s.get(node.peer_url + "/metrics") as resp:
+        async with s.get(f"{node.admin_url}/metrics") as resp:
             metrics = await resp.text()
     assert 'tandem_webhook_rejected_total{reason="signature"} 2.0' in metrics

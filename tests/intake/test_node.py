@@ -188,7 +188,7 @@ async def test_bad_webhook_deliveries_are_400_json_and_counted(start_node: Start
         async with s.post(node.peer_url + "/webhooks/a-guess", data=b"{}") as resp:
             assert resp.status == 404
             assert "Traceback" not in await resp.text()
-        async with s.get(node.peer_url + "/metrics") as resp:
+        async with s.get(f"{node.admin_url}/metrics") as resp:
             metrics = await resp.text()
     assert 'tandem_webhook_rejected_total{reason="invalid"} 5.0' in metrics
     assert 'tandem_webhook_rejected_total{reason="unknown_path"} 1.0' in metrics
@@ -254,7 +254,7 @@ async def test_polling_finds_changes_made_while_webhooks_were_off_and_the_node_w
 
 
 async def echo_count(node: Node) -> float:
-    async with aiohttp.ClientSession() as s, s.get(f"{node.peer_url}/metrics") as resp:
+    async with aiohttp.ClientSession() as s, s.get(f"{node.admin_url}/metrics") as resp:
         text = await resp.text()
     for line in text.splitlines():
         if line.startswith('tandem_intake_changes_total{reason="echo_skipped"}'):
