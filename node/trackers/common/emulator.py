@@ -1,6 +1,7 @@
 """What every tracker emulator shares: fault injection, request accounting, asynchronous webhook
-delivery, the start/stop lifecycle of the aiohttp site, the common ``/_emulator`` control routes and
-the foreground loop behind ``tandem emulate``.
+delivery (a lean keep-alive HTTP/1.1 client for ``http://`` receivers), the start/stop lifecycle of
+the aiohttp site, the common ``/_emulator`` control routes and the foreground loop behind
+``tandem emulate``.
 
 Each tracker's emulator subclasses these and adds only what its tracker does differently (its rate
 limit rules, its webhook headers, its state). Nothing here knows a tracker's REST API.
@@ -12,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import random
+import re
 import signal
 import sys
 from collections.abc import Callable
@@ -21,6 +23,8 @@ from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
 import aiohttp
 import click
 from aiohttp import web
+from aiohttp.http import SERVER_SOFTWARE
+from yarl import URL
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +147,266 @@ class BaseDeliveryStats:
         }
 
 
+class DeliveryError(Exception):
+    """A delivery without a usable answer, or answered with 300 or more (then ``status`` is set)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class StaleConnection(DeliveryError):
+    """The connection closed before any byte of the answer came back."""
+
+
+_MAX_HEAD = 64 * 1024  # status line and headers of one answer
+_MAX_LINE = 4096  # a chunk-size or trailer line
+_STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n]*)?")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
+_OWN_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding"})
+_DEFAULT_UA = f"User-Agent: {SERVER_SOFTWARE}\r\n".encode()
+
+# where the answer's parser is
+_HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _IDLE = range(8)
+
+
+@dataclass(frozen=True, slots=True)
+class _Target:
+    key: tuple[str, int]  # (host, port) to connect to
+    head: bytes  # b"POST /path?query HTTP/1.1\r\nHost: host:port\r\n"
+
+
+def _target(url: str) -> _Target | None:
+    """How the lean client reaches a plain ``http://`` URL; ``None`` for what it leaves to aiohttp
+    (https, credentials in the URL, anything it cannot parse)."""
+    try:
+        parsed = URL(url)
+        port = parsed.port
+    except (ValueError, TypeError):
+        return None
+    host = parsed.raw_host
+    if parsed.scheme != "http" or not host or port is None or parsed.raw_user is not None:
+        return None
+    shown = f"[{host}]" if ":" in host else host
+    if parsed.explicit_port is not None and port != 80:
+        shown = f"{shown}:{port}"
+    head = f"POST {parsed.raw_path_qs or '/'} HTTP/1.1\r\nHost: {shown}\r\n"
+    if not head.isascii() or head.count("\r\n") != 2 or head.count(" ") != 3 or "\n\r" in head:
+        return None
+    return _Target((host, port), head.encode("ascii"))
+
+
+def _header_block(headers: dict[str, str]) -> bytes:
+    """The caller's headers as request lines (framing headers are the client's own), with a
+    Content-Type and a User-Agent when the caller set none."""
+    lines: list[str] = []
+    has_type = has_agent = False
+    for name, value in headers.items():
+        low = name.lower()
+        if low in _OWN_HEADERS:
+            continue
+        if not name or not name.isascii() or any(c in name for c in ":\r\n\0 \t"):
+            raise DeliveryError(f"invalid header name {name!r}")
+        if "\r" in value or "\n" in value or "\0" in value:
+            raise DeliveryError(f"invalid value for header {name!r}")
+        has_type = has_type or low == "content-type"
+        has_agent = has_agent or low == "user-agent"
+        lines.append(f"{name}: {value}\r\n")
+    block = "".join(lines).encode()
+    if not has_type:
+        block += b"Content-Type: application/json\r\n"
+    if not has_agent:
+        block += _DEFAULT_UA
+    return block
+
+
+class _Connection(asyncio.Protocol):
+    """One kept-alive connection to a receiver: :meth:`send` writes a whole request and returns the
+    answer's status once the answer was read in full (by Content-Length, chunked, or up to the close)
+    and whether the connection may carry the next request."""
+
+    def __init__(self) -> None:
+        self._transport: asyncio.Transport | None = None
+        self._buf = bytearray()
+        self._waiter: asyncio.Future[tuple[int, bool]] | None = None
+        self._state = _IDLE
+        self._status = 0
+        self._keep = True
+        self._remaining = 0
+        self._answered = False  # a byte of the current answer came back
+        self.closed = False
+        self.answers = 0  # answers read in full on this connection
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self._transport = transport
+
+    def data_received(self, data: bytes) -> None:
+        if self._state == _IDLE:  # talking out of turn: do not trust it with the next request
+            self.close()
+            return
+        self._answered = True
+        self._buf += data
+        try:
+            self._parse()
+        except DeliveryError as err:
+            self._fail(err)
+
+    def eof_received(self) -> bool | None:
+        self._lost()
+        return None  # let the transport close
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost()
+
+    # -- the client's side
+
+    async def send(self, request: bytes) -> tuple[int, bool]:
+        if self.closed or self._transport is None:
+            raise StaleConnection("the connection is closed")
+        waiter: asyncio.Future[tuple[int, bool]] = asyncio.get_running_loop().create_future()
+        self._waiter = waiter
+        self._state, self._keep, self._answered = _HEAD, True, False
+        self._buf.clear()
+        self._transport.write(request)
+        return await waiter
+
+    def close(self) -> None:
+        self.closed = True
+        if self._transport is not None:
+            self._transport.close()
+
+    # -- reading the answer
+
+    def _lost(self) -> None:
+        self.closed = True
+        if self._state == _UNTIL_CLOSE:
+            self._complete()
+        elif self._state != _IDLE:
+            if self._answered:
+                self._fail(DeliveryError("the receiver closed the connection in the middle of its answer"))
+            else:
+                self._fail(StaleConnection("the receiver closed the connection without answering"))
+
+    def _fail(self, err: DeliveryError) -> None:
+        self._state = _IDLE
+        self.close()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_exception(err)
+
+    def _complete(self) -> None:
+        self._state = _IDLE
+        self.answers += 1
+        if self._buf:  # more than the answer: the stream cannot be trusted any more
+            self._keep = False
+            self._buf.clear()
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result((self._status, self._keep and not self.closed))
+
+    def _parse(self) -> None:
+        buf = self._buf
+        while True:
+            state = self._state
+            if state == _HEAD:
+                end = buf.find(b"\r\n\r\n", 0, _MAX_HEAD + 4)
+                if end < 0:
+                    if len(buf) > _MAX_HEAD:
+                        raise DeliveryError("the receiver's answer headers exceed 64 KiB")
+                    return
+                head = bytes(buf[:end])
+                del buf[: end + 4]
+                self._read_head(head)
+            elif state == _LENGTH or state == _CHUNK_DATA:
+                taken = min(self._remaining, len(buf))
+                del buf[:taken]
+                self._remaining -= taken
+                if self._remaining:
+                    return
+                if state == _LENGTH:
+                    self._complete()
+                    return
+                self._state = _CHUNK_END
+            elif state == _CHUNK_END:
+                if len(buf) < 2:
+                    return
+                if buf[:2] != b"\r\n":
+                    raise DeliveryError("the receiver's chunked answer is malformed (no CRLF after a chunk)")
+                del buf[:2]
+                self._state = _CHUNK_SIZE
+            elif state == _CHUNK_SIZE or state == _TRAILERS:
+                end = buf.find(b"\r\n", 0, _MAX_LINE)
+                if end < 0:
+                    if len(buf) >= _MAX_LINE:
+                        raise DeliveryError("the receiver's chunked answer has an over-long line")
+                    return
+                line = bytes(buf[:end])
+                del buf[: end + 2]
+                if state == _TRAILERS:
+                    if not line:
+                        self._complete()
+                        return
+                    continue
+                size = line.split(b";", 1)[0].strip(b" \t")
+                if not _HEX.fullmatch(size):
+                    raise DeliveryError(f"the receiver's chunked answer has a bad chunk size {line[:40]!r}")
+                self._remaining = int(size, 16)
+                self._state = _CHUNK_DATA if self._remaining else _TRAILERS
+            elif state == _UNTIL_CLOSE:
+                buf.clear()
+                return
+            else:
+                return
+
+    def _read_head(self, head: bytes) -> None:
+        lines = head.split(b"\r\n")
+        match = _STATUS_LINE.fullmatch(lines[0])
+        if match is None:
+            raise DeliveryError(f"the receiver did not answer in HTTP/1.x: {lines[0][:60]!r}")
+        status = int(match[2])
+        keep = match[1] == b"1"
+        length: int | None = None
+        chunked = encoded = False
+        for line in lines[1:]:
+            name, colon, value = line.partition(b":")
+            if not colon:
+                raise DeliveryError(f"the receiver's answer has a malformed header line {line[:60]!r}")
+            name = name.strip().lower()
+            value = value.strip()
+            if name == b"content-length":
+                if not value.isdigit() or len(value) > 15 or (length is not None and length != int(value)):
+                    raise DeliveryError(f"the receiver's answer has a bad Content-Length {value[:30]!r}")
+                length = int(value)
+            elif name == b"transfer-encoding":
+                encoded = True
+                chunked = value.lower().rsplit(b",", 1)[-1].strip() == b"chunked"
+            elif name == b"connection":
+                tokens = {t.strip() for t in value.lower().split(b",")}
+                if b"close" in tokens:
+                    keep = False
+                elif b"keep-alive" in tokens:
+                    keep = True
+        if 100 <= status < 200:
+            if status == 101:
+                raise DeliveryError("the receiver answered 101 Switching Protocols")
+            return  # an interim answer: the real one follows
+        self._status = status
+        self._keep = self._keep and keep
+        if status in (204, 304):
+            self._complete()
+        elif chunked:
+            self._state = _CHUNK_SIZE
+        elif encoded or length is None:  # the body ends when the receiver closes
+            self._keep = False
+            self._state = _UNTIL_CLOSE
+        elif length:
+            self._remaining = length
+            self._state = _LENGTH
+        else:
+            self._complete()
+
+
 Stats_co = TypeVar("Stats_co", bound=BaseDeliveryStats)
 
 
@@ -152,6 +416,13 @@ class DeliveryQueue(Generic[Item, Stats_co]):
     The API never waits for a receiver: :meth:`enqueue` drops (and counts) an item when the queue
     is full, and each POST has a timeout, so a slow or dead receiver costs only its own deliveries.
     A subclass says what to send (:meth:`request`) and may record the outcome (:meth:`finished`).
+
+    ``http://`` receivers get a lean HTTP/1.1 client: each worker keeps one connection per
+    (host, port) alive across deliveries and writes each request as one buffer; it reconnects when
+    the receiver closed the connection (``Connection: close``, an error, a timeout). A request that
+    a kept-alive connection closed on before any byte of an answer is sent once more on a fresh
+    connection (the receiver closed an idle connection as it was reused). Other URLs (https) go
+    through aiohttp.
     """
 
     task_name: ClassVar[str] = "emu-webhook"
@@ -161,7 +432,9 @@ class DeliveryQueue(Generic[Item, Stats_co]):
         self._workers = workers
         self._timeout = timeout
         self._tasks: list[asyncio.Task[None]] = []
-        self._session: aiohttp.ClientSession | None = None
+        self._session: aiohttp.ClientSession | None = None  # only for URLs the lean client leaves
+        self._targets: dict[str, _Target | None] = {}
+        self.connections = 0  # connections opened by the lean client
         self.stats = stats
 
     @property
@@ -169,7 +442,6 @@ class DeliveryQueue(Generic[Item, Stats_co]):
         return bool(self._tasks)
 
     async def start(self) -> None:
-        self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
         self._tasks = [
             asyncio.create_task(self._worker(), name=f"{self.task_name}-{i}") for i in range(self._workers)
         ]
@@ -207,33 +479,89 @@ class DeliveryQueue(Generic[Item, Stats_co]):
         error when the delivery failed (also for a status of 300 or more)."""
 
     async def _worker(self) -> None:
-        while True:
-            item = await self._queue.get()
-            try:
-                await self._post(item)
-            finally:
-                self._queue.task_done()
+        conns: dict[tuple[str, int], _Connection] = {}  # this worker's kept-alive connections
+        try:
+            while True:
+                item = await self._queue.get()
+                try:
+                    await self._post(item, conns)
+                finally:
+                    self._queue.task_done()
+        finally:
+            for conn in conns.values():
+                conn.close()
 
-    async def _post(self, item: Item) -> None:
-        assert self._session is not None
+    async def _post(self, item: Item, conns: dict[tuple[str, int], _Connection]) -> None:
         url, body, headers = self.request(item)
         status: int | None = None
         try:
-            async with self._session.post(url, data=body, headers=headers) as resp:
-                await resp.read()
-                status = resp.status
-                if resp.status >= 300:
-                    raise aiohttp.ClientResponseError(
-                        resp.request_info, (), status=resp.status, message=f"receiver answered {resp.status}"
-                    )
+            target = self._targets.get(url, False)
+            if target is False:
+                if len(self._targets) >= 1024:
+                    self._targets.clear()
+                target = self._targets[url] = _target(url)
+            if target is None:
+                answered = await self._post_aiohttp(url, body, headers)
+            else:
+                assert isinstance(target, _Target)
+                request = b"".join(
+                    (target.head, _header_block(headers), b"Content-Length: %d\r\n\r\n" % len(body), body)
+                )
+                try:
+                    async with asyncio.timeout(self._timeout):
+                        answered = await self._exchange(target, request, conns)
+                except TimeoutError:
+                    raise DeliveryError(f"no answer within {self._timeout:g} s") from None
+            if answered >= 300:
+                raise DeliveryError(f"receiver answered {answered}", answered)
+            status = answered
             self.stats.delivered += 1
             self.finished(item, status, None)
-        except (aiohttp.ClientError, TimeoutError, OSError) as err:
+        except (DeliveryError, aiohttp.ClientError, TimeoutError, OSError) as err:
             # Real trackers retry a few times (GitHub does not); the emulator records the failure.
+            status = err.status if isinstance(err, DeliveryError) else None
             self.stats.failed += 1
             self.stats.last_error = f"{url}: {err!r}"
             log.info("webhook delivery to %s failed: %r", url, err)
             self.finished(item, status, err)
+
+    async def _exchange(
+        self, target: _Target, request: bytes, conns: dict[tuple[str, int], _Connection]
+    ) -> int:
+        conn = conns.get(target.key)
+        if conn is not None and not conn.closed:
+            try:
+                return await self._send(target, request, conns, conn)
+            except StaleConnection:
+                if not conn.answers:
+                    raise
+        loop = asyncio.get_running_loop()
+        _, conn = await loop.create_connection(_Connection, *target.key)
+        self.connections += 1
+        conns[target.key] = conn
+        return await self._send(target, request, conns, conn)
+
+    @staticmethod
+    async def _send(
+        target: _Target, request: bytes, conns: dict[tuple[str, int], _Connection], conn: _Connection
+    ) -> int:
+        try:
+            status, keep = await conn.send(request)
+        except BaseException:  # an error, the timeout, or stop(): the stream is out of step
+            conn.close()
+            conns.pop(target.key, None)
+            raise
+        if not keep:
+            conn.close()
+            conns.pop(target.key, None)
+        return status
+
+    async def _post_aiohttp(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self._timeout))
+        async with self._session.post(url, data=body, headers=headers) as resp:
+            await resp.read()
+            return resp.status
 
 
 # ---------------------------------------------------------------------------------------------------
