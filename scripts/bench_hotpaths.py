@@ -6,11 +6,15 @@ One issue shaped like ``scripts/bench.py``'s bulk (Jira Cloud on A: ADF descript
 mark and a code span, 7 one-paragraph comments, the raw REST issue kept in the snapshot; Jira
 Server on B, ``tracker="jira"`` on both sides) goes through what each node runs per issue:
 
-* A: Basic outgoing rules (``CompiledRules.outgoing_result``), the replica message sealed by a
-  ``Session`` and stored the way ``ConnectionManager.send`` does;
-* B: the envelope opened and decoded by its ``Session`` (and re-encoded for the inbox, as
-  ``ConnectionManager.on_frame`` does), Basic incoming rules for a first sync, ``to_wiki`` of the
-  description and each comment, and the echo baseline (outgoing rules on B's own snapshot).
+* A: reading each ADF comment (``from_adf``), Basic outgoing rules
+  (``CompiledRules.outgoing_result``), the replica message encoded and sealed by a ``Session``;
+* B: the envelope opened and decoded by its ``Session`` plus the inbox copy ``on_frame`` stores,
+  the engine's decode of an inbox row (a backlog), Basic incoming rules for a first sync,
+  ``to_wiki`` of the description and of each comment, ``from_wiki`` of each comment in the final
+  read, and the echo baseline (outgoing rules on B's own snapshot).
+
+The total counts every comment row 7 times. The replica fingerprint is shown apart (``protocol/
+replica.py``).
 
 Each row is µs of CPU per call (one thread, best of 3 runs of ``--seconds``).
 """
@@ -22,7 +26,7 @@ import datetime as dt
 import time
 from collections.abc import Callable
 
-from node.richtext.adf import to_adf
+from node.richtext.adf import from_adf, to_adf
 from node.richtext.wiki import from_wiki, to_wiki
 from node.rules import IncomingContext, OutgoingContext, RuleSet, compile_rules
 from node.trackers.base import IssueSnapshot
@@ -137,6 +141,8 @@ def main() -> None:
         return receiver.receive(envelope).plaintexts  # what on_frame stores in the inbox
 
     stored = encode_message(message)
+    wiki_comment = to_wiki(replica.comments[0].body)
+    adf_comment = to_adf(replica.comments[0].body)
     started = time.process_time()
     rows: list[tuple[str, float]] = [
         ("A: outgoing rules (basic)", rate(lambda: outgoing.outgoing_result(snap_a, out_ctx), args.seconds)),
@@ -153,6 +159,8 @@ def main() -> None:
         ),
         ("B: to_wiki, description", rate(lambda: to_wiki(replica.description or {}), args.seconds)),
         ("B: to_wiki, one comment", rate(lambda: to_wiki(replica.comments[0].body), args.seconds)),
+        ("A: from_adf, one comment", rate(lambda: from_adf(adf_comment), args.seconds)),
+        ("B: from_wiki, one comment (final read)", rate(lambda: from_wiki(wiki_comment), args.seconds)),
         (
             "B: echo baseline (outgoing rules)",
             rate(lambda: outgoing.outgoing_result(snap_b, out_ctx), args.seconds),
@@ -166,7 +174,7 @@ def main() -> None:
     for name, us in rows:
         print(f"{name:<40}{us:>10.1f}")
     per_issue = sum(us for name, us in rows if name.startswith(("A:", "B:")) and "one comment" not in name)
-    per_issue += (COMMENTS - 1) * dict(rows)["B: to_wiki, one comment"]
+    per_issue += COMMENTS * sum(us for name, us in rows if "one comment" in name)
     print("-" * 50)
     print(f"{'one issue through A and B (sum)':<40}{per_issue:>10.1f}")
     print(f"\n(measured in {time.process_time() - started:.1f} CPU s)")
