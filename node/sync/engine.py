@@ -8,8 +8,12 @@ rules of this module, in short:
   local lock too (always in that order). A webhook burst, a manual sync and a bulk job on the same
   issue therefore never race, and the echo of our own write waits until its baseline is recorded.
 * **Incoming messages in sequence order per connection**, from the manager's listener and, at
-  start, from the unprocessed inbox rows. A replica's outcome is recorded in the SAME transaction
-  that marks its inbox row processed, so a crash re-processes rather than loses.
+  start, from the unprocessed inbox rows. A replica's outcome is recorded, then its ``Result`` is
+  queued, and only then is its inbox row marked processed, so a crash re-processes rather than
+  loses (an applied replica is answered again).
+* **Concurrent lanes share work** (:class:`_Group`, group commit): store writes and reads, messages
+  to the peer, creates and final reads of replicas applied at the same time go together, without
+  changing the order of any one lane's steps (each waits for its batch to be done).
 * **Creates are idempotent.** An intent (marker ``tandem:{connection}:{remote id}``) is stored
   before the tracker call; the tracker keeps the marker on the issue; an open intent is settled by
   :meth:`TrackerAdapter.find_issue_by_marker` (adopt, never create twice). Comments carry the same
