@@ -165,6 +165,8 @@ _STATUS_LINE = re.compile(rb"HTTP/1\.([01]) ([0-9]{3})(?: [^\r\n]*)?")
 _HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 _OWN_HEADERS = frozenset({"host", "content-length", "connection", "transfer-encoding"})
 _DEFAULT_UA = f"User-Agent: {SERVER_SOFTWARE}\r\n".encode()
+_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 header field name
+_checked_names: set[str] = set()  # header names already found valid (a handful in practice)
 
 # where the answer's parser is
 _HEAD, _LENGTH, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_END, _TRAILERS, _UNTIL_CLOSE, _IDLE = range(8)
@@ -205,8 +207,11 @@ def _header_block(headers: dict[str, str]) -> bytes:
         low = name.lower()
         if low in _OWN_HEADERS:
             continue
-        if not name or not name.isascii() or any(c in name for c in ":\r\n\0 \t"):
-            raise DeliveryError(f"invalid header name {name!r}")
+        if name not in _checked_names:
+            if not _TOKEN.fullmatch(name):
+                raise DeliveryError(f"invalid header name {name!r}")
+            if len(_checked_names) < 256:
+                _checked_names.add(name)
         if "\r" in value or "\n" in value or "\0" in value:
             raise DeliveryError(f"invalid value for header {name!r}")
         has_type = has_type or low == "content-type"
@@ -263,15 +268,23 @@ class _Connection(asyncio.Protocol):
 
     # -- the client's side
 
-    async def send(self, request: bytes) -> tuple[int, bool]:
+    async def send(self, request: bytes, deadline: float, late: str) -> tuple[int, bool]:
+        """Write ``request``; the answer's status and whether the connection may be reused. Past
+        ``deadline`` (loop time) the delivery fails with ``late`` and the connection is closed."""
         if self.closed or self._transport is None:
             raise StaleConnection("the connection is closed")
-        waiter: asyncio.Future[tuple[int, bool]] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[tuple[int, bool]] = loop.create_future()
         self._waiter = waiter
         self._state, self._keep, self._answered = _HEAD, True, False
         self._buf.clear()
+        # a plain timer rather than asyncio.timeout(): cheaper, and the failure names the problem
+        timer = loop.call_at(deadline, self._expire, late)
         self._transport.write(request)
-        return await waiter
+        try:
+            return await waiter
+        finally:
+            timer.cancel()
 
     def close(self) -> None:
         self.closed = True
@@ -289,6 +302,9 @@ class _Connection(asyncio.Protocol):
                 self._fail(DeliveryError("the receiver closed the connection in the middle of its answer"))
             else:
                 self._fail(StaleConnection("the receiver closed the connection without answering"))
+
+    def _expire(self, message: str) -> None:
+        self._fail(DeliveryError(message))
 
     def _fail(self, err: DeliveryError) -> None:
         self._state = _IDLE
@@ -434,6 +450,7 @@ class DeliveryQueue(Generic[Item, Stats_co]):
         self._tasks: list[asyncio.Task[None]] = []
         self._session: aiohttp.ClientSession | None = None  # only for URLs the lean client leaves
         self._targets: dict[str, _Target | None] = {}
+        self._late = f"no answer within {timeout:g} s"
         self.connections = 0  # connections opened by the lean client
         self.stats = stats
 
@@ -507,11 +524,7 @@ class DeliveryQueue(Generic[Item, Stats_co]):
                 request = b"".join(
                     (target.head, _header_block(headers), b"Content-Length: %d\r\n\r\n" % len(body), body)
                 )
-                try:
-                    async with asyncio.timeout(self._timeout):
-                        answered = await self._exchange(target, request, conns)
-                except TimeoutError:
-                    raise DeliveryError(f"no answer within {self._timeout:g} s") from None
+                answered = await self._exchange(target, request, conns)
             if answered >= 300:
                 raise DeliveryError(f"receiver answered {answered}", answered)
             status = answered
@@ -528,25 +541,35 @@ class DeliveryQueue(Generic[Item, Stats_co]):
     async def _exchange(
         self, target: _Target, request: bytes, conns: dict[tuple[str, int], _Connection]
     ) -> int:
-        conn = conns.get(target.key)
-        if conn is not None and not conn.closed:
-            try:
-                return await self._send(target, request, conns, conn)
-            except StaleConnection:
-                if not conn.answers:
-                    raise
         loop = asyncio.get_running_loop()
-        _, conn = await loop.create_connection(_Connection, *target.key)
+        deadline = loop.time() + self._timeout
+        kept = conns.get(target.key)
+        if kept is not None and not kept.closed:
+            try:
+                return await self._send(target, request, conns, kept, deadline)
+            except StaleConnection:
+                if not kept.answers:
+                    raise
+        try:
+            _, conn = await asyncio.wait_for(
+                loop.create_connection(_Connection, *target.key), max(0.0, deadline - loop.time())
+            )
+        except TimeoutError:
+            raise DeliveryError(f"no connection within {self._timeout:g} s") from None
         self.connections += 1
         conns[target.key] = conn
-        return await self._send(target, request, conns, conn)
+        return await self._send(target, request, conns, conn, deadline)
 
-    @staticmethod
     async def _send(
-        target: _Target, request: bytes, conns: dict[tuple[str, int], _Connection], conn: _Connection
+        self,
+        target: _Target,
+        request: bytes,
+        conns: dict[tuple[str, int], _Connection],
+        conn: _Connection,
+        deadline: float,
     ) -> int:
         try:
-            status, keep = await conn.send(request)
+            status, keep = await conn.send(request, deadline, self._late)
         except BaseException:  # an error, the timeout, or stop(): the stream is out of step
             conn.close()
             conns.pop(target.key, None)
