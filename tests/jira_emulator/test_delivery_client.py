@@ -372,3 +372,19 @@ async def test_stop_during_a_stalled_delivery_returns_promptly() -> None:
         await asyncio.wait_for(got.wait(), WAIT)
         await asyncio.wait_for(d.stop(), WAIT)
         assert not d.running
+
+
+async def test_interim_answers_are_skipped_and_bodiless_statuses_complete() -> None:
+    async def interim(n: int, w: asyncio.StreamWriter) -> bool:
+        w.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        w.write(
+            b"HTTP/1.1 204 No Content\r\n\r\n"
+            if n % 2
+            else b"HTTP/1.1 201 Created\r\nContent-Length: 0\r\n\r\n"
+        )
+        return True
+
+    async with RawReceiver(interim) as rx:
+        d = await deliver(rx, 4)
+    assert d.stats.delivered == 4 and [o[1] for o in d.outcomes] == [204, 201, 204, 201]
+    assert rx.connections == 1
