@@ -174,6 +174,9 @@ class Runtime:
     refusal: ManagerError | None = None
     wake: asyncio.Event = field(default_factory=asyncio.Event)  # dial loop: try now
     dialer: asyncio.Task[None] | None = None
+    # Outbox rows the peer acked are deleted in the background (see ConnectionManager._forget_acked).
+    acked_to_delete: int = 0
+    ack_deleter: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
@@ -324,6 +327,10 @@ class ConnectionManager:
         for rt in self.runtimes.values():
             if rt.link is not None:
                 await rt.link.close()
+        for rt in self.runtimes.values():
+            if rt.ack_deleter is not None:
+                with contextlib.suppress(Exception):
+                    await rt.ack_deleter
         if self.relays is not None:
             await self.relays.close()
 
@@ -1031,7 +1038,9 @@ class ConnectionManager:
                 elif isinstance(message, Bye):
                     state_change = ("error", "the peer deleted this connection" + _reason(message.reason))
             acked_upto = session.peer_acked
-            if items or received.newly_acked:
+            if received.newly_acked and not items:
+                self._forget_acked(rt, acked_upto)  # an ack alone: no transaction to wait for
+            elif items:
                 row = rt.row
 
                 def commit(c: sqlite3.Connection) -> None:
@@ -1089,6 +1098,26 @@ class ConnectionManager:
                     except Exception:
                         log.exception("listener failed on message %d of %r", seq, rt.name)
         return True
+
+    def _forget_acked(self, rt: Runtime, upto: int) -> None:
+        """Delete the outbox rows up to ``upto`` in the background. Durability does not need them
+        gone at once: rows the peer acked that survive a crash only rebuild a session with too much
+        unacked, which the peer's Hello acks again on the next link before anything is resent."""
+        rt.acked_to_delete = max(rt.acked_to_delete, upto)
+        if rt.ack_deleter is None or rt.ack_deleter.done():
+            rt.ack_deleter = asyncio.create_task(self._delete_acked(rt), name=f"outbox acks {rt.name}")
+
+    async def _delete_acked(self, rt: Runtime) -> None:
+        deleted = 0
+        conn_id = rt.row.id
+        while rt.acked_to_delete > deleted:
+            upto = rt.acked_to_delete
+            try:
+                await self.db.write(functools.partial(q.outbox_ack, conn_id=conn_id, upto=upto))
+            except Exception as exc:  # the next ack, or the next start, deletes them
+                log.warning("connection %r: acked outbox rows not deleted yet: %s", rt.name, exc)
+                return
+            deleted = upto
 
     def _check_welcome(self, rt: Runtime, welcome: Welcome) -> tuple[q.State, str | None]:
         row = rt.row

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import sqlite3
 import time
 from typing import Any
 
@@ -230,3 +231,22 @@ async def test_identical_accept_retransmission_gets_the_same_welcome(node: Node)
         assert [seq for seq, _ in welcomes] == [1]
         assert node.manager.get("fake").row.state == "active"
         await fresh.ws.close()
+
+
+async def test_an_ack_alone_frees_the_outbox_rows_it_acks(node: Node) -> None:
+    code, _ = await node.manager.invite(name="fake")
+    peer = FakePeer(node, code)
+    async with aiohttp.ClientSession() as http:
+        await peer.pair(http)  # the node's Welcome (its sequence 1) is in its outbox until acked
+        rt = node.manager.get("fake")
+        assert rt.session is not None and [seq for seq, _ in rt.session.unacked()] == [1]
+        assert peer.ws is not None
+        await peer.ws.send_bytes(peer.session.ack(os.urandom(24)))  # a control frame, nothing else
+        assert await node.manager.wait_acked(rt, 1, 5)
+        assert rt.session.unacked() == []
+    await node.stop()  # waits for the background delete
+    conn = sqlite3.connect(node.home.db_path)
+    try:
+        assert conn.execute("SELECT COUNT(*) FROM outbox").fetchone()[0] == 0
+    finally:
+        conn.close()
