@@ -9,7 +9,9 @@ Rules (the durable part; see also :mod:`protocol.session`):
 2. Receiving is ONE store transaction — insert the delivered messages into the inbox and bump
    ``recv_next`` (plus any state change they cause, e.g. a Welcome activating the connection) —
    and only then the ack goes out. An acked message is therefore always in the inbox.
-3. An ack deletes the acked outbox rows. At start each :class:`~protocol.Session` is rebuilt from
+3. An ack deletes the acked outbox rows (in the background when the ack came alone: rows that
+   outlive a crash only rebuild a session with more unacked, which the peer's Hello acks again before
+   anything is resent). At start each :class:`~protocol.Session` is rebuilt from
    ``send_next``, ``recv_next`` and the outbox, so after ``kill -9`` at any point the peer's resend
    and our resend (after the Hellos on the next link) complete delivery, once, in order.
 4. All work on one connection (send, receive, state change) is serialised by its lock, so the
