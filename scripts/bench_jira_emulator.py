@@ -3,6 +3,7 @@
 
     .venv/bin/python scripts/bench_jira_emulator.py [--issues 5000] [--requests 2000] [--concurrency 16]
     .venv/bin/python scripts/bench_jira_emulator.py --webhooks [--mode server] [--comments 3000]
+    .venv/bin/python scripts/bench_jira_emulator.py --deliveries 5000
 
 Issues are created through the emulator's own rules (so they carry history like API-created ones),
 then an aiohttp client with a bounded number of in-flight requests measures each operation.
@@ -11,7 +12,11 @@ then an aiohttp client with a bounded number of in-flight requests measures each
 with no webhook registered, then with one admin webhook (the events Tandem registers for, or
 ``--events``) pointing at a trivial receiver in another process. The emulator and the client share
 this process, so the CPU a delivered event costs is the difference between the two runs divided by
-the events delivered. Not a test: prints a table.
+the events delivered.
+
+``--deliveries N`` measures the delivery alone: N pre-built 6 KB bodies through the emulators'
+``DeliveryQueue`` (4 workers) to the same receiver, once with the lean ``http://`` client and once
+through aiohttp (as https URLs would go); CPU of this process per delivery. Not a test: prints a table.
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from node.trackers.jira.emulator import JiraEmulator
 from node.trackers.jira.emulator.ops import Site
+from node.trackers.jira.emulator.webhooks import WebhookDispatcher
 from node.trackers.jira.webhooks import SUBSCRIBED_EVENTS
 
 RECEIVER = """
@@ -125,6 +131,48 @@ async def add_comments(
     return time.perf_counter() - wall, time.process_time() - cpu, errors
 
 
+class AiohttpOnly(WebhookDispatcher):
+    """Every delivery through aiohttp, as before the lean client (and as https URLs still go)."""
+
+    def request(self, item: tuple[str, bytes]) -> tuple[str, bytes, dict[str, str]]:
+        url, body, headers = super().request(item)
+        self._targets[url] = None  # no lean target: _post takes the aiohttp path
+        return url, body, headers
+
+
+async def bench_deliveries(args: argparse.Namespace) -> None:
+    receiver = subprocess.Popen(  # noqa: ASYNC220 (started once, before anything is measured)
+        [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True
+    )
+    body = b'{"webhookEvent": "jira:issue_updated", "pad": "' + b"x" * 6000 + b'"}'
+    rows = []
+    try:
+        assert receiver.stdout is not None
+        url = f"http://127.0.0.1:{receiver.stdout.readline().strip()}/hook"
+        for name, cls in (("aiohttp", AiohttpOnly), ("lean", WebhookDispatcher)):
+            d = cls(max_queue=args.deliveries + 500, workers=4)
+            await d.start()
+            try:
+                for _ in range(300):  # warm-up: connections open
+                    d.enqueue(url, body)
+                await d.drain(60)
+                wall, cpu = time.perf_counter(), time.process_time()
+                for _ in range(args.deliveries):
+                    d.enqueue(url, body)
+                await d.drain(600)
+                wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+            finally:
+                await d.stop()
+            rows.append((name, wall, cpu, d.stats.delivered - 300, d.stats.failed))
+    finally:
+        receiver.terminate()
+        receiver.wait(5)
+    print(f"webhook delivery alone: {args.deliveries} x {len(body)} bytes, 4 workers, receiver in a process")
+    print(f"{'client':10} {'deliveries/s':>12} {'CPU us/delivery':>15} {'delivered':>9} {'failed':>6}")
+    for name, wall, cpu, delivered, failed in rows:
+        print(f"{name:10} {delivered / wall:12.0f} {cpu / delivered * 1e6:15.1f} {delivered:9d} {failed:6d}")
+
+
 async def bench_webhooks(args: argparse.Namespace) -> None:
     receiver = subprocess.Popen(  # noqa: ASYNC220 (started once, before anything is measured)
         [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True
@@ -196,7 +244,11 @@ async def main() -> None:
     parser.add_argument("--webhooks", action="store_true", help="measure webhook delivery instead")
     parser.add_argument("--comments", type=int, default=3500, help="--webhooks: comments to add")
     parser.add_argument("--events", default="", help="--webhooks: comma-separated events (default: Tandem's)")
+    parser.add_argument("--deliveries", type=int, default=0, help="measure the delivery client alone")
     args = parser.parse_args()
+    if args.deliveries:
+        await bench_deliveries(args)
+        return
     if args.webhooks:
         await bench_webhooks(args)
         return
