@@ -304,7 +304,8 @@ class _Connection(asyncio.Protocol):
                 self._fail(StaleConnection("the receiver closed the connection without answering"))
 
     def _expire(self, message: str) -> None:
-        self._fail(DeliveryError(message))
+        if self._waiter is not None and not self._waiter.done():  # not when the answer just came in
+            self._fail(DeliveryError(message))
 
     def _fail(self, err: DeliveryError) -> None:
         self._state = _IDLE
