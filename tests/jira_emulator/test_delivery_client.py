@@ -325,7 +325,7 @@ async def test_refused_connection_and_https_fallback_are_failures_not_crashes() 
 
     async with RawReceiver(hang_up) as rx:
         port = rx.url.split(":")[2].split("/")[0]
-        async with dispatcher(workers=1, limit=2.0) as d:
+        async with dispatcher(workers=1, limit=0.5) as d:
             d.enqueue(f"https://127.0.0.1:{port}/hook", b"{}")  # not plain http: the aiohttp path
             await d.drain(WAIT)
         rx.server.close()  # type: ignore[union-attr]
