@@ -279,7 +279,10 @@ class _Group(Generic[_In, _Out]):
                 batch = []
         finally:
             self._running -= 1
-            for _, future in batch:  # cancelled (engine stopping) half-way through a batch
+            # Cancelled (the engine is stopping): no caller may wait for good, be it a lane or not
+            # (intake's local_change), whether its call was in the batch or still queued.
+            waiting, self._queue = (batch + self._queue, []) if self._running == 0 else (batch, self._queue)
+            for _, future in waiting:
                 if not future.done():
                     future.cancel()
 
@@ -2294,39 +2297,33 @@ class SyncEngine:
             await self._end_bulk(job_id, "failed", f"the tracker refused the query or failed: {exc}")
 
     async def _bulk_send(self, rt: Runtime, job_id: int, issues: Sequence[IssueSnapshot | str]) -> None:
-        """Send a page of a bulk job, ``apply_concurrency`` at a time, then record every item's
-        outcome and the job's counts in one write. A key alone: the issue no longer exists."""
+        """Send a page of a bulk job, ``apply_concurrency`` at a time, recording each item's outcome
+        and the job's counts as it is done (the writes of items done together share a transaction).
+        A key alone: the issue no longer exists."""
         limit = asyncio.Semaphore(self.settings.apply_concurrency)
-        outcomes: list[tuple[str, str | None]] = []
 
         async def one(issue: IssueSnapshot | str) -> None:
-            if isinstance(issue, str):
-                outcomes.append((issue, f"{issue} no longer exists"))
-                return
             async with limit:
-                error: str | None = None
-                try:
-                    await self._send_entity(rt, issue, "bulk", manual=True)
-                except (TrackerError, SyncError) as exc:
-                    error = str(exc)
-                outcomes.append((issue.key, error))
+                key, error = (
+                    (issue, f"{issue} no longer exists") if isinstance(issue, str) else (issue.key, None)
+                )
+                if not isinstance(issue, str):
+                    try:
+                        await self._send_entity(rt, issue, "bulk", manual=True)
+                    except (TrackerError, SyncError) as exc:
+                        error = str(exc)
+                state = "failed" if error else "done"
+                await self._write(
+                    lambda c: (
+                        c.execute(
+                            "UPDATE bulk_items SET state = ?, error = ? WHERE job_id = ? AND issue_key = ?",
+                            (state, error, job_id, key),
+                        ),
+                        c.execute(f"UPDATE bulk_jobs SET {state} = {state} + 1 WHERE id = ?", (job_id,)),
+                    )
+                )
 
         await asyncio.gather(*(one(i) for i in issues))
-        if not outcomes:
-            return
-        failed = sum(1 for _, e in outcomes if e)
-
-        def write(c: sqlite3.Connection) -> None:
-            c.executemany(
-                "UPDATE bulk_items SET state = ?, error = ? WHERE job_id = ? AND issue_key = ?",
-                [("failed" if e else "done", e, job_id, k) for k, e in outcomes],
-            )
-            c.execute(
-                "UPDATE bulk_jobs SET done = done + ?, failed = failed + ? WHERE id = ?",
-                (len(outcomes) - failed, failed, job_id),
-            )
-
-        await self._write(write)
 
     async def _end_bulk(self, job_id: int, state: str, error: str | None) -> None:
         await self._write(

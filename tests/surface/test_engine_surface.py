@@ -107,6 +107,9 @@ async def _side(
         # a port the OS chose, kept across a restart of the node (the private peer dials it)
         "peer": {"mode": "public", "listen": f"127.0.0.1:{free_port()}"} if public else {"mode": "private"},
         "admin": {"listen": "127.0.0.1:0"},
+        # small bulk pages: a bulk job reads by search pages, so only several pages of a slow
+        # tracker keep it running long enough to be stopped half-way
+        "sync": {"reconcile_batch": 2},
         "tracker": {
             "kind": f"jira-{mode}",
             "url": url,
