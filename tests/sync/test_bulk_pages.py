@@ -43,7 +43,8 @@ async def test_bulk_reads_by_pages_and_resumes_after_a_restart_mid_page(pair: Pa
         job = await sup.engine.start_bulk(sup.connection, "project = SUP AND labels = paged")
 
         async def stuck() -> bool:
-            return len(sent) == 3 and (await sup.engine.bulk_job(job.id)).done == 3
+            # later sends wait at the gate (one batched send may hold two lanes' replicas)
+            return len(sent) >= 3 and 1 <= (await sup.engine.bulk_job(job.id)).done <= 3
 
         await eventually(stuck, what="the job held half-way through its first page")
         assert reads == []  # issues come from the search pages, not one read each
