@@ -40,7 +40,9 @@ class SyncSettings(BaseModel):
         description="connection name -> local project for created issues (else the connection's project)",
     )
     reconcile_batch: int = Field(100, ge=1, le=1000, description="issues per page when listing (bulk)")
-    apply_concurrency: int = Field(4, ge=1, le=64, description="bulk: issues synced at once")
+    apply_concurrency: int = Field(
+        16, ge=1, le=64, description="incoming replicas applied, and bulk issues sent, at once"
+    )
     retry_base_seconds: float = Field(0.5, gt=0, description="first backoff after a transient fault")
     retry_max_seconds: float = Field(60.0, gt=0, description="longest backoff between retries")
     max_transition_steps: int = Field(12, ge=1, le=50, description="workflow steps to reach a status")

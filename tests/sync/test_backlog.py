@@ -6,12 +6,14 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from node.sync.settings import SyncSettings
 from node.trackers.base import IssueUpdate
 from tests.sync.conftest import Pair, eventually
 
 
 async def test_backlog_beyond_the_in_memory_bound_is_applied_in_order(pair: Pair) -> None:
     sup, eng = pair.support, pair.engineering
+    await eng.restart_engine(SyncSettings(retry_base_seconds=0.05, apply_concurrency=4))
     eng.engine.in_memory = 2
     gate = asyncio.Event()
     adapter: Any = eng.engine.adapter
