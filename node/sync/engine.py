@@ -1715,32 +1715,35 @@ class SyncEngine:
 
     async def _on_result(self, rt: Runtime, message: Result) -> None:
         conn_id = rt.row.id
-        for r in message.results:
 
-            def write(c: sqlite3.Connection, r: ReplicaResult = r) -> None:
-                twin = s.twin_by_local(c, conn_id, r.entity_id)
-                if twin is None:
-                    return
-                changes: dict[str, Any] = {
-                    "last_result": r.outcome if not r.reason else f"{r.outcome}: {r.reason}"
-                }
-                if (
-                    r.outcome == "applied"
-                    and r.version == twin.last_sent_version
-                    and twin.last_sent_values is not None
-                    and (twin.last_received_at or 0) <= (twin.last_sent_at or 0)
-                ):
-                    # The peer now holds what we sent: that is the new sync point for conflicts.
-                    changes["last_applied"] = twin.last_sent_values
-                if r.twin is not None and twin.remote_id in (None, r.twin.id):
-                    other = s.twin_by_remote(c, conn_id, r.twin.id)
-                    if other is None or other.id == twin.id:
-                        changes.update(remote_id=r.twin.id, remote_key=r.twin.key, remote_url=r.twin.url)
-                        if twin.state == "pending":
-                            changes["state"] = "linked"
-                s.update_twin(c, twin.id, **changes)
+        def write_all(c: sqlite3.Connection) -> None:  # one transaction for a Result of many replicas
+            for r in message.results:
+                write(c, r)
 
-            await self._write(write)
+        def write(c: sqlite3.Connection, r: ReplicaResult) -> None:
+            twin = s.twin_by_local(c, conn_id, r.entity_id)
+            if twin is None:
+                return
+            changes: dict[str, Any] = {
+                "last_result": r.outcome if not r.reason else f"{r.outcome}: {r.reason}"
+            }
+            if (
+                r.outcome == "applied"
+                and r.version == twin.last_sent_version
+                and twin.last_sent_values is not None
+                and (twin.last_received_at or 0) <= (twin.last_sent_at or 0)
+            ):
+                # The peer now holds what we sent: that is the new sync point for conflicts.
+                changes["last_applied"] = twin.last_sent_values
+            if r.twin is not None and twin.remote_id in (None, r.twin.id):
+                other = s.twin_by_remote(c, conn_id, r.twin.id)
+                if other is None or other.id == twin.id:
+                    changes.update(remote_id=r.twin.id, remote_key=r.twin.key, remote_url=r.twin.url)
+                    if twin.state == "pending":
+                        changes["state"] = "linked"
+            s.update_twin(c, twin.id, **changes)
+
+        await self._write(write_all)
 
     async def _on_unlink(self, rt: Runtime, message: Unlink) -> None:
         conn_id = rt.row.id
