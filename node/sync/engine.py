@@ -698,6 +698,17 @@ class SyncEngine:
                 return outcome(False, "paused by an error; retry or resolve it")
             if twin is not None and twin.state == "unlinked" and not manual:
                 return outcome(False, "unlinked")
+            if (
+                twin is not None
+                and twin.remote_id
+                and twin.last_received_version == 0
+                and twin.last_sent_version == 0
+            ):
+                # Created here from the peer's replica, whose apply has not finished (a crash
+                # after the create was recorded): the peer does not know this twin yet, and a
+                # replica from us now would make it create a second issue. The unprocessed
+                # replica is applied again (and answered) first.
+                return outcome(False, "created from the peer's replica (its apply is not finished)")
             if twin is None:
                 marker = _issue_marker(snapshot)
                 if marker is not None and marker.startswith(f"tandem:{conn_text}:"):

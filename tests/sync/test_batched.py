@@ -7,6 +7,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from node.sync.engine import SyncEngine
+from node.sync.settings import SyncSettings
+from protocol.richtext import from_plain_text
 from tests.sync.conftest import Pair, eventually
 
 
@@ -82,3 +85,39 @@ async def test_crash_after_a_batched_create_adopts_every_issue_once(pair: Pair) 
     for twin in twins:
         [view] = await eng.engine.status(twin)
         assert view.state == "linked" and view.last_received_version == 1
+
+
+async def test_a_created_twin_whose_apply_was_cut_short_is_not_sent_back_before_it_is_answered(
+    pair: Pair,
+) -> None:
+    """A crash after the create was recorded and before the outcome: until the replica is applied
+    again and answered, a change reported for the new issue must not go to the peer (which does
+    not know the twin yet and would create a second issue from it)."""
+    sup, eng = pair.support, pair.engineering
+    eng.engine.crash_points.add("add_comment")
+    key = await sup.create("Created, commented, killed")
+    await sup.human.add_comment(key, from_plain_text("first words"))
+    await sup.engine.sync(key, sup.connection)
+
+    async def crashed() -> bool:
+        return len(eng.twin_keys()) == 1 and not eng.engine._busy
+
+    await eventually(crashed, what="the create and the crash on engineering")
+    [eng_key] = eng.twin_keys()
+    await eng.engine.stop()
+    eng.engine = SyncEngine(
+        eng.node.db,
+        eng.node.manager,
+        eng.adapter,
+        node_name=eng.name,
+        settings=eng.settings or SyncSettings(),
+    )
+    await eng.engine.local_change(eng_key, reason="poll")  # a poll sees the new issue first
+    [view] = await eng.engine.status(eng_key)
+    assert view.last_sent_version is None
+    await eng.engine.start()
+    assert await pair.twin_of(sup, key) == eng_key
+    await pair.settle()
+    await sup.engine.idle()
+    assert sup.twin_keys() == [key] and eng.twin_keys() == [eng_key]
+    assert len((await eng.adapter.get_issue(eng_key)).comments) == 1
