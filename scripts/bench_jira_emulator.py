@@ -1,4 +1,6 @@
-"""Requests per second of the Jira emulator: get-issue and JQL search over ~5,000 issues; with
+"""Requests per second of the Jira emulator: get-issue and JQL search over ~5,000 issues (a query
+that names 50 issues by id/key, as the node's batched reads do, too; ``--full-scan`` measures it as
+the emulator answered it before the lookup); with
 ``--webhooks``, the cost of webhook delivery instead.
 
     .venv/bin/python scripts/bench_jira_emulator.py [--issues 5000] [--requests 2000] [--concurrency 16]
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import random
 import statistics
 import subprocess
@@ -36,7 +39,9 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from node.trackers.jira.emulator import JiraEmulator
+from node.trackers.jira.emulator import server as server_module
 from node.trackers.jira.emulator.ops import Site
+from node.trackers.jira.emulator.search import run_search
 from node.trackers.jira.emulator.webhooks import WebhookDispatcher
 from node.trackers.jira.webhooks import SUBSCRIBED_EVENTS
 
@@ -245,6 +250,9 @@ async def main() -> None:
     parser.add_argument("--comments", type=int, default=3500, help="--webhooks: comments to add")
     parser.add_argument("--events", default="", help="--webhooks: comma-separated events (default: Tandem's)")
     parser.add_argument("--deliveries", type=int, default=0, help="measure the delivery client alone")
+    parser.add_argument(
+        "--full-scan", action="store_true", help="searches scan every issue even when the query names them"
+    )
     args = parser.parse_args()
     if args.deliveries:
         await bench_deliveries(args)
@@ -262,6 +270,15 @@ async def main() -> None:
     rng = random.Random(2)
     keys = [f"BENCH-{rng.randint(1, args.issues)}" for _ in range(args.requests)]
     jql = quote('project = BENCH AND labels = urgent AND status = "In Progress" ORDER BY created DESC')
+    # What the node's batched reads ask (JiraAdapter._search_ids): 50 issues named by id or key.
+    by_ref = []
+    for _ in range(args.search_requests):
+        picked = rng.sample(range(1, args.issues + 1), min(50, args.issues))
+        ids = [emu.state.keys[f"BENCH-{n}"] for n in picked[:25]]
+        refs = ", ".join(f'"BENCH-{n}"' for n in picked[25:])
+        by_ref.append(quote(f"id in ({', '.join(ids)}) OR key in ({refs})"))
+    if args.full_scan:  # the emulator as it was: every search scans the site
+        server_module.run_search = functools.partial(run_search, lookup=False)  # type: ignore[assignment]
     scenarios = [
         ("get issue (v2)", [f"{base}/rest/api/2/issue/{k}" for k in keys]),
         ("get issue (v3, expand=changelog)", [f"{base}/rest/api/3/issue/{k}?expand=changelog" for k in keys]),
@@ -274,6 +291,14 @@ async def main() -> None:
             "search/jql v3 (JQL, 50/page)",
             [f"{base}/rest/api/3/search/jql?jql={jql}&maxResults=50&fields=summary,status"]
             * args.search_requests,
+        ),
+        (
+            "search v2 (50 ids/keys, 50/page)",
+            [f"{base}/rest/api/2/search?jql={q}&maxResults=50&fields=summary,status" for q in by_ref],
+        ),
+        (
+            "search/jql v3 (50 ids/keys, 50/page)",
+            [f"{base}/rest/api/3/search/jql?jql={q}&maxResults=50&fields=summary,status" for q in by_ref],
         ),
     ]
     rows = []

@@ -2,7 +2,9 @@
 
 The JQL engine evaluates neutral :class:`~node.trackers.base.IssueSnapshot` values; snapshots are
 built on demand (and cached per issue ``updated`` stamp, since a search over thousands of issues
-would otherwise rebuild them every time).
+would otherwise rebuild them every time). A query that names its issues (``key in (…)``, ``id = …``,
+alone or ANDed with other terms) looks them up instead of scanning the site: the node's batched reads
+are such queries.
 """
 
 from __future__ import annotations
@@ -13,6 +15,9 @@ import inspect
 from collections import OrderedDict
 from typing import Any
 
+from node.jql.ast import And, Clause, ListOperand, Or, Terminal, Value
+from node.jql.errors import JqlError
+from node.jql.evaluator import resolve_field
 from node.trackers.base import IssueSnapshot
 
 from .ops import JiraApiError
@@ -108,14 +113,71 @@ class SnapshotCache:
         self._cache.clear()
 
 
-def run_search(state: EmulatorState, cache: SnapshotCache, text: str, user: User | None) -> list[Issue]:
+def _named_issues(clause: Clause | None, state: EmulatorState) -> set[str] | None:
+    """Ids of the issues ``clause`` can match at most, when it names them by key or id; None when it
+    does not (then every issue is a candidate). A superset is fine: the full query still decides."""
+    if isinstance(clause, Terminal):
+        return _named_by_terminal(clause, state)
+    if isinstance(clause, Or):
+        union: set[str] = set()
+        for part in clause.clauses:
+            named = _named_issues(part, state)
+            if named is None:
+                return None
+            union |= named
+        return union
+    if isinstance(clause, And):
+        best: set[str] | None = None
+        for part in clause.clauses:
+            named = _named_issues(part, state)
+            if named is not None and (best is None or len(named) < len(best)):
+                best = named
+        return best
+    return None  # NOT, or no WHERE at all
+
+
+def _named_by_terminal(t: Terminal, state: EmulatorState) -> set[str] | None:
+    if t.op not in ("=", "in") or t.predicates or t.field.prop is not None:
+        return None
+    try:
+        spec = resolve_field(t.field, None).spec
+    except JqlError:  # compile accepted the query already; be safe and scan
+        return None
+    if spec.name != "issuekey" or spec.empty_word is not None:
+        return None
+    leaves = t.operand.items if isinstance(t.operand, ListOperand) else (t.operand,)
+    ids: set[str] = set()
+    for leaf in leaves:
+        # Functions, EMPTY, nested lists and non-ASCII text (whose case folding the index below does
+        # not mirror) go the slow way.
+        if not isinstance(leaf, Value) or not leaf.text.isascii():
+            return None
+        # The engine matches a value against an issue's key or id, case-insensitively.
+        low = leaf.text.lower()
+        if low in state.issues:
+            ids.add(low)
+        iid = state.keys.get(low.upper())
+        if iid is not None:
+            ids.add(iid)
+    return ids
+
+
+def run_search(
+    state: EmulatorState, cache: SnapshotCache, text: str, user: User | None, *, lookup: bool = True
+) -> list[Issue]:
     """Every issue matching ``text``, in the query's ORDER BY (without one: newest first, as Jira's
-    search API returns them)."""
+    search API returns them). ``lookup=False`` scans every issue even when the query names them
+    (what the fast path is checked against)."""
     query = compile_jql(text or "", state)
     ctx = make_context(state, user)
     by_id: dict[str, Issue] = {}
     snaps: list[IssueSnapshot] = []
-    for issue in state.issues.values():
+    named = _named_issues(query.ast.where, state) if lookup else None
+    if named is None:
+        candidates: Any = state.issues.values()
+    else:
+        candidates = [state.issues[i] for i in sorted(named, key=_id_order) if i in state.issues]
+    for issue in candidates:
         snap = cache.get(issue)
         if query.matches(snap, ctx):
             snaps.append(snap)
@@ -128,6 +190,10 @@ def run_search(state: EmulatorState, cache: SnapshotCache, text: str, user: User
     else:
         ordered = list(query.sort(snaps, ctx))
     return [by_id[s.id] for s in ordered]
+
+
+def _id_order(issue_id: str) -> tuple[int, str]:
+    return (int(issue_id), issue_id) if issue_id.isdigit() else (-1, issue_id)
 
 
 def parse_structure(text: str, state: EmulatorState, validation: str = "strict") -> dict[str, Any]:
