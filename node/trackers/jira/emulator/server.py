@@ -42,7 +42,7 @@ from .state import (
     new_state,
     now,
 )
-from .views import View
+from .views import RenderMemo, View
 from .webhooks import WebhookDispatcher
 
 log = logging.getLogger(__name__)
@@ -100,6 +100,7 @@ class JiraApp(EmulatorApp):
         self.stats = Stats()
         self.dispatcher = WebhookDispatcher()
         self.cache = SnapshotCache(state)
+        self.render_memo = RenderMemo()  # webhook payloads only
         self.dirty = False
         self.base_url = ""
 
@@ -337,7 +338,7 @@ class JiraApp(EmulatorApp):
         ]
         if not hooks or not self.dispatcher.running:
             return
-        view = View(self.state, self.base_url, 2)
+        view = View(self.state, self.base_url, 2, self.render_memo)
         payload = self.webhook_payload(view, event)
         shared: bytes | None = None  # one encoding for every hook that gets the same body
         snap = None

@@ -196,13 +196,43 @@ def _avatar_urls(seed: str) -> tuple[tuple[str, str], ...]:
     return tuple((f"{n}x{n}", f"{base}?s={n}") for n in (48, 24, 16, 32))
 
 
+class RenderMemo:
+    """Renderings of users and comments kept between webhook events: each event carries the whole
+    issue (every comment, every user), so without it an issue's 7th comment event renders 7
+    comments and ~20 users again. An entry is reused only while what it was rendered from is the
+    same (stored bodies are replaced, never changed in place, so a body is compared by identity);
+    a hit is the very dict rendered before, so only callers that never change their answer (the
+    webhook payloads, serialised at once) may use a memo."""
+
+    def __init__(self, limit: int = 8192) -> None:
+        self.limit = limit
+        self.scope: tuple[str, int, str] | None = None  # (base URL, API version, mode) of the entries
+        self.users: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+        self.comments: dict[tuple[str, str], tuple[tuple[Any, ...], dict[str, Any]]] = {}
+
+    def evict(self, table: dict[Any, Any]) -> None:
+        if len(table) > self.limit:
+            del table[next(iter(table))]  # the oldest: events come issue by issue
+
+    def clear(self) -> None:
+        self.users.clear()
+        self.comments.clear()
+
+
 @dataclass
 class View:
-    """How to render: which site, which base URL, which API version (2 or 3)."""
+    """How to render: which site, which base URL, which API version (2 or 3); ``memo`` reuses
+    renderings between calls (webhook payloads only, see :class:`RenderMemo`)."""
 
     state: EmulatorState
     base: str
     api: int = 2
+    memo: RenderMemo | None = None
+
+    def __post_init__(self) -> None:
+        if self.memo is not None and self.memo.scope != (self.base, self.api, self.state.mode):
+            self.memo.clear()
+            self.memo.scope = (self.base, self.api, self.state.mode)
 
     @property
     def cloud(self) -> bool:
@@ -216,6 +246,20 @@ class View:
     def user(self, user: User | None, *, full: bool = False) -> dict[str, Any] | None:
         if user is None:
             return None
+        memo = self.memo
+        if memo is None or full:
+            return self._user(user, full=full)
+        key = user.key
+        stamp = (user.name, user.account_id, user.email, user.display_name, user.active, user.time_zone)
+        hit = memo.users.get(key)
+        if hit is not None and hit[0] == stamp:
+            return hit[1]
+        out = self._user(user)
+        memo.users[key] = (stamp, out)
+        memo.evict(memo.users)
+        return out
+
+    def _user(self, user: User, *, full: bool = False) -> dict[str, Any]:
         out: dict[str, Any]
         if self.cloud:
             out = {
@@ -540,12 +584,53 @@ class View:
     # ------------------------------------------------------------------ comments, attachments, history
 
     def comment(self, issue: Issue, comment: Comment, *, rendered: bool = False) -> dict[str, Any]:
+        memo = self.memo
+        if memo is None or rendered:
+            return self._comment(issue, comment, rendered=rendered)
+        author = self.user_key(comment.author)
+        update_author = self.user_key(comment.update_author)
+        key = (issue.id, comment.id)
+        visibility, internal = comment.visibility, comment.internal
+        hit = memo.comments.get(key)
+        if hit is not None:
+            (body, was_author, was_update_author, created, updated, was_visibility, was_internal), out = hit
+            # Users by identity: the memo hands out the same dict while a user is unchanged.
+            if (
+                body is comment.body
+                and was_author is author
+                and was_update_author is update_author
+                and created == comment.created
+                and updated == comment.updated
+                and was_visibility == visibility
+                and was_internal == internal
+            ):
+                return out
+        out = self._comment(issue, comment, author=author, update_author=update_author)
+        kept = dict(visibility) if visibility is not None else None
+        memo.comments[key] = (
+            (comment.body, author, update_author, comment.created, comment.updated, kept, internal),
+            out,
+        )
+        memo.evict(memo.comments)
+        return out
+
+    def _comment(
+        self,
+        issue: Issue,
+        comment: Comment,
+        *,
+        rendered: bool = False,
+        author: dict[str, Any] | None = None,
+        update_author: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         out: dict[str, Any] = {
             "self": self.rest(f"issue/{issue.id}/comment/{comment.id}"),
             "id": comment.id,
-            "author": self.user_key(comment.author),
+            "author": author if author is not None else self.user_key(comment.author),
             "body": render_body(comment.body, api=self.api),
-            "updateAuthor": self.user_key(comment.update_author),
+            "updateAuthor": update_author
+            if update_author is not None
+            else self.user_key(comment.update_author),
             "created": jira_time(comment.created),
             "updated": jira_time(comment.updated),
         }
