@@ -329,6 +329,18 @@ async def latency(sites: Sites, changes: int) -> tuple[list[float], int, str]:
 # Phase 2: bulk
 
 
+def issue_fields(project: str, n: int, summary: str = "bulk issue") -> dict[str, Any]:
+    """The REST v2 ``fields`` of the n-th seeded issue (also used by scripts/bench_adapter.py)."""
+    return {
+        "project": {"key": project},
+        "issuetype": {"name": ("Task", "Bug", "Story")[n % 3]},
+        "summary": f"{summary} {n}",
+        "description": f"Customer report {n}.\n\nSteps: open the *settings* page, press {{{{Save}}}}.",
+        "labels": ["customer", ("backend", "frontend")[n % 2]],
+        "priority": {"name": ("High", "Medium", "Low")[n % 3]},
+    }
+
+
 def seed(emu: JiraEmulator, project: str, issues: int, comments: int) -> None:
     """Issues and comments straight into the state (as the person Jane; no webhooks)."""
     from node.trackers.jira.emulator.ops import Site
@@ -338,15 +350,7 @@ def seed(emu: JiraEmulator, project: str, issues: int, comments: int) -> None:
     jane = state.users[HUMAN[0]] if HUMAN[0] in state.users else state.find_user(name=HUMAN[0])
     assert jane is not None
     for n in range(issues):
-        fields = {
-            "project": {"key": project},
-            "issuetype": {"name": ("Task", "Bug", "Story")[n % 3]},
-            "summary": f"bulk issue {n}",
-            "description": f"Customer report {n}.\n\nSteps: open the *settings* page, press {{{{Save}}}}.",
-            "labels": ["customer", ("backend", "frontend")[n % 2]],
-            "priority": {"name": ("High", "Medium", "Low")[n % 3]},
-        }
-        issue = site.create_issue(jane, {"fields": fields}, 2)
+        issue = site.create_issue(jane, {"fields": issue_fields(project, n)}, 2)
         for k in range(comments):
             site.add_comment(jane, issue, {"body": f"Comment {k} on issue {n}: it still fails."}, 2)
 

@@ -41,6 +41,7 @@ from node.trackers.jira import JiraAdapter  # noqa: E402
 from node.trackers.jira.emulator import JiraEmulator  # noqa: E402
 from node.trackers.jira.emulator.ops import Site  # noqa: E402
 from protocol.richtext import from_plain_text  # noqa: E402
+from scripts.bench import issue_fields  # noqa: E402
 
 TOKEN = "bench-token"
 HUMAN = ("jane.human", "jane-token")
@@ -85,15 +86,7 @@ def seed(emu: JiraEmulator, project: str, issues: int, comments: int, *, own: bo
     author = admin if own else jane
     ids = []
     for n in range(issues):
-        fields = {
-            "project": {"key": project},
-            "issuetype": {"name": ("Task", "Bug", "Story")[n % 3]},
-            "summary": f"bench issue {n}",
-            "description": f"Customer report {n}.\n\nSteps: open the *settings* page, press Save.",
-            "labels": ["customer", ("backend", "frontend")[n % 2]],
-            "priority": {"name": ("High", "Medium", "Low")[n % 3]},
-        }
-        body: dict[str, Any] = {"fields": fields}
+        body: dict[str, Any] = {"fields": issue_fields(project, n, "bench issue")}
         if own:
             body["properties"] = [{"key": "tandem.marker", "value": {"marker": f"tandem:bench:{n}"}}]
         issue = site.create_issue(author, body, 2)

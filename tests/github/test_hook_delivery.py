@@ -15,6 +15,7 @@ from aiohttp import web
 from node.trackers.github.emulator import GitHubEmulator
 from node.trackers.github.emulator.hooks import Delivery, HookDispatcher
 from node.trackers.github.emulator.state import Hook
+from tests.helpers.http import serve
 
 
 class Receiver:
@@ -37,11 +38,8 @@ async def receiver() -> AsyncIterator[Receiver]:
     rx = Receiver()
     app = web.Application()
     app.router.add_post("/{tail:.*}", rx.handle)
-    rx.runner = web.AppRunner(app, handle_signals=False, access_log=None)
-    await rx.runner.setup()
-    site = web.TCPSite(rx.runner, "127.0.0.1", 0)
-    await site.start()
-    rx.url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}/payload"  # type: ignore[union-attr]
+    rx.runner, base = await serve(app)
+    rx.url = f"{base}/payload"
     yield rx
     await rx.runner.cleanup()
 

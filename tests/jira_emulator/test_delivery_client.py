@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 
 from node.trackers.jira.emulator.webhooks import WebhookDispatcher
+from tests.helpers.http import serve
 
 WAIT = 5.0  # bound on every wait in this file
 
@@ -59,12 +60,7 @@ class AiohttpReceiver:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.runner, self.url = await serve(app)
         return self.url
 
 

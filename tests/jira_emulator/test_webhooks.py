@@ -16,6 +16,7 @@ from aiohttp import web
 
 from node.trackers.jira.emulator import JiraEmulator
 from node.trackers.jira.emulator.webhooks import WebhookDispatcher
+from tests.helpers.http import serve
 
 from .conftest import Client, make_issue
 
@@ -42,12 +43,7 @@ class Receiver:
     async def start(self) -> str:
         app = web.Application()
         app.router.add_post("/{tail:.*}", self.handle)
-        self.runner = web.AppRunner(app, handle_signals=False)
-        await self.runner.setup()
-        site = web.TCPSite(self.runner, "127.0.0.1", 0)
-        await site.start()
-        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}"
+        self.runner, self.url = await serve(app)
         return self.url
 
     async def stop(self) -> None:

@@ -1,9 +1,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -146,10 +147,10 @@ async def _open_with_table(tmp_path: Path) -> Database:
     return db
 
 
-async def _queued_behind_a_blocker(
-    db: Database, writes: list[Callable[[sqlite3.Connection], Any]]
-) -> list[Any]:
-    """Run ``writes`` as one batch: they are queued while the writer is held by a first write."""
+@contextlib.asynccontextmanager
+async def _writer_held(db: Database) -> AsyncIterator[None]:
+    """The writer thread is busy with a first write for the duration of the block: writes made in
+    it queue up (and run as one batch once it is left)."""
     release = threading.Event()
     started = threading.Event()
 
@@ -159,10 +160,20 @@ async def _queued_behind_a_blocker(
 
     first = asyncio.ensure_future(db.write(blocker))
     await asyncio.to_thread(started.wait, 5)
-    pending = [asyncio.ensure_future(db.write(w)) for w in writes]
-    await asyncio.sleep(0)  # every write is queued before the writer is released
-    release.set()
-    await first
+    try:
+        yield
+    finally:
+        release.set()
+        await first
+
+
+async def _queued_behind_a_blocker(
+    db: Database, writes: list[Callable[[sqlite3.Connection], Any]]
+) -> list[Any]:
+    """Run ``writes`` as one batch: they are queued while the writer is held by a first write."""
+    async with _writer_held(db):
+        pending = [asyncio.ensure_future(db.write(w)) for w in writes]
+        await asyncio.sleep(0)  # every write is queued before the writer is released
     return await asyncio.gather(*pending, return_exceptions=True)
 
 
@@ -213,21 +224,11 @@ async def test_when_sqlite_abandons_the_transaction_the_whole_batch_before_it_ra
 async def test_a_write_whose_caller_gave_up_before_it_ran_is_not_applied(tmp_path: Path) -> None:
     db = await _open_with_table(tmp_path)
     try:
-        release = threading.Event()
-        started = threading.Event()
-
-        def blocker(c: sqlite3.Connection) -> None:
-            started.set()
-            assert release.wait(5)
-
-        first = asyncio.ensure_future(db.write(blocker))
-        await asyncio.to_thread(started.wait, 5)
-        doomed = asyncio.ensure_future(db.write(_insert(7)))
-        await asyncio.sleep(0)
-        doomed.cancel()
-        await asyncio.sleep(0)
-        release.set()
-        await first
+        async with _writer_held(db):
+            doomed = asyncio.ensure_future(db.write(_insert(7)))
+            await asyncio.sleep(0)
+            doomed.cancel()
+            await asyncio.sleep(0)
         await db.write(_insert(8))  # the writer has passed the cancelled write
         assert doomed.cancelled()
         assert await db.read(lambda c: [r[0] for r in c.execute("SELECT v FROM n")]) == [8]

@@ -63,8 +63,9 @@ class Side:
     connection: str = ""
     settings: SyncSettings | None = None
 
-    async def restart_engine(self, settings: SyncSettings | None = None) -> SyncEngine:
-        """Stop the engine (as a crash would leave things) and start a fresh one on the same store."""
+    async def restart_engine(self, settings: SyncSettings | None = None, *, start: bool = True) -> SyncEngine:
+        """Stop the engine (as a crash would leave things) and start a fresh one on the same store
+        (``start=False``: made, not started yet)."""
         await self.engine.stop()
         self.engine = SyncEngine(
             self.node.db,
@@ -73,7 +74,8 @@ class Side:
             node_name=self.name,
             settings=settings or self.settings or SyncSettings(),
         )
-        await self.engine.start()
+        if start:
+            await self.engine.start()
         return self.engine
 
     async def create(self, summary: str, **fields: Any) -> str:

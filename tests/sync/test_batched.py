@@ -7,8 +7,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from node.sync.engine import SyncEngine
-from node.sync.settings import SyncSettings
 from protocol.richtext import from_plain_text
 from tests.sync.conftest import Pair, eventually
 
@@ -104,14 +102,7 @@ async def test_a_created_twin_whose_apply_was_cut_short_is_not_sent_back_before_
 
     await eventually(crashed, what="the create and the crash on engineering")
     [eng_key] = eng.twin_keys()
-    await eng.engine.stop()
-    eng.engine = SyncEngine(
-        eng.node.db,
-        eng.node.manager,
-        eng.adapter,
-        node_name=eng.name,
-        settings=eng.settings or SyncSettings(),
-    )
+    await eng.restart_engine(start=False)
     await eng.engine.local_change(eng_key, reason="poll")  # a poll sees the new issue first
     [view] = await eng.engine.status(eng_key)
     assert view.last_sent_version is None
