@@ -30,7 +30,8 @@ Phases:
 3. **Baseline**: with the nodes stopped, a plain copier process (``scripts/bench.py _baseline``)
   copies the same issues from A to a fresh project in B with the fewest calls it can: search pages
   of 100 with the comments embedded, ``POST issue/bulk`` by 50, one ``POST comment`` per comment, 8
-  requests in flight.
+  requests in flight. Its table rows include the CPU seconds both emulators (this process) and the
+  copier used: the emulators' share bounds what any copier, Tandem included, can reach.
 
 Not a test (``tests/bench`` only checks that a tiny run prints the table): run it by hand.
 """
@@ -42,6 +43,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import statistics
 import sys
 import tempfile
@@ -500,8 +502,11 @@ async def baseline_copy(src: str, dst: str, project: str, into: str, concurrency
     return copied_n
 
 
-async def baseline(sites: Sites, issues: int, comments: int) -> tuple[float, int]:
+async def baseline(sites: Sites, issues: int, comments: int) -> tuple[float, int, float, float]:
+    """Wall seconds, API calls, and CPU seconds of this process (both emulators) and of the copier."""
     before = await sites.stats_total()
+    cpu0 = cpu_seconds(os.getpid())
+    children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = await asyncio.create_subprocess_exec(
         sys.executable, __file__, "_baseline", sites.a_url, sites.b_url, "BLK", "BASE", cwd=ROOT
@@ -513,7 +518,11 @@ async def baseline(sites: Sites, issues: int, comments: int) -> tuple[float, int
         60,
         "the baseline copy",
     )
-    return time.perf_counter() - t0, await sites.stats_total() - before
+    seconds = time.perf_counter() - t0
+    cpu = cpu_seconds(os.getpid()) - cpu0
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)  # only the copier ended meanwhile
+    copier = children.ru_utime + children.ru_stime - children0.ru_utime - children0.ru_stime
+    return seconds, await sites.stats_total() - before, cpu, copier
 
 
 # -------------------------------------------------------------------------------------------------
@@ -584,7 +593,7 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         print(f"{label:44} {len(values):5d} {lost:5d} {p50:8.1f} {pct(values, 0.99):8.1f}")
     print(f"  changes: {r['public'][2]}, through the real intake (emulator webhook → node)\n")
     bulk_r: BulkResult = r["bulk"]
-    base_s, base_calls = r["baseline"]
+    base_s, base_calls, base_cpu, base_copier = r["baseline"]
     n = args.issues
     header = f"{'bulk A → B (private link)':44} {'value':>12}"
     print(header)
@@ -598,6 +607,8 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         *((f"CPU during the bulk: {name} (s)", f"{sec:.1f}") for name, sec in bulk_r.cpu.items()),
         ("baseline copy: wall time (s)", f"{base_s:.1f}"),
         ("baseline copy: API calls per issue", f"{base_calls / n:.1f}"),
+        ("CPU during the baseline: emulators (s)", f"{base_cpu:.1f}"),
+        ("CPU during the baseline: copier (s)", f"{base_copier:.1f}"),
         ("ratio bulk / baseline (wall time)", f"{bulk_r.seconds / base_s:.2f}"),
     ]
     for label, value in rows:

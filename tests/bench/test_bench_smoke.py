@@ -36,6 +36,8 @@ def test_a_tiny_run_prints_the_table() -> None:
         "peak RSS node B (MB, VmHWM)",
         "baseline copy: wall time (s)",
         "baseline copy: API calls per issue",
+        "CPU during the baseline: emulators (s)",
+        "CPU during the baseline: copier (s)",
         "ratio bulk / baseline (wall time)",
     ):
         assert re.search(rf"^{re.escape(label)}\s+[\d.]+$", out, re.M), (label, out)
