@@ -110,13 +110,13 @@ def to_native(doc: Doc | None, fmt: TextFormat) -> Any:
         return None
     if fmt == "adf":
         adf = to_adf(doc)
-        if primable(doc):
+        if primable(doc, "adf"):
             key = _adf_key(adf)
             if key is not None:
                 DOC_CACHE.put(("adf", key), doc, primed=True)
         return adf
     text = to_wiki(doc)
-    if text and primable(doc):
+    if text and primable(doc, "wiki"):
         DOC_CACHE.put(("wiki", text), doc, primed=True)
     return text
 
@@ -161,9 +161,10 @@ _PRIMABLE_BLOCKS = frozenset({"paragraph", "heading", "rule"})
 _PRIMABLE_INLINES = frozenset({"text", "hard_break"})
 
 
-def primable(doc: Doc) -> bool:
-    """True when ``from_X(to_X(doc)) == doc`` is proven for both formats: a canonical doc (equal to its
-    normalised form) made only of paragraphs, headings and rules, with text (any marks) and hard breaks."""
+def primable(doc: Doc, fmt: TextFormat) -> bool:
+    """True when reading ``to_native(doc, fmt)`` back is proven to give ``doc``: a canonical doc (equal to
+    its normalised form) made only of paragraphs, headings and rules, holding text and hard breaks
+    (in ADF, code text carries no mark but link: ADF drops the others)."""
     content = doc.get("content")
     if not isinstance(content, list):
         return False
@@ -175,6 +176,10 @@ def primable(doc: Doc) -> bool:
         for node in block.get("content") or ():
             if not isinstance(node, dict) or node.get("type") not in _PRIMABLE_INLINES:
                 return False
+            if fmt == "adf" and node.get("marks"):
+                names = {m.get("type") for m in node["marks"] if isinstance(m, dict)}
+                if "code" in names and names - {"code", "link"}:
+                    return False
     try:
         return normalize(doc) == doc
     except Exception:  # an odd tree is simply not primed
