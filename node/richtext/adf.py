@@ -298,9 +298,15 @@ _CELL_OK = frozenset(
 
 def to_adf(doc: Doc) -> dict[str, Any]:
     """An ADF ``doc`` (version 1) for Jira Cloud REST v3."""
+    return to_adf_canonical(doc)[0]
+
+
+def to_adf_canonical(doc: Doc) -> tuple[dict[str, Any], Doc]:
+    """(ADF, the canonical form of ``doc`` it renders): callers that memoise reads get the normalised
+    doc without normalising twice."""
     validate_doc(doc)
     canon = normalize(doc)
-    return {"type": "doc", "version": 1, "content": [_to_block(b) for b in canon["content"]]}
+    return {"type": "doc", "version": 1, "content": [_to_block(b) for b in canon["content"]]}, canon
 
 
 def _fit(blocks: list[Node], allowed: frozenset[str]) -> list[Node]:
@@ -425,4 +431,4 @@ def _to_marks(marks: list[Node]) -> list[dict[str, Any]]:
     return out
 
 
-__all__ = ["from_adf", "to_adf"]
+__all__ = ["from_adf", "to_adf", "to_adf_canonical"]

@@ -745,9 +745,15 @@ def _render_inline(nodes: list[Node], br: str) -> str:
 
 def to_wiki(doc: Doc) -> str:
     """Jira wiki markup for a neutral doc."""
+    return to_wiki_canonical(doc)[0]
+
+
+def to_wiki_canonical(doc: Doc) -> tuple[str, Doc]:
+    """(wiki markup, the canonical form of ``doc`` it renders): callers that memoise reads get the
+    normalised doc without normalising twice."""
     validate_doc(doc)
     canon = normalize(doc)
-    return "\n\n".join(_blocks(canon["content"], False, False))
+    return "\n\n".join(_blocks(canon["content"], False, False)), canon
 
 
 def _blocks(blocks: list[Node], in_quote: bool, in_panel: bool) -> list[str]:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from node.richtext.adf import from_adf, to_adf
@@ -15,7 +15,8 @@ from node.richtext.normalize import normalize
 from node.richtext.wiki import from_wiki, to_wiki
 from node.trackers.base import IssueUpdate
 from node.trackers.jira.markup import DOC_CACHE, DocCache, from_native, primable, to_native
-from protocol.richtext import from_plain_text
+from protocol.errors import InvalidMessage
+from protocol.richtext import from_plain_text, validate_doc
 
 from ..richtext.strategies import docs
 from .conftest import PROJECT, Site
@@ -66,6 +67,9 @@ WIDE_DOCS = st.builds(
     lambda c: normalize({"type": "doc", "version": 1, "content": c}), st.lists(BLOCK, max_size=4)
 )
 
+# The same shapes before normalisation (what a rule script or a peer may hand the adapter).
+RAW_DOCS = st.builds(lambda c: {"type": "doc", "version": 1, "content": c}, st.lists(BLOCK, max_size=4))
+
 
 @pytest.fixture(autouse=True)
 def fresh_cache() -> Iterator[None]:
@@ -84,9 +88,13 @@ def test_a_primable_doc_reads_back_exactly_from_both_formats(doc: dict[str, Any]
 
 
 @PROPERTY
-@given(WIDE_DOCS | docs("wiki") | docs("adf"), st.sampled_from(["wiki", "adf"]))
+@given(WIDE_DOCS | RAW_DOCS | docs("wiki") | docs("adf"), st.sampled_from(["wiki", "adf"]))
 def test_after_a_write_reading_the_text_equals_an_uncached_read(doc: dict[str, Any], fmt: Any) -> None:
     DOC_CACHE.clear()
+    try:
+        validate_doc(doc)
+    except InvalidMessage:
+        assume(False)
     native = to_native(doc, fmt)
     cached = from_native(native)
     DOC_CACHE.clear()

@@ -24,9 +24,9 @@ from typing import Any, Literal
 
 import orjson
 
-from node.richtext.adf import from_adf, to_adf
+from node.richtext.adf import from_adf, to_adf_canonical
 from node.richtext.normalize import normalize
-from node.richtext.wiki import from_wiki, to_wiki
+from node.richtext.wiki import from_wiki, to_wiki_canonical
 from protocol.richtext import Doc, empty_doc, from_plain_text, validate_doc
 
 log = logging.getLogger(__name__)
@@ -108,16 +108,18 @@ def to_native(doc: Doc | None, fmt: TextFormat) -> Any:
     Primes :data:`DOC_CACHE` when reading the result back is proven to give ``doc`` again."""
     if doc is None:
         return None
+    # The renderers normalise first; reading their output back gives that canonical form (for the
+    # shapes :func:`primable` accepts), so the canonical form is what the memo keeps.
     if fmt == "adf":
-        adf = to_adf(doc)
-        if primable(doc, "adf"):
+        adf, canon = to_adf_canonical(doc)
+        if _primable_shape(canon, "adf"):
             key = _adf_key(adf)
             if key is not None:
-                DOC_CACHE.put(("adf", key), doc, primed=True)
+                DOC_CACHE.put(("adf", key), canon, primed=True)
         return adf
-    text = to_wiki(doc)
-    if text and primable(doc, "wiki"):
-        DOC_CACHE.put(("wiki", text), doc, primed=True)
+    text, canon = to_wiki_canonical(doc)
+    if text and _primable_shape(canon, "wiki"):
+        DOC_CACHE.put(("wiki", text), canon, primed=True)
     return text
 
 
@@ -165,6 +167,15 @@ def primable(doc: Doc, fmt: TextFormat) -> bool:
     """True when reading ``to_native(doc, fmt)`` back is proven to give ``doc``: a canonical doc (equal to
     its normalised form) made only of paragraphs, headings and rules, holding text and hard breaks
     (in ADF, code text carries no mark but link: ADF drops the others)."""
+    if not _primable_shape(doc, fmt):
+        return False
+    try:
+        return normalize(doc) == doc
+    except Exception:  # an odd tree is simply not primed
+        return False
+
+
+def _primable_shape(doc: Doc, fmt: TextFormat) -> bool:
     content = doc.get("content")
     if not isinstance(content, list):
         return False
@@ -180,10 +191,7 @@ def primable(doc: Doc, fmt: TextFormat) -> bool:
                 names = {m.get("type") for m in node["marks"] if isinstance(m, dict)}
                 if "code" in names and names - {"code", "link"}:
                     return False
-    try:
-        return normalize(doc) == doc
-    except Exception:  # an odd tree is simply not primed
-        return False
+    return True
 
 
 def _adf_key(adf: Any) -> bytes | None:
