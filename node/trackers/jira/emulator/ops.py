@@ -367,7 +367,6 @@ class Site:
             setattr(issue, self._ATTR[fid], value)
         else:
             issue.custom[fid] = value
-            issue.touch()
 
     # ------------------------------------------------------------------ history
 
@@ -455,7 +454,6 @@ class Site:
             return None
         history = History(id=self.state.next_id("history"), author=actor.key, created=at, items=items)
         issue.histories.append(history)
-        issue.touch(fields=False)
         issue.updated = at
         return history
 
@@ -536,7 +534,6 @@ class Site:
         )
         if self.keep_create_properties:
             issue.properties.update(properties)
-            issue.touch(fields=False)
         for fid, value in values.items():
             self._set(issue, fid, value)
         self.state.issues[issue.id] = issue
@@ -664,7 +661,6 @@ class Site:
     def delete_issue(self, actor: User, issue: Issue) -> None:
         self._emit(Event("jira:issue_deleted", issue, actor, "issue_deleted"))
         del self.state.issues[issue.id]
-        issue.touch()
         for key in [k for k, v in self.state.keys.items() if v == issue.id]:
             del self.state.keys[key]
         for aid in issue.attachments:
@@ -781,7 +777,6 @@ class Site:
             properties=props,
         )
         issue.comments.append(comment)
-        issue.touch(fields=False)
         issue.updated = at
         self._emit(Event("comment_created", issue, actor, comment=comment, at=at))
         self._emit(Event("jira:issue_updated", issue, actor, "issue_commented", comment=comment, at=at))
@@ -796,7 +791,6 @@ class Site:
         comment.properties.update(props)
         comment.update_author = actor.key
         comment.updated = at
-        issue.touch(fields=False)
         issue.updated = at
         self._emit(Event("comment_updated", issue, actor, comment=comment, at=at))
         self._emit(Event("jira:issue_updated", issue, actor, "issue_comment_edited", comment=comment, at=at))
@@ -804,7 +798,6 @@ class Site:
 
     def delete_comment(self, actor: User, issue: Issue, comment: Comment) -> None:
         issue.comments.remove(comment)
-        issue.touch(fields=False)
         issue.updated = now()
         self._emit(Event("comment_deleted", issue, actor, comment=comment))
         self._emit(Event("jira:issue_updated", issue, actor, "issue_comment_deleted", comment=comment))
@@ -826,7 +819,6 @@ class Site:
         )
         self.state.attachments[rec.id] = rec
         issue.attachments.append(rec.id)
-        issue.touch()
         items = [HistoryItem(field="Attachment", field_id="attachment", to=rec.id, to_string=filename)]
         history = self._record(issue, actor, items, at)
         self._emit(Event("jira:issue_updated", issue, actor, "issue_updated", history=history, at=at))
@@ -839,7 +831,6 @@ class Site:
             return
         if rec.id in issue.attachments:
             issue.attachments.remove(rec.id)
-            issue.touch()
         items = [
             HistoryItem(field="Attachment", field_id="attachment", from_=rec.id, from_string=rec.filename)
         ]

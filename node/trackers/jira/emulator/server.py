@@ -70,14 +70,7 @@ def dumps(value: Any) -> bytes:
     try:
         return orjson.dumps(value)
     except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value, default=_fragment_value).encode()
-
-
-def _fragment_value(value: Any) -> Any:
-    """``json`` meets an already encoded part of a webhook body (see ``View.webhook_issue``)."""
-    if isinstance(value, orjson.Fragment):
-        return json.loads(orjson.dumps(value))
-    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+        return json.dumps(value).encode()
 
 
 def json_response(data: Any, *, status: int = 200) -> web.Response:
@@ -949,7 +942,6 @@ class JiraApp(EmulatorApp):
         value = await self._read_property_value(request)
         existed = key in issue.properties
         issue.properties[key] = value
-        issue.touch(fields=False)
         return web.Response(status=200 if existed else 201)
 
     async def delete_issue_property(self, request: web.Request) -> web.StreamResponse:
@@ -957,7 +949,6 @@ class JiraApp(EmulatorApp):
         key = request.match_info["prop"]
         if issue.properties.pop(key, None) is None:
             raise JiraApiError(404, [f"The property with key '{key}' does not exist."])
-        issue.touch(fields=False)
         return web.Response(status=204)
 
     async def comment_property_keys(self, request: web.Request) -> web.StreamResponse:
@@ -980,16 +971,14 @@ class JiraApp(EmulatorApp):
         value = await self._read_property_value(request)
         existed = key in comment.properties
         comment.properties[key] = value
-        issue.touch(fields=False)
         issue.updated = now()
         return web.Response(status=200 if existed else 201)
 
     async def delete_comment_property(self, request: web.Request) -> web.StreamResponse:
-        issue, comment = self.site.find_comment(request.match_info["id"])
+        _, comment = self.site.find_comment(request.match_info["id"])
         key = request.match_info["prop"]
         if comment.properties.pop(key, None) is None:
             raise JiraApiError(404, [f"The property with key '{key}' does not exist."])
-        issue.touch(fields=False)
         return web.Response(status=204)
 
     # ------------------------------------------------------------------ remote links
@@ -1045,7 +1034,6 @@ class JiraApp(EmulatorApp):
             )
             issue.remote_links.append(link)
             status = 201
-        issue.touch(fields=False)
         issue.updated = now()
         return json_response(
             {"id": int(link.id), "self": view.rest(f"issue/{issue.key}/remotelink/{link.id}")}, status=status
@@ -1067,7 +1055,6 @@ class JiraApp(EmulatorApp):
         link = self._link_or_404(issue, request.match_info["id"])
         gid, rel, obj = self._link_fields(await self.body(request))
         link.global_id, link.relationship, link.object = gid, rel, obj
-        issue.touch(fields=False)
         issue.updated = now()
         return web.Response(status=204)
 
@@ -1075,7 +1062,6 @@ class JiraApp(EmulatorApp):
         issue = self.issue_or_404(request)
         link = self._link_or_404(issue, request.match_info["id"])
         issue.remote_links.remove(link)
-        issue.touch(fields=False)
         return web.Response(status=204)
 
     async def delete_remote_link_by_global_id(self, request: web.Request) -> web.StreamResponse:
@@ -1502,7 +1488,6 @@ class JiraApp(EmulatorApp):
         for name in EmulatorState.model_fields:
             setattr(self.state, name, getattr(fresh, name))
         self.cache.clear()
-        self.render_memo.clear()
         self.faults = Faults()
         self.stats = Stats()
 

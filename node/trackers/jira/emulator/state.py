@@ -14,14 +14,13 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import hashlib
-import itertools
 import json
 import os
 import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
+from pydantic import BaseModel, ConfigDict, Field
 
 from node.trackers.base import ChangeItem, IssueSnapshot
 from protocol.replica import Attachment as NeutralAttachment
@@ -52,32 +51,7 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", ser_json_bytes="base64", val_json_bytes="base64")
 
 
-# Revision stamps: one process-wide increasing counter, so a stamp names one state of one object (an
-# issue created later, even under a reused id, never shows an earlier object's stamp).
-_STAMPS = itertools.count(1)
-_GENERATION = [next(_STAMPS)]
-
-
-def generation() -> int:
-    """Changes whenever reference data that issue renderings show may have changed: any attribute set
-    on a user, project, status, issue type, priority, resolution, custom field (and their parts) or on
-    the state itself (a reset), and every helper below that adds such data."""
-    return _GENERATION[0]
-
-
-def bump_generation() -> None:
-    _GENERATION[0] = next(_STAMPS)
-
-
-class _Tracked(_Model):
-    """Reference data: setting any attribute bumps :func:`generation`."""
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
-        _GENERATION[0] = next(_STAMPS)
-
-
-class User(_Tracked):
+class User(_Model):
     key: str  # Server's user key; the internal reference used everywhere in this model
     name: str  # Server's username (login)
     account_id: str
@@ -89,12 +63,12 @@ class User(_Tracked):
     groups: list[str] = Field(default_factory=list)
 
 
-class Group(_Tracked):
+class Group(_Model):
     name: str
     group_id: str
 
 
-class Status(_Tracked):
+class Status(_Model):
     id: str
     name: str
     category: StatusCategoryKey
@@ -115,20 +89,20 @@ class Workflow(_Model):
     transitions: list[WorkflowTransition]
 
 
-class Component(_Tracked):
+class Component(_Model):
     id: str
     name: str
     description: str = ""
 
 
-class Version(_Tracked):
+class Version(_Model):
     id: str
     name: str
     released: bool = False
     archived: bool = False
 
 
-class Project(_Tracked):
+class Project(_Model):
     id: str
     key: str
     name: str
@@ -142,13 +116,13 @@ class Project(_Tracked):
     next_number: int = 1
 
 
-class Option(_Tracked):
+class Option(_Model):
     id: str
     value: str
     disabled: bool = False
 
 
-class CustomField(_Tracked):
+class CustomField(_Model):
     id: str  # customfield_NNNNN
     name: str
     kind: CustomKind
@@ -189,7 +163,7 @@ class Comment(_Model):
         return bool(isinstance(prop, dict) and prop.get("internal")) or self.visibility is not None
 
 
-class AttachmentRecord(_Tracked):
+class AttachmentRecord(_Model):
     id: str
     issue_id: str
     filename: str
@@ -241,42 +215,6 @@ class Issue(_Model):
     histories: list[History] = Field(default_factory=list)
     watchers: list[str] = Field(default_factory=list)
 
-    # Revision stamps (see :meth:`touch`); not persisted. ``_revision`` changes with every mutation,
-    # ``_fields_revision`` with every one except the comment list and ``updated`` (which webhook
-    # renderings show fresh each time).
-    _revision: int = PrivateAttr(default_factory=lambda: next(_STAMPS))
-    _fields_revision: int = PrivateAttr(default_factory=lambda: next(_STAMPS))
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        super().__setattr__(name, value)
-        if not name.startswith("_"):
-            self.touch(fields=name not in _VOLATILE)
-
-    def touch(self, *, fields: bool = True) -> None:
-        """Record a mutation made in place (a list or dict changed, a comment edited). Attribute
-        assignments call it themselves. ``fields=False``: only the comment list, ``updated``, or
-        what no webhook rendering shows (history, properties, remote links) changed."""
-        stamp = next(_STAMPS)
-        private = self.__pydantic_private__
-        assert private is not None
-        private["_revision"] = stamp
-        if fields:
-            private["_fields_revision"] = stamp
-
-    @property
-    def revision(self) -> int:
-        """Changes with every mutation of the issue (a process-wide increasing stamp)."""
-        return int(self._revision)
-
-    @property
-    def fields_revision(self) -> int:
-        """Changes with every mutation except of the comment list, ``updated``, the history, the
-        properties and the remote links."""
-        return int(self._fields_revision)
-
-
-_VOLATILE = frozenset({"updated", "comments", "histories", "properties", "remote_links"})
-
 
 class Webhook(_Model):
     id: str
@@ -292,7 +230,7 @@ class Webhook(_Model):
     owner: str | None = None  # user key
 
 
-class IssueType(_Tracked):
+class IssueType(_Model):
     id: str
     name: str
     description: str
@@ -300,7 +238,7 @@ class IssueType(_Tracked):
     avatar_id: int = 10318
 
 
-class Priority(_Tracked):
+class Priority(_Model):
     id: str
     name: str
     description: str = ""
@@ -308,7 +246,7 @@ class Priority(_Tracked):
     icon: str = "medium"
 
 
-class Resolution(_Tracked):
+class Resolution(_Model):
     id: str
     name: str
     description: str = ""
@@ -415,7 +353,7 @@ class StateError(ValueError):
     """A helper was asked for something inconsistent (duplicate key, unknown user, …)."""
 
 
-class EmulatorState(_Tracked):
+class EmulatorState(_Model):
     """One Jira site. ``mode`` decides how users are identified on the wire (accountId vs name)."""
 
     format: int = STATE_FORMAT
@@ -480,7 +418,6 @@ class EmulatorState(_Tracked):
         for g in user.groups:
             self.add_group(g)
         self.users[key] = user
-        bump_generation()
         return user
 
     def find_user(
@@ -517,7 +454,6 @@ class EmulatorState(_Tracked):
             if sid not in self.statuses:
                 raise StateError(f"The status '{sid}' does not exist.")
         self.workflows[workflow.name] = workflow
-        bump_generation()
         return workflow
 
     def add_status(self, name: str, category: StatusCategoryKey) -> Status:
@@ -526,7 +462,6 @@ class EmulatorState(_Tracked):
                 return status
         status = Status(id=self.next_id("status", 10100), name=name, category=category)
         self.statuses[status.id] = status
-        bump_generation()
         return status
 
     def assign_workflow(self, project_key: str, workflow: str) -> None:
@@ -574,7 +509,6 @@ class EmulatorState(_Tracked):
         for v in versions or []:
             project.versions.append(Version(id=self.next_id("version"), name=v))
         self.projects[key] = project
-        bump_generation()
         return project
 
     def project_by_id_or_key(self, value: str) -> Project | None:
@@ -596,7 +530,6 @@ class EmulatorState(_Tracked):
             options=[Option(id=self.next_id("option", 10300), value=v) for v in options or []],
         )
         self.custom_fields[fid] = field
-        bump_generation()
         return field
 
     # ------------------------------------------------------------------ issues

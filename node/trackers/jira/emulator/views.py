@@ -11,8 +11,6 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
-
 from .state import (
     AttachmentRecord,
     Comment,
@@ -25,7 +23,6 @@ from .state import (
     Project,
     Status,
     User,
-    generation,
     jira_time,
 )
 from .text import render_body, to_html, to_wiki
@@ -212,14 +209,6 @@ class RenderMemo:
         self.scope: tuple[str, int, str] | None = None  # (base URL, API version, mode) of the entries
         self.users: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
         self.comments: dict[tuple[str, str], tuple[tuple[Any, ...], dict[str, Any]]] = {}
-        # (issue id, comment id) -> (the memo's comment dict, its JSON bytes)
-        self.comment_bytes: dict[tuple[str, str], tuple[dict[str, Any], bytes]] = {}
-        # issue id -> (stamp, encoded runs of the fields that only change with the stamp); see
-        # View.webhook_issue. The stamp is (issue.fields_revision, generation(), custom field count).
-        self.fields: dict[str, tuple[tuple[int, ...], list[bytes | str]]] = {}
-        self.short: dict[str, tuple[tuple[int, ...], orjson.Fragment]] = {}
-        # issue id -> (issue.revision, generation(), the whole webhook issue)
-        self.issues: dict[str, tuple[tuple[int, ...], dict[str, Any]]] = {}
 
     def evict(self, table: dict[Any, Any]) -> None:
         if len(table) > self.limit:
@@ -228,10 +217,6 @@ class RenderMemo:
     def clear(self) -> None:
         self.users.clear()
         self.comments.clear()
-        self.comment_bytes.clear()
-        self.fields.clear()
-        self.short.clear()
-        self.issues.clear()
 
 
 @dataclass
@@ -850,117 +835,23 @@ class View:
         return out
 
     def webhook_issue(self, issue: Issue) -> dict[str, Any]:
-        """The issue in a webhook body. With a memo, ``fields`` is an :class:`orjson.Fragment` (the
-        encoded fields, byte-equal to encoding a fresh rendering): everything but ``updated`` and the
-        comment list is encoded once per :attr:`Issue.fields_revision` (and reference-data
-        :func:`generation`), the comments once each (while unchanged), so an event after a comment was
-        added encodes one comment and one timestamp. A whole answer is reused while
-        :attr:`Issue.revision` is unchanged."""
-        memo = self.memo
-        if memo is None:
-            return self._webhook_issue(issue, self.all_field_values(issue))
-        stamp = (issue.revision, generation(), len(self.state.custom_fields))
-        hit = memo.issues.get(issue.id)
-        if hit is not None and hit[0] == stamp:
-            return hit[1]
-        fields = self._webhook_fields(issue)
-        out = self._webhook_issue(issue, fields)
-        memo.issues[issue.id] = (stamp, out)
-        memo.evict(memo.issues)
-        return out
-
-    def _webhook_issue(self, issue: Issue, fields: Any) -> dict[str, Any]:
-        return {"id": issue.id, "self": self.rest(f"issue/{issue.id}"), "key": issue.key, "fields": fields}
-
-    _VOLATILE_FIELDS = ("updated", "comment")
-
-    def _webhook_fields(self, issue: Issue) -> Any:
-        memo = self.memo
-        assert memo is not None
-        stamp = (issue.fields_revision, generation(), len(self.state.custom_fields))
-        hit = memo.fields.get(issue.id)
-        if hit is not None and hit[0] == stamp:
-            runs = hit[1]
-        else:
-            values = self.all_field_values(issue)
-            try:
-                runs = _encode_runs(values, self._VOLATILE_FIELDS)
-            except orjson.JSONEncodeError:  # e.g. an integer beyond 64 bits: the plain dict, uncached
-                return values
-            memo.fields[issue.id] = (stamp, runs)
-            memo.evict(memo.fields)
-        parts: list[bytes] = []
-        for run in runs:
-            if run == "updated":
-                parts.append(b'"updated":' + orjson.dumps(jira_time(issue.updated)))
-            elif run == "comment":
-                parts.append(b'"comment":' + self._comment_page_bytes(issue))
-            elif isinstance(run, bytes):
-                parts.append(run)
-        return orjson.Fragment(b"{" + b",".join(parts) + b"}")
-
-    def _comment_page_bytes(self, issue: Issue) -> bytes:
-        memo = self.memo
-        assert memo is not None
-        encoded: list[bytes] = []
-        for comment in issue.comments:
-            out = self.comment(issue, comment)
-            key = (issue.id, comment.id)
-            hit = memo.comment_bytes.get(key)
-            if hit is not None and hit[0] is out:
-                encoded.append(hit[1])
-                continue
-            data = orjson.dumps(out)
-            memo.comment_bytes[key] = (out, data)
-            memo.evict(memo.comment_bytes)
-            encoded.append(data)
-        count = len(issue.comments)
-        return (
-            b'{"comments":['
-            + b",".join(encoded)
-            + b'],"self":'
-            + orjson.dumps(self.rest(f"issue/{issue.id}/comment"))
-            + b',"maxResults":%d,"total":%d,"startAt":0}' % (count, count)
-        )
-
-    _SHORT_FIELDS = ("summary", "issuetype", "project", "assignee", "priority", "status")
+        return {
+            "id": issue.id,
+            "self": self.rest(f"issue/{issue.id}"),
+            "key": issue.key,
+            "fields": self.all_field_values(issue),
+        }
 
     def webhook_issue_short(self, issue: Issue) -> dict[str, Any]:
-        """The cut-down issue in comment events (see the comment_* recordings); with a memo, its
-        ``fields`` are encoded once per :attr:`Issue.fields_revision`."""
-        keep = self._SHORT_FIELDS
-        memo = self.memo
-        fields: Any
-        stamp = (issue.fields_revision, generation(), len(self.state.custom_fields))
-        hit = memo.short.get(issue.id) if memo is not None else None
-        if hit is not None and hit[0] == stamp:
-            fields = hit[1]
-        else:
-            full = self.all_field_values(issue, only=set(keep))  # comments and bodies are not rendered
-            fields = {k: full[k] for k in keep}
-            if memo is not None:
-                fields = orjson.Fragment(orjson.dumps(fields))  # strings and small ints only
-                memo.short[issue.id] = (stamp, fields)
-                memo.evict(memo.short)
-        return self._webhook_issue(issue, fields)
-
-
-def _encode_runs(values: dict[str, Any], volatile: tuple[str, ...]) -> list[bytes | str]:
-    """``values`` as JSON object members, in order: runs of members encoded together (bytes, without
-    the braces) and the names of the ``volatile`` members, left to be encoded at each use."""
-    runs: list[bytes | str] = []
-    pending: dict[str, Any] = {}
-    for name, value in values.items():
-        if name in volatile:
-            if pending:
-                runs.append(orjson.dumps(pending)[1:-1])
-                pending = {}
-            runs.append(name)
-        else:
-            pending[name] = value
-    if pending:
-        runs.append(orjson.dumps(pending)[1:-1])
-    return runs
+        """The cut-down issue in comment events (see the comment_* recordings)."""
+        keep = ("summary", "issuetype", "project", "assignee", "priority", "status")
+        full = self.all_field_values(issue, only=set(keep))  # comments and bodies are not rendered
+        return {
+            "id": issue.id,
+            "self": self.rest(f"issue/{issue.id}"),
+            "key": issue.key,
+            "fields": {k: full[k] for k in keep},
+        }
 
 
 def explicit_fields(fields: list[str] | None) -> set[str] | None:
