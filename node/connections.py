@@ -603,7 +603,8 @@ class ConnectionManager:
         await self._ensure_transport(rt)
         wait = self.config.links.accept_wait_seconds if wait_seconds is None else wait_seconds
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(rt.settled.wait(), wait)
+            async with asyncio.timeout(wait):  # (not wait_for: see node/tasks.py)
+                await rt.settled.wait()
         if rt.refusal is not None:
             raise rt.refusal
         return rt

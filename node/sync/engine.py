@@ -78,6 +78,7 @@ from node.sync.service import (
 )
 from node.sync.settings import SyncSettings
 from node.sync.workflow import Unreachable, walk_to
+from node.tasks import cancel_and_wait
 from node.trackers.base import (
     IssueSnapshot,
     IssueUpdate,
@@ -249,7 +250,8 @@ class _Group(Generic[_In, _Out]):
         self._wake = asyncio.Event()
         try:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self.linger)
+                async with asyncio.timeout(self.linger):  # (not wait_for: see node/tasks.py)
+                    await self._wake.wait()
         finally:
             self._wake = None
 
@@ -424,12 +426,7 @@ class SyncEngine:
 
     async def stop(self) -> None:
         self._stopped = True
-        tasks = [*self._workers.values(), *self._tasks]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(BaseException):
-                await task
+        await cancel_and_wait([*self._workers.values(), *self._tasks])
         self._workers.clear()
         self._queues.clear()
         self._tasks.clear()

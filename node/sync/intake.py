@@ -52,6 +52,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from node.config import Config
 from node.store import Database
+from node.tasks import cancel_and_wait
 from node.trackers.base import (
     TrackerAccount,
     TrackerAdapter,
@@ -266,11 +267,7 @@ class Intake:
     async def stop(self) -> None:
         """Cancel the loops. The webhook stays registered (the next start replaces it)."""
         tasks, self._tasks = self._tasks, []
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await cancel_and_wait(tasks)
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=name))
@@ -441,7 +438,8 @@ class Intake:
                 failures = 0
                 wait = self.poll_interval()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._poll_now.wait(), wait)
+                async with asyncio.timeout(wait):  # (not wait_for: see node/tasks.py)
+                    await self._poll_now.wait()
 
     async def poll_once(self) -> int:
         """One poll: every change since the cursor → the engine; then the cursor moves. Returns the

@@ -82,7 +82,8 @@ class Dialer:
             delay = backoff.next_delay()
             rt.wake.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(rt.wake.wait(), delay)
+                async with asyncio.timeout(delay):  # (not wait_for: see node/tasks.py)
+                    await rt.wake.wait()
             manager.metrics.reconnects.labels(rt.name).inc()
 
     async def _dial_once(self, manager: ConnectionManager, rt: Runtime) -> bool:

@@ -1,0 +1,51 @@
+"""Stopping background tasks ends them even when one swallows a cancellation (as Python 3.11's
+``asyncio.wait_for`` can when the awaited event fires at the same moment)."""
+
+from __future__ import annotations
+
+import asyncio
+
+from node.tasks import cancel_and_wait
+
+
+async def test_a_task_that_swallows_one_cancellation_is_cancelled_again() -> None:
+    swallowed = 0
+
+    async def stubborn() -> None:
+        nonlocal swallowed
+        while True:
+            try:
+                await asyncio.sleep(3600)
+            except asyncio.CancelledError:
+                swallowed += 1
+                if swallowed > 1:
+                    raise
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
+
+    async def failing() -> None:
+        raise RuntimeError("ended badly")
+
+    tasks = [asyncio.create_task(stubborn()), asyncio.create_task(failing())]
+    await asyncio.sleep(0)
+    await asyncio.wait_for(cancel_and_wait(tasks, again_after=0.05), 5)
+    assert swallowed == 2 and all(t.done() for t in tasks)
+
+
+async def test_a_loop_waiting_with_a_timeout_stops_when_its_event_fires_in_the_same_turn() -> None:
+    """The race itself: the loop's event fires in the same turn as the cancellation."""
+    event = asyncio.Event()
+
+    async def loop() -> None:
+        while True:
+            try:
+                async with asyncio.timeout(3600):
+                    await event.wait()
+            except TimeoutError:
+                pass
+            event.clear()
+
+    task = asyncio.create_task(loop())
+    await asyncio.sleep(0)
+    event.set()
+    await asyncio.wait_for(cancel_and_wait([task]), 5)
+    assert task.cancelled()
