@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING
 from aiohttp import WSMsgType, web
 
 from node.connections import Refusal
-from node.metrics import CONTENT_TYPE
 from node.transport.link import (
     CHALLENGE_MAGIC,
+    OPEN_TIMEOUT,
     PEER_PATH,
     LinkProtocolError,
     WsLink,
@@ -28,6 +28,7 @@ from node.transport.link import (
     new_challenge,
     parse_opening,
 )
+from node.web.admin import metrics
 from node.web.errors import error_response, json_errors
 from node.web.keys import NODE
 from node.web.webhooks import add_webhook_route
@@ -37,8 +38,6 @@ if TYPE_CHECKING:
     from node.app import Node
 
 log = logging.getLogger(__name__)
-
-OPEN_TIMEOUT = 10.0
 
 
 def _is_pair(data: bytes) -> bool:
@@ -127,11 +126,6 @@ async def healthz(request: web.Request) -> web.Response:
         if node.intake.state != "ok":
             body["status"] = "degraded"
     return web.json_response(body)
-
-
-async def metrics(request: web.Request) -> web.Response:
-    body = request.app[NODE].manager.metrics.render()
-    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
 def make_peer_app(node: Node, max_body: int, serve_metrics: bool) -> web.Application:
