@@ -17,6 +17,7 @@ import aiohttp
 
 from node.transport.backoff import Backoff
 from node.transport.link import (
+    OPEN_TIMEOUT,
     PEER_PATH,
     LinkProtocolError,
     WsLink,
@@ -29,8 +30,6 @@ if TYPE_CHECKING:
     from node.connections import ConnectionManager, Runtime
 
 log = logging.getLogger(__name__)
-
-OPEN_TIMEOUT = 10.0
 
 
 def peer_ws_url(url: str) -> str:

@@ -30,6 +30,7 @@ from protocol.link import (
 __all__ = [
     "CHALLENGE_MAGIC",
     "OPENING_MAGIC",
+    "OPEN_TIMEOUT",
     "PEER_PATH",
     "Link",
     "LinkProtocolError",
@@ -45,6 +46,7 @@ __all__ = [
 ]
 
 PEER_PATH = "/peer/v1"
+OPEN_TIMEOUT = 10.0  # seconds for each step of a link's opening exchange, on either side
 
 
 def new_challenge() -> bytes:
