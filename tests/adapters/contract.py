@@ -42,6 +42,7 @@ from node.trackers.base import (
 )
 from protocol.replica import UserRef
 from protocol.richtext import from_plain_text, plain_text
+from tests.helpers.http import serve
 
 RateLimit = Callable[[int, float], Awaitable[None]]
 
@@ -97,14 +98,8 @@ class WebhookReceiver:
     async def __aenter__(self) -> WebhookReceiver:
         app = web.Application()
         app.router.add_post("/hook", self._receive)
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        server = site._server
-        assert server is not None
-        port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-        self.url = f"http://127.0.0.1:{port}/hook"
+        self._runner, base = await serve(app)
+        self.url = f"{base}/hook"
         return self
 
     async def __aexit__(self, *exc: object) -> None:

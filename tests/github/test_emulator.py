@@ -13,6 +13,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from tests.helpers.http import serve
+
 from .conftest import HUMAN_TOKEN, Site
 
 ISSUES = "/repos/bot/tracker/issues"
@@ -174,13 +176,9 @@ async def test_webhooks_are_signed_and_labelled(site: Site, http: aiohttp.Client
 
     app = web.Application()
     app.router.add_post("/", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, base = await serve(app)
     try:
-        hook = {"config": {"url": f"http://127.0.0.1:{port}/", "content_type": "json", "secret": "s3"}}
+        hook = {"config": {"url": f"{base}/", "content_type": "json", "secret": "s3"}}
         async with http.post("/repos/bot/tracker/hooks", json={**hook, "events": ["issues"]}) as resp:
             assert resp.status == 201
         await make_issues(http, 1)

@@ -16,6 +16,8 @@ from openapi_schema_validator import OAS30Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
+from tests.helpers.http import serve
+
 from .conftest import HUMAN_TOKEN, Site
 
 URN = "urn:github-openapi"
@@ -260,11 +262,7 @@ async def test_webhook_payloads_match_the_openapi_description(
 
     app = web.Application()
     app.router.add_post("/hook", receive)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    tcp = web.TCPSite(runner, "127.0.0.1", 0)
-    await tcp.start()
-    port = tcp._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    runner, base = await serve(app)
     try:
         await call(
             http,
@@ -273,7 +271,7 @@ async def test_webhook_payloads_match_the_openapi_description(
             "/repos/{owner}/{repo}/hooks",
             201,
             body={
-                "config": {"url": f"http://127.0.0.1:{port}/hook", "content_type": "json"},
+                "config": {"url": f"{base}/hook", "content_type": "json"},
                 "events": ["issues", "issue_comment"],
             },
             **R,
