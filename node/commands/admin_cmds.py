@@ -6,20 +6,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import click
 
-from node.commands.common import AdminClient, echo_json, get_home, home_option, say
+from node.commands.common import admin_client, echo_json, home_option, path_part, say, table
 from node.config import parse_duration
-
-
-def _client(home: Path | None) -> AdminClient:
-    return AdminClient(get_home(home))
-
-
-def _path(name: str) -> str:
-    return quote(name, safe="")
 
 
 @click.command("invite")
@@ -52,7 +43,7 @@ def invite(
     for key, value in (("name", name), ("peer_url", peer_url), ("relay", relay), ("project", project)):
         if value is not None:
             body[key] = value
-    result = _client(home).call("POST", "/api/v1/invitations", body)
+    result = admin_client(home).call("POST", "/api/v1/invitations", body)
     say(result["code"])
 
 
@@ -73,7 +64,7 @@ def accept(home: Path | None, code: str, name: str | None, project: str | None, 
         body["name"] = name
     if project is not None:
         body["project"] = project
-    result = _client(home).call("POST", "/api/v1/invitations/accept", body)
+    result = admin_client(home).call("POST", "/api/v1/invitations/accept", body)
     if as_json:
         echo_json(result)
         return
@@ -104,7 +95,7 @@ def _row(c: dict[str, Any]) -> list[str]:
 @click.option("--json", "as_json", is_flag=True, help="Print the connections as JSON.")
 def connections(home: Path | None, as_json: bool) -> None:
     """List connections: state, peer, how reached, last contact, queues (outbox/inbox), verification."""
-    items = _client(home).call("GET", "/api/v1/connections")["connections"]
+    items = admin_client(home).call("GET", "/api/v1/connections")["connections"]
     if as_json:
         echo_json(items)
         return
@@ -112,10 +103,7 @@ def connections(home: Path | None, as_json: bool) -> None:
         say("no connections")
         return
     header = ["NAME", "STATE", "PEER NODE ID", "REACH", "LINK", "LAST CONTACT", "OUT/IN", "VERIFICATION"]
-    rows = [header, *(_row(c) for c in items)]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for r in rows:
-        say("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
+    table(header, [_row(c) for c in items])
 
 
 @click.group("connection")
@@ -130,7 +118,7 @@ def _state_command(action: str, help: str) -> click.Command:
     @home_option
     @click.argument("name")
     def command(home: Path | None, name: str) -> None:
-        result = _client(home).call("POST", f"/api/v1/connections/{_path(name)}/{action}")
+        result = admin_client(home).call("POST", f"/api/v1/connections/{path_part(name)}/{action}")
         say(f"{result['name']}: {result['state']}")
 
     return command
@@ -145,7 +133,7 @@ deactivate = _state_command("deactivate", "Deactivate a connection: close its li
 @click.argument("name")
 def delete(home: Path | None, name: str) -> None:
     """Delete a connection: tell the peer (Bye) if possible and forget its keys."""
-    _client(home).call("DELETE", f"/api/v1/connections/{_path(name)}")
+    admin_client(home).call("DELETE", f"/api/v1/connections/{path_part(name)}")
     say(f"{name}: deleted")
 
 
@@ -164,7 +152,9 @@ def test(
 ) -> None:
     """Send COUNT probe messages over a connection and report round trips and throughput."""
     body = {"count": count, "sequential": sequential, "wait": not no_wait, "timeout_seconds": timeout}
-    report = _client(home).call("POST", f"/api/v1/connections/{_path(name)}/test", body, timeout=timeout + 30)
+    report = admin_client(home).call(
+        "POST", f"/api/v1/connections/{path_part(name)}/test", body, timeout=timeout + 30
+    )
     if as_json:
         echo_json(report)
     else:
@@ -192,5 +182,7 @@ def test(
 def inbox(home: Path | None, name: str, after: int, limit: int) -> None:
     """Print delivered messages of a connection as JSON, in sequence order."""
     echo_json(
-        _client(home).call("GET", f"/api/v1/connections/{_path(name)}/inbox?after={after}&limit={limit}")
+        admin_client(home).call(
+            "GET", f"/api/v1/connections/{path_part(name)}/inbox?after={after}&limit={limit}"
+        )
     )

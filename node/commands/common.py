@@ -1,4 +1,4 @@
-"""Helpers shared by the node's commands: the ``--home`` option and the admin API client."""
+"""Helpers shared by the node's commands: the ``--home`` option, the admin API client, output."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import click
 
@@ -74,6 +75,15 @@ class AdminClient:
             raise click.ClickException(f"cannot reach the node's admin API at {self.url}: {reason}") from None
 
 
+def admin_client(home: Path | None) -> AdminClient:
+    return AdminClient(get_home(home))
+
+
+def path_part(value: str) -> str:
+    """``value`` quoted as one segment of an admin API path (a name may hold ``/``)."""
+    return quote(value, safe="")
+
+
 def _error_message(exc: urllib.error.HTTPError) -> str:
     try:
         err = json.loads(exc.read())["error"]
@@ -109,3 +119,11 @@ def say(message: object = "", *, err: bool = False, nl: bool = True) -> None:
 
 def echo_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, sort_keys=True))
+
+
+def table(header: list[str], rows: list[list[str]]) -> None:
+    """Columns padded to their widest cell, two spaces apart."""
+    rows = [header, *rows]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
+    for r in rows:
+        say("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())

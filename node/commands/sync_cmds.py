@@ -17,25 +17,17 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
 import click
 
-from node.commands.common import AdminClient, echo_json, get_home, home_option, say
+from node.commands.common import admin_client, echo_json, home_option, path_part, say, table
 
 F = TypeVar("F", bound=Callable[..., Any])
 
 BULK_POLL_SECONDS = 0.25
 DIRECTIONS = click.Choice(["outgoing", "incoming"])
 MODES = click.Choice(["basic", "visual", "script"])
-
-
-def _client(home: Path | None) -> AdminClient:
-    return AdminClient(get_home(home))
-
-
-def _q(value: str) -> str:
-    return quote(value, safe="")
 
 
 def _when(value: str | None) -> str:
@@ -45,13 +37,6 @@ def _when(value: str | None) -> str:
         return dt.datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S")
     except ValueError:
         return value
-
-
-def _table(header: list[str], rows: list[list[str]]) -> None:
-    rows = [header, *rows]
-    widths = [max(len(r[i]) for r in rows) for i in range(len(header))]
-    for r in rows:
-        say("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
 
 
 def _connection_option(required: bool = True) -> Callable[[F], F]:
@@ -89,7 +74,7 @@ def _trigger_line(t: dict[str, Any]) -> str:
 @_json_option("the new trigger")
 def trigger_add(home: Path | None, connection: str, query: str, note: str, as_json: bool) -> None:
     """Add a trigger: issues matching QUERY are synced over CONNECTION from now on."""
-    result = _client(home).call(
+    result = admin_client(home).call(
         "POST", "/api/v1/triggers", {"connection": connection, "query": query, "note": note}
     )
     if as_json:
@@ -105,7 +90,7 @@ def trigger_add(home: Path | None, connection: str, query: str, note: str, as_js
 def trigger_list(home: Path | None, connection: str | None, as_json: bool) -> None:
     """List triggers (of every connection, or of --connection)."""
     path = "/api/v1/triggers" + (f"?{urlencode({'connection': connection})}" if connection else "")
-    items = _client(home).call("GET", path)["triggers"]
+    items = admin_client(home).call("GET", path)["triggers"]
     if as_json:
         echo_json(items)
         return
@@ -115,11 +100,11 @@ def trigger_list(home: Path | None, connection: str | None, as_json: bool) -> No
     rows = [
         [str(t["id"]), t["connection"], "yes" if t["active"] else "no", t["query"], t["note"]] for t in items
     ]
-    _table(["ID", "CONNECTION", "ACTIVE", "QUERY", "NOTE"], rows)
+    table(["ID", "CONNECTION", "ACTIVE", "QUERY", "NOTE"], rows)
 
 
 def _set_active(home: Path | None, trigger_id: int, active: bool) -> None:
-    result = _client(home).call("PATCH", f"/api/v1/triggers/{trigger_id}", {"active": active})
+    result = admin_client(home).call("PATCH", f"/api/v1/triggers/{trigger_id}", {"active": active})
     say(_trigger_line(result))
 
 
@@ -144,7 +129,7 @@ def trigger_disable(home: Path | None, trigger_id: int) -> None:
 @click.argument("trigger_id", metavar="ID", type=click.IntRange(1))
 def trigger_remove(home: Path | None, trigger_id: int) -> None:
     """Remove trigger ID (issues already in sync stay in sync)."""
-    _client(home).call("DELETE", f"/api/v1/triggers/{trigger_id}")
+    admin_client(home).call("DELETE", f"/api/v1/triggers/{trigger_id}")
     say(f"trigger {trigger_id}: removed")
 
 
@@ -158,7 +143,7 @@ def trigger_remove(home: Path | None, trigger_id: int) -> None:
 @_json_option("the outcome")
 def sync(home: Path | None, key: str, connection: str, as_json: bool) -> None:
     """Sync issue KEY over a connection now (links it if it is not linked yet)."""
-    result = _client(home).call("POST", "/api/v1/sync", {"key": key, "connection": connection})
+    result = admin_client(home).call("POST", "/api/v1/sync", {"key": key, "connection": connection})
     if as_json:
         echo_json(result)
     elif result["sent"]:
@@ -178,7 +163,7 @@ def _job_summary(job: dict[str, Any]) -> str:
 
 def _follow(home: Path | None, job: dict[str, Any]) -> dict[str, Any]:
     """Poll the job until it is no longer running, drawing a progress bar on stderr."""
-    client = _client(home)
+    client = admin_client(home)
     job_id = job["id"]
     shown = 0
     with contextlib.ExitStack() as stack:
@@ -237,11 +222,11 @@ def bulk(
     if job_id is not None:
         if connection or query:
             raise click.UsageError("give --job ID alone, or --connection and --query to start a job")
-        job = _client(home).call("GET", f"/api/v1/bulk/{job_id}")
+        job = admin_client(home).call("GET", f"/api/v1/bulk/{job_id}")
     else:
         if not connection or not query:
             raise click.UsageError("give --connection and --query (or --job ID to follow a job)")
-        job = _client(home).call("POST", "/api/v1/bulk", {"connection": connection, "query": query})
+        job = admin_client(home).call("POST", "/api/v1/bulk", {"connection": connection, "query": query})
         if no_wait:
             if as_json:
                 echo_json(job)
@@ -266,7 +251,7 @@ def bulk(
 @_json_option("the twin")
 def unlink(home: Path | None, key: str, connection: str, as_json: bool) -> None:
     """Stop syncing issue KEY over a connection (both issues stay where they are)."""
-    result = _client(home).call("POST", "/api/v1/unlink", {"key": key, "connection": connection})
+    result = admin_client(home).call("POST", "/api/v1/unlink", {"key": key, "connection": connection})
     if as_json:
         echo_json(result)
     else:
@@ -281,7 +266,7 @@ def unlink(home: Path | None, key: str, connection: str, as_json: bool) -> None:
 @_json_option("every twin, replicas included")
 def status(home: Path | None, key: str, replicas: bool, as_json: bool) -> None:
     """Show issue KEY's twin on each connection: key and URL there, last sent/received, last result."""
-    result = _client(home).call("GET", f"/api/v1/status/{_q(key)}")
+    result = admin_client(home).call("GET", f"/api/v1/status/{path_part(key)}")
     twins = result["twins"]
     if as_json:
         echo_json(result)
@@ -330,7 +315,7 @@ def _rules_options(fn: F) -> F:
 
 
 def _rules_path(connection: str, direction: str, tail: str = "") -> str:
-    return f"/api/v1/connections/{_q(connection)}/rules/{direction}{tail}"
+    return f"/api/v1/connections/{path_part(connection)}/rules/{direction}{tail}"
 
 
 def _version_line(v: dict[str, Any]) -> str:
@@ -343,7 +328,7 @@ def _version_line(v: dict[str, Any]) -> str:
 @_json_option("the rule set (published, draft, every version)")
 def rules_show(home: Path | None, connection: str, direction: str, versions: bool, as_json: bool) -> None:
     """Print the published rules (and the draft, if any) with their versions."""
-    result = _client(home).call("GET", _rules_path(connection, direction))
+    result = admin_client(home).call("GET", _rules_path(connection, direction))
     if as_json:
         echo_json(result)
         return
@@ -354,7 +339,7 @@ def rules_show(home: Path | None, connection: str, direction: str, versions: boo
         rows = [
             [str(v["version"]), v["state"], v["mode"], _when(v["created_at"])] for v in result["versions"]
         ]
-        _table(["VERSION", "STATE", "MODE", "CREATED"], rows)
+        table(["VERSION", "STATE", "MODE", "CREATED"], rows)
         return
     published, draft = result["published"], result["draft"]
     say(f"{direction} rules of {connection}")
@@ -405,7 +390,7 @@ def rules_edit(
     The mode defaults to the file's type (.py: script; .yaml, .yml, .json: visual), else to the
     current draft's or published rules' mode.
     """
-    client = _client(home)
+    client = admin_client(home)
     from_editor = False
     current_set = client.call("GET", _rules_path(connection, direction))
     current = current_set["draft"] or current_set["published"]
@@ -492,7 +477,7 @@ def rules_test(
             raise click.BadParameter(f"not JSON: {exc}", param_hint="--replica") from None
         if not isinstance(body["replica"], dict):
             raise click.BadParameter("a replica is a JSON object", param_hint="--replica")
-    result = _client(home).call("POST", _rules_path(connection, direction, "/test"), body)
+    result = admin_client(home).call("POST", _rules_path(connection, direction, "/test"), body)
     if as_json:
         echo_json(result)
         return
@@ -510,7 +495,7 @@ def rules_test(
 @_rules_options
 def rules_publish(home: Path | None, connection: str, direction: str) -> None:
     """Publish the draft: it governs every replica from now on."""
-    v = _client(home).call("POST", _rules_path(connection, direction, "/publish"))
+    v = admin_client(home).call("POST", _rules_path(connection, direction, "/publish"))
     say(f"{direction} rules of {connection}: published {_version_line(v)}")
 
 
@@ -518,7 +503,7 @@ def rules_publish(home: Path | None, connection: str, direction: str) -> None:
 @_rules_options
 def rules_rollback(home: Path | None, connection: str, direction: str) -> None:
     """Publish the previously published version again."""
-    v = _client(home).call("POST", _rules_path(connection, direction, "/rollback"))
+    v = admin_client(home).call("POST", _rules_path(connection, direction, "/rollback"))
     say(f"{direction} rules of {connection}: rolled back to {_version_line(v)}")
 
 
@@ -532,7 +517,7 @@ def rules_rollback(home: Path | None, connection: str, direction: str) -> None:
 def errors(home: Path | None, include_resolved: bool, as_json: bool) -> None:
     """List sync errors: what failed, where, why, how often; paused entities wait for retry/resolve."""
     path = "/api/v1/errors" + ("?all=true" if include_resolved else "")
-    items = _client(home).call("GET", path)["errors"]
+    items = admin_client(home).call("GET", path)["errors"]
     if as_json:
         echo_json(items)
         return
@@ -557,7 +542,7 @@ def errors(home: Path | None, include_resolved: bool, as_json: bool) -> None:
                 message,
             ]
         )
-    _table(["ID", "STATE", "KIND", "CONNECTION", "ENTITY", "COUNT", "LAST SEEN", "MESSAGE"], rows)
+    table(["ID", "STATE", "KIND", "CONNECTION", "ENTITY", "COUNT", "LAST SEEN", "MESSAGE"], rows)
 
 
 @click.command("retry")
@@ -565,7 +550,7 @@ def errors(home: Path | None, include_resolved: bool, as_json: bool) -> None:
 @click.argument("error_id", metavar="ID", type=click.IntRange(1))
 def retry(home: Path | None, error_id: int) -> None:
     """Retry what error ID paused (after fixing its cause)."""
-    e = _client(home).call("POST", f"/api/v1/errors/{error_id}/retry")
+    e = admin_client(home).call("POST", f"/api/v1/errors/{error_id}/retry")
     say(f"error {e['id']}: {e['state']}")
 
 
@@ -574,7 +559,7 @@ def retry(home: Path | None, error_id: int) -> None:
 @click.argument("error_id", metavar="ID", type=click.IntRange(1))
 def resolve(home: Path | None, error_id: int) -> None:
     """Mark error ID resolved without retrying (un-pauses what it paused)."""
-    e = _client(home).call("POST", f"/api/v1/errors/{error_id}/resolve")
+    e = admin_client(home).call("POST", f"/api/v1/errors/{error_id}/resolve")
     say(f"error {e['id']}: {e['state']}")
 
 
@@ -585,7 +570,7 @@ def resolve(home: Path | None, error_id: int) -> None:
 def conflicts(home: Path | None, connection: str | None, as_json: bool) -> None:
     """List fields edited on both sides at once, and which side's value won."""
     path = "/api/v1/conflicts" + (f"?{urlencode({'connection': connection})}" if connection else "")
-    items = _client(home).call("GET", path)["conflicts"]
+    items = admin_client(home).call("GET", path)["conflicts"]
     if as_json:
         echo_json(items)
         return
@@ -610,4 +595,4 @@ def conflicts(home: Path | None, connection: str | None, as_json: bool) -> None:
         ]
         for c in items
     ]
-    _table(["ID", "CONNECTION", "ENTITY", "FIELD", "LOCAL", "REMOTE", "WINNER", "AT"], rows)
+    table(["ID", "CONNECTION", "ENTITY", "FIELD", "LOCAL", "REMOTE", "WINNER", "AT"], rows)
