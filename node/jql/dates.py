@@ -142,8 +142,3 @@ def boundary(
 def _wall(moment: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
     """Re-attach the zone to a wall-clock time (so DST shifts do not move midnight)."""
     return moment.replace(tzinfo=None).replace(tzinfo=tz)
-
-
-def start_of_local_day(moment: dt.datetime, tz: dt.tzinfo) -> dt.datetime:
-    local = moment.astimezone(tz)
-    return local.replace(hour=0, minute=0, second=0, microsecond=0)

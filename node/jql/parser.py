@@ -92,10 +92,6 @@ def _check_long(s: _Str) -> None:
         )
 
 
-def _tokens(children: list[Any], *types: str) -> list[Token]:
-    return [c for c in children if isinstance(c, Token) and c.type in types]
-
-
 class _Build(Transformer[Token, Any]):
     """Inline LALR callbacks building the AST (and raising the errors Jira's parser actions raise)."""
 

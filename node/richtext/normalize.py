@@ -120,14 +120,6 @@ def mark_names(node: Node) -> set[str]:
     return {m["type"] for m in node.get("marks") or ()}
 
 
-def link_href(node: Node) -> str | None:
-    for m in node.get("marks") or ():
-        if m["type"] == "link":
-            href = (m.get("attrs") or {}).get("href")
-            return href if isinstance(href, str) else None
-    return None
-
-
 # ---------------------------------------------------------------------------------------------------
 # normalize
 
@@ -441,18 +433,6 @@ def _is_text(node: Node) -> bool:
 
 # ---------------------------------------------------------------------------------------------------
 # Shared helpers for writers
-
-
-def plain_inlines(nodes: list[Node]) -> str:
-    parts: list[str] = []
-    for node in nodes:
-        if node["type"] == "text":
-            parts.append(node["text"])
-        elif node["type"] == "hard_break":
-            parts.append("\n")
-        elif node["type"] == "mention":
-            parts.append("@" + mention_label(node))
-    return "".join(parts)
 
 
 def mention_label(node: Node) -> str:
