@@ -355,16 +355,12 @@ async def test_webhook_payloads_match_the_openapi_description(
             if event == "ping":
                 continue
             name = f"{event.replace('_', '-')}-{payload['action']}"
-            schema = (
-                site.emu
-                and spec.spec["x-webhooks"][name]["post"]["requestBody"]["content"]["application/json"][
-                    "schema"
-                ]
-            )
-            assert schema
-            spec.validate(
-                ["x-webhooks", name, "post", "requestBody", "content", "application/json", "schema"], payload
-            )
+            pointer = ["x-webhooks", name, "post", "requestBody", "content", "application/json", "schema"]
+            schema: Any = spec.spec
+            for part in pointer:
+                schema = schema[part]
+            assert schema, f"{name}: the description has an empty schema, which would accept anything"
+            spec.validate(pointer, payload)
             seen.add(name)
         assert seen >= {
             "issues-opened",
