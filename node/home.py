@@ -58,6 +58,13 @@ def _write_secret(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+def _refuse_shared(path: Path) -> None:
+    """A secret file others may read is refused (FileNotFoundError passes through)."""
+    mode = path.stat().st_mode & 0o777
+    if mode & 0o077:
+        raise HomeError(f"{path} is readable by others (mode {mode:o}); run chmod 600 on it")
+
+
 class Home:
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -115,9 +122,7 @@ class Home:
     def load_identity(self) -> NodeIdentity:
         self._require()
         try:
-            mode = self.key_path.stat().st_mode & 0o777
-            if mode & 0o077:
-                raise HomeError(f"{self.key_path} is readable by others (mode {mode:o}); run chmod 600 on it")
+            _refuse_shared(self.key_path)
             seed = self.key_path.read_bytes()
         except FileNotFoundError:
             raise HomeError(f"{self.key_path} is missing: this home has no identity") from None
@@ -127,11 +132,7 @@ class Home:
 
     def admin_token(self) -> str:
         try:
-            mode = self.token_path.stat().st_mode & 0o777
-            if mode & 0o077:
-                raise HomeError(
-                    f"{self.token_path} is readable by others (mode {mode:o}); run chmod 600 on it"
-                )
+            _refuse_shared(self.token_path)
             token = self.token_path.read_text(encoding="ascii").strip()
         except (FileNotFoundError, UnicodeDecodeError):
             raise HomeError(f"{self.token_path} is missing or unreadable") from None

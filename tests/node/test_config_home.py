@@ -123,12 +123,16 @@ def test_init_refuses_to_overwrite(tmp_path: Path) -> None:
     assert (tmp_path / "h" / "identity.key").read_bytes() == key
 
 
-def test_identity_readable_by_others_is_refused(tmp_path: Path) -> None:
+def test_secrets_readable_by_others_are_refused(tmp_path: Path) -> None:
     home = Home(tmp_path / "h")
     home.create(parse_config({"node": {"name": "A"}}))
+    home.admin_token()
     os.chmod(home.key_path, 0o644)
-    with pytest.raises(HomeError, match="readable by others"):
+    with pytest.raises(HomeError, match=r"identity\.key is readable by others"):
         home.load_identity()
+    os.chmod(home.token_path, 0o640)
+    with pytest.raises(HomeError, match=r"admin\.token is readable by others"):
+        home.admin_token()
 
 
 def test_commands_without_a_running_node_say_so(tmp_path: Path) -> None:
