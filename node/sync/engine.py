@@ -2678,15 +2678,6 @@ class SyncEngine:
             warnings=warnings,
         )
 
-    # =============================================================================================
-    # Cursors (intake keeps its poll cursor here)
-
-    async def get_cursor(self, key: str) -> str | None:
-        return await self._read(lambda c: s.get_cursor(c, key))
-
-    async def set_cursor(self, key: str, value: str) -> None:
-        await self._write(lambda c: s.set_cursor(c, key, value))
-
 
 def _drop_unchanged_since_sync_point(cs: ChangeSet, last_applied: dict[str, Any]) -> None:
     """First replica from the peer of a twin WE created: there is no ``previous`` to tell which

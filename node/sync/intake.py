@@ -52,6 +52,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from node.config import Config
 from node.store import Database
+from node.sync.store import get_cursor, set_cursor
 from node.tasks import cancel_and_wait
 from node.trackers.base import (
     TrackerAccount,
@@ -154,15 +155,6 @@ def _backoff(attempt: int, base: float, cap: float) -> float:
     return random.uniform(ceiling / 10, ceiling)
 
 
-def _get_cursor(c: sqlite3.Connection, key: str) -> str | None:
-    row = c.execute("SELECT value FROM cursors WHERE key = ?", (key,)).fetchone()
-    return str(row[0]) if row else None
-
-
-def _set_cursor(c: sqlite3.Connection, key: str, value: str) -> None:
-    c.execute("INSERT OR REPLACE INTO cursors (key, value) VALUES (?, ?)", (key, value))
-
-
 def _same_user(a: UserRef | None, b: UserRef) -> bool:
     """The same tracker account: any of account id, username, email equal (case-insensitive)."""
     if a is None:
@@ -260,7 +252,7 @@ class Intake:
         if self._path is None:
             self._path = await self.db.write(self._load_path)
         if self.settings.sign_webhooks and self.adapter.webhook_secret is None:
-            signing = await self.db.read(lambda c: _get_cursor(c, CURSOR_SIGNING))
+            signing = await self.db.read(lambda c: get_cursor(c, CURSOR_SIGNING))
             if signing:
                 self.adapter.webhook_secret = signing
 
@@ -274,10 +266,10 @@ class Intake:
 
     @staticmethod
     def _load_path(c: sqlite3.Connection) -> str:
-        path = _get_cursor(c, CURSOR_PATH)
+        path = get_cursor(c, CURSOR_PATH)
         if not path:
             path = secrets.token_urlsafe(32)
-            _set_cursor(c, CURSOR_PATH, path)
+            set_cursor(c, CURSOR_PATH, path)
         return path
 
     # -- state -----------------------------------------------------------------------------------
@@ -378,7 +370,7 @@ class Intake:
             raise RuntimeError("intake has no webhook URL (not started, or the tracker cannot reach it)")
         url = self.webhook_base + WEBHOOK_PREFIX + self._path
         previous, signing = await self.db.read(
-            lambda c: (_get_cursor(c, CURSOR_WEBHOOK), _get_cursor(c, CURSOR_SIGNING))
+            lambda c: (get_cursor(c, CURSOR_WEBHOOK), get_cursor(c, CURSOR_SIGNING))
         )
         if previous:
             old_id = str(json.loads(previous).get("id") or "")
@@ -393,9 +385,9 @@ class Intake:
         webhook_id = await self.adapter.register_webhook(url, secret=secret)
 
         def remember(c: sqlite3.Connection) -> None:
-            _set_cursor(c, CURSOR_WEBHOOK, json.dumps({"id": webhook_id, "url": url}))
+            set_cursor(c, CURSOR_WEBHOOK, json.dumps({"id": webhook_id, "url": url}))
             if secret:
-                _set_cursor(c, CURSOR_SIGNING, secret)
+                set_cursor(c, CURSOR_SIGNING, secret)
 
         await self.db.write(remember)
         self.webhook_id = webhook_id
@@ -445,7 +437,7 @@ class Intake:
         """One poll: every change since the cursor → the engine; then the cursor moves. Returns the
         number of issues handed over."""
         started = self._clock()
-        stored = await self.db.read(lambda c: _get_cursor(c, CURSOR_POLL))
+        stored = await self.db.read(lambda c: get_cursor(c, CURSOR_POLL))
         if stored:
             since = dt.datetime.fromisoformat(stored)
         else:
@@ -540,7 +532,7 @@ class Intake:
 
     async def _save_cursor(self, at: dt.datetime) -> None:
         value = at.astimezone(dt.UTC).isoformat()
-        await self.db.write(lambda c: _set_cursor(c, CURSOR_POLL, value))
+        await self.db.write(lambda c: set_cursor(c, CURSOR_POLL, value))
 
     # -- reconciliation --------------------------------------------------------------------------
 
