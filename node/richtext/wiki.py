@@ -53,7 +53,6 @@ _PANEL_COLOURS = {
 }
 _COLOUR_PANEL = {v: k for k, v in _PANEL_COLOURS.items()}
 _MACRO_PANEL = {"info": "info", "note": "note", "warning": "warning", "tip": "success"}
-_CONTAINER_MACROS = frozenset({"quote", "panel", *_MACRO_PANEL})
 _MAX_LIST_LEVEL = (CONTAINER_DEPTH - 1) // 2
 
 # ---------------------------------------------------------------------------------------------------
