@@ -16,7 +16,7 @@ import hashlib
 import logging
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeGuard
 from urllib.parse import urljoin
 
 import aiohttp
@@ -201,7 +201,7 @@ class JiraClient(RestClient):
 
     def _error(self, resp: Answer, describe: str) -> TrackerError:
         status = resp.status
-        messages, errors = _jira_error_body(resp.body)
+        body, messages, errors = _error_body(resp.body)
         detail = "; ".join(messages + [f"{k}: {v}" for k, v in errors.items()])
         if status == 401:
             who = f"user {self.user!r}" if self.user else "the bearer token"
@@ -224,10 +224,8 @@ class JiraClient(RestClient):
             return TrackerAuthError(msg, status=status)
         retry_after = parse_retry_after(resp.headers.get("Retry-After"))
         msg = f"{describe} → {status}" + (f": {detail}" if detail else "")
-        if status == 400 and b'"failedElementNumber"' in resp.body:
-            result = _bulk_result(resp.body)
-            if result is not None:
-                return BulkRejected(msg, status=status, result=result)
+        if status == 400 and b'"failedElementNumber"' in resp.body and _is_bulk_result(body):
+            return BulkRejected(msg, status=status, result=body)
         return error_for_status(status, msg, retry_after=retry_after, errors=errors)
 
 
@@ -236,14 +234,16 @@ def _safe_filename(name: str) -> str:
     return cleaned or "attachment"
 
 
-def _jira_error_body(raw: bytes) -> tuple[list[str], dict[str, str]]:
-    """Jira's ``{"errorMessages": [...], "errors": {field: message}}`` (or ``{"message": ...}``)."""
+def _error_body(raw: bytes) -> tuple[Any, list[str], dict[str, str]]:
+    """An error body decoded once (``None`` when it is not JSON, its text then the one message) with
+    Jira's ``{"errorMessages": [...], "errors": {field: message}}`` (or ``{"message": ...}``) in it."""
     try:
         body = orjson.loads(raw)
     except orjson.JSONDecodeError:
         text = error_text(raw)
-        return ([text] if text else []), {}
-    return jira_error_detail(body)
+        return None, ([text] if text else []), {}
+    messages, errors = jira_error_detail(body)
+    return body, messages, errors
 
 
 def jira_error_detail(body: Any) -> tuple[list[str], dict[str, str]]:
@@ -268,14 +268,8 @@ class BulkRejected(TrackerRejected):
         self.result = result
 
 
-def _bulk_result(raw: bytes) -> dict[str, Any] | None:
-    try:
-        body = orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return None
-    if isinstance(body, dict) and isinstance(body.get("errors"), list):
-        return body
-    return None
+def _is_bulk_result(body: Any) -> TypeGuard[dict[str, Any]]:
+    return isinstance(body, dict) and isinstance(body.get("errors"), list)
 
 
 class _Sink:
