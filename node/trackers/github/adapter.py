@@ -156,7 +156,7 @@ class GitHubAdapter(TrackerAdapter):
 
     async def get_issue(self, key_or_id: str) -> IssueSnapshot:
         owner, repo, number = _parse(key_or_id)
-        raw = await self.client.request("GET", f"repos/{_seg(owner)}/{_seg(repo)}/issues/{number}")
+        raw = await self.client.request("GET", _issue_path(owner, repo, number))
         if not isinstance(raw, dict):
             raise TrackerError(f"GitHub returned no issue for {key_or_id}")
         if mapping.is_pull_request(raw):
@@ -168,7 +168,7 @@ class GitHubAdapter(TrackerAdapter):
         Both are conditional requests: unchanged lists cost a free 304."""
         full_name = mapping.full_name_of(raw)
         owner, repo = full_name.split("/", 1)
-        base = f"repos/{_seg(owner)}/{_seg(repo)}/issues/{int(raw['number'])}"
+        base = _issue_path(owner, repo, int(raw["number"]))
         comments: list[dict[str, Any]] = []
         async with self._limit:
             if int(raw.get("comments") or 0) > 0:
@@ -327,19 +327,17 @@ class GitHubAdapter(TrackerAdapter):
 
     async def update_issue(self, key: str, update: IssueUpdate) -> None:
         owner, name, number = _parse(key)
-        repo = f"{owner}/{name}"
+        path = _issue_path(owner, name, number)
         current: str | None = None
         if "description" in update.touched():
-            raw = await self.client.request("GET", f"repos/{_seg(owner)}/{_seg(name)}/issues/{number}")
+            raw = await self.client.request("GET", path)
             current = raw.get("body") if isinstance(raw, dict) else None
-        payload = await self._payload(repo, update, current_body=current)
+        payload = await self._payload(f"{owner}/{name}", update, current_body=current)
         if "summary" in update.touched() and not (update.summary or "").strip():
             raise TrackerRejected("GitHub issues need a title", errors={"summary": "required"})
         if not payload:
             return
-        await self.client.request(
-            "PATCH", f"repos/{_seg(owner)}/{_seg(name)}/issues/{number}", json_body=payload
-        )
+        await self.client.request("PATCH", path, json_body=payload)
 
     async def _payload(self, repo: str, update: IssueUpdate, *, current_body: str | None) -> dict[str, Any]:
         touched = update.touched()
@@ -410,14 +408,13 @@ class GitHubAdapter(TrackerAdapter):
     # Workflow
 
     async def transitions(self, key: str) -> list[Transition]:
-        owner, name, number = _parse(key)
-        raw = await self.client.request("GET", f"repos/{_seg(owner)}/{_seg(name)}/issues/{number}")
+        raw = await self.client.request("GET", _issue_path(*_parse(key)))
         closed = isinstance(raw, dict) and raw.get("state") == "closed"
         ids = ["reopen"] if closed else ["close", "close_not_planned"]
         return [_transition(i) for i in ids]
 
     async def transition(self, key: str, transition_id: str) -> None:
-        owner, name, number = _parse(key)
+        path = _issue_path(*_parse(key))
         if transition_id not in _TRANSITIONS:
             raise TrackerRejected(
                 f"unknown GitHub transition {transition_id!r} (close, close_not_planned, reopen)",
@@ -427,9 +424,7 @@ class GitHubAdapter(TrackerAdapter):
         body: dict[str, Any] = {"state": state}
         if reason:
             body["state_reason"] = reason
-        await self.client.request(
-            "PATCH", f"repos/{_seg(owner)}/{_seg(name)}/issues/{number}", json_body=body
-        )
+        await self.client.request("PATCH", path, json_body=body)
 
     # -------------------------------------------------------------------------------------------
     # Comments
@@ -437,14 +432,14 @@ class GitHubAdapter(TrackerAdapter):
     async def add_comment(
         self, key: str, body: Doc, *, internal: bool = False, marker: str | None = None
     ) -> Comment:
-        owner, name, number = _parse(key)
+        path = _issue_path(*_parse(key))
         if internal:
             raise TrackerRejected(
                 "GitHub has no internal (private) comments", errors={"internal": "unsupported"}
             )
         raw = await self.client.request(
             "POST",
-            f"repos/{_seg(owner)}/{_seg(name)}/issues/{number}/comments",
+            f"{path}/comments",
             json_body={"body": mapping.doc_markdown(body, marker) or " "},
         )
         if not isinstance(raw, dict) or "id" not in raw:
@@ -454,12 +449,11 @@ class GitHubAdapter(TrackerAdapter):
     async def update_comment(
         self, key: str, comment_id: str, body: Doc, *, internal: bool | None = None
     ) -> Comment:
-        owner, name, _number = _parse(key)
+        path = _comment_path(key, comment_id)
         if internal:
             raise TrackerRejected(
                 "GitHub has no internal (private) comments", errors={"internal": "unsupported"}
             )
-        path = f"repos/{_seg(owner)}/{_seg(name)}/issues/comments/{_seg(comment_id)}"
         current = await self.client.request("GET", path)
         marker = mapping.split_marker(current.get("body") if isinstance(current, dict) else None)[1]
         raw = await self.client.request(
@@ -470,10 +464,7 @@ class GitHubAdapter(TrackerAdapter):
         return mapping.comment_of(raw)[0]
 
     async def delete_comment(self, key: str, comment_id: str) -> None:
-        owner, name, _number = _parse(key)
-        await self.client.request(
-            "DELETE", f"repos/{_seg(owner)}/{_seg(name)}/issues/comments/{_seg(comment_id)}"
-        )
+        await self.client.request("DELETE", _comment_path(key, comment_id))
 
     # -------------------------------------------------------------------------------------------
     # Attachments
@@ -579,6 +570,16 @@ def _parse(key: str) -> tuple[str, str, int]:
     if parsed is None:
         raise TrackerNotFound(f"not a GitHub issue key (owner/repo#N): {key!r}")
     return parsed
+
+
+def _issue_path(owner: str, name: str, number: int) -> str:
+    return f"repos/{_seg(owner)}/{_seg(name)}/issues/{number}"
+
+
+def _comment_path(key: str, comment_id: str) -> str:
+    """A comment's path: it hangs off the repository, not the issue (``key`` names the repository)."""
+    owner, name, _number = _parse(key)
+    return f"repos/{_seg(owner)}/{_seg(name)}/issues/comments/{_seg(comment_id)}"
 
 
 def _seg(value: str) -> str:
