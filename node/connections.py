@@ -84,7 +84,7 @@ from protocol.errors import (
     TamperedInvitation,
     UnsupportedVersion,
 )
-from protocol.identity import b32, render_node_id, unb32
+from protocol.identity import b32, node_id_for, render_node_id
 
 log = logging.getLogger(__name__)
 
@@ -260,14 +260,6 @@ def connection_id_text(conn_id: bytes) -> str:
     return b32(conn_id)
 
 
-def parse_connection_id(text: str) -> bytes | None:
-    try:
-        data = unb32(text)
-    except ValueError:
-        return None
-    return data if len(data) == 16 else None
-
-
 # -- the manager ----------------------------------------------------------------------------------
 
 
@@ -309,7 +301,9 @@ class ConnectionManager:
                 continue
             rt = Runtime(row, await self._load_session(row))
             rt.last_contact = row.last_contact
-            rt.inbox_unprocessed = await self.db.read(functools.partial(_unprocessed, conn_id=row.id))
+            rt.inbox_unprocessed = await self.db.read(
+                functools.partial(q.inbox_unprocessed_count, conn_id=row.id)
+            )
             self.runtimes[row.id] = rt
         for rt in list(self.runtimes.values()):
             await self._ensure_transport(rt)
@@ -407,7 +401,7 @@ class ConnectionManager:
 
     def view(self, rt: Runtime) -> dict[str, Any]:
         row = rt.row
-        peer_id = render_node_id(_node_id(row.peer_sign)) if row.peer_sign else None
+        peer_id = render_node_id(node_id_for(row.peer_sign)) if row.peer_sign else None
         if rt.link is not None:
             link_state = "up"
         elif rt.wants_link():
@@ -469,7 +463,7 @@ class ConnectionManager:
         base = "".join(ch if ch.isalnum() or ch in "-_." else "-" for ch in fallback.lower()).strip("-")
         base = base[:60] or "connection"
         candidate, n = base, 1
-        while await self.db.read(functools.partial(_taken, name=candidate)):
+        while await self.db.read(functools.partial(q.name_taken, name=candidate)):
             n += 1
             candidate = f"{base}-{n}"
         return candidate
@@ -1138,25 +1132,11 @@ class ConnectionManager:
         return ("active", None)
 
 
-def _unprocessed(c: sqlite3.Connection, conn_id: bytes) -> int:
-    return q.inbox_unprocessed_count(c, conn_id)
-
-
-def _taken(c: sqlite3.Connection, name: str) -> bool:
-    return q.name_taken(c, name)
-
-
 _ENGINE_TYPES = frozenset({"replica", "result", "unlink", "blob", "blob_request"})
 
 
 def _reason(text: str) -> str:
     return f": {text}" if text else ""
-
-
-def _node_id(sign_public: bytes) -> bytes:
-    from protocol.identity import node_id_for
-
-    return node_id_for(sign_public)
 
 
 __all__ = [
