@@ -60,6 +60,7 @@ from node.rules.config import DEFAULT_HEADER, field_kind
 from node.rules.values import same
 from node.store import Database
 from node.sync import store as s
+from node.sync.intake import same_user
 from node.sync.service import (
     BulkJobView,
     ConflictView,
@@ -145,16 +146,6 @@ def _issue_marker(snapshot: IssueSnapshot) -> str | None:
             if marker.startswith("tandem:"):
                 return marker
     return None
-
-
-def _same_user(a: UserRef | None, b: UserRef | None) -> bool:
-    if a is None or b is None:
-        return False
-    for attr in ("account_id", "username", "email"):
-        x, y = getattr(a, attr), getattr(b, attr)
-        if x and y and str(x).casefold() == str(y).casefold():
-            return True
-    return False
 
 
 class _KeyedLocks:
@@ -1312,17 +1303,17 @@ class SyncEngine:
             return True
         seen = {(i.field, i.at, i.to_value) for i in before.changelog}
         for item in fresh.changelog:
-            if (item.field, item.at, item.to_value) not in seen and not _same_user(item.author, self.proxy):
+            if (item.field, item.at, item.to_value) not in seen and not same_user(item.author, self.proxy):
                 return True
         old = {c.id: (c.updated, c.body) for c in before.comments}
         for comment in fresh.comments:
-            if old.get(comment.id) != (comment.updated, comment.body) and not _same_user(
+            if old.get(comment.id) != (comment.updated, comment.body) and not same_user(
                 comment.author, self.proxy
             ):
                 return True
         old_attachments = {a.id for a in before.attachments}
         return any(
-            a.id not in old_attachments and not _same_user(a.author, self.proxy) for a in fresh.attachments
+            a.id not in old_attachments and not same_user(a.author, self.proxy) for a in fresh.attachments
         )
 
     async def _outgoing_fp(self, rt: Runtime, snapshot: IssueSnapshot) -> str | None:

@@ -155,9 +155,10 @@ def _backoff(attempt: int, base: float, cap: float) -> float:
     return random.uniform(ceiling / 10, ceiling)
 
 
-def _same_user(a: UserRef | None, b: UserRef) -> bool:
-    """The same tracker account: any of account id, username, email equal (case-insensitive)."""
-    if a is None:
+def same_user(a: UserRef | None, b: UserRef | None) -> bool:
+    """The same tracker account: any of account id, username, email equal (case-insensitive).
+    Intake and the engine both use it to recognise the proxy user, i.e. the node's own writes."""
+    if a is None or b is None:
         return False
     for x, y in ((a.account_id, b.account_id), (a.username, b.username), (a.email, b.email)):
         if x and y and x.casefold() == y.casefold():
@@ -589,7 +590,7 @@ class Intake:
         proxy = self._proxy()
         for event in events:
             self._delivered[event.issue_id] = now
-            if proxy is not None and _same_user(event.actor, proxy):
+            if same_user(event.actor, proxy):
                 # The node's own write coming back: the engine recorded its outcome when it wrote.
                 # Each event names the actor of its one change, so a person's edit is never here.
                 # Nothing is logged per delivery (a bulk sync echoes every write it makes).
