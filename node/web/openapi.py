@@ -43,27 +43,33 @@ CONNECTION = {
 }
 
 
+def _ref(name: str) -> dict[str, Any]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _body(model: Any, required: bool = True) -> dict[str, Any]:
+    """A request body validated by the pydantic ``model``."""
+    return {"required": required, "content": {"application/json": {"schema": model.model_json_schema()}}}
+
+
 def _json(schema: Any, description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 def _errors(*codes: int) -> dict[str, Any]:
-    out = {"401": _json({"$ref": "#/components/schemas/Error"}, "missing or wrong admin token")}
+    out = {"401": _json(_ref("Error"), "missing or wrong admin token")}
     for code in codes:
-        out[str(code)] = _json({"$ref": "#/components/schemas/Error"}, "error")
+        out[str(code)] = _json(_ref("Error"), "error")
     return out
 
 
 NAME = {"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}
-CONN_REF = {"$ref": "#/components/schemas/Connection"}
+CONN_REF = _ref("Connection")
 
 
 @cache
 def openapi_document() -> dict[str, Any]:
     from node.web.admin import AcceptBody, InvitationBody, TestBody
-
-    def body(model: Any) -> dict[str, Any]:
-        return {"required": False, "content": {"application/json": {"schema": model.model_json_schema()}}}
 
     paths: dict[str, Any] = {
         "/api/v1/node": {
@@ -112,7 +118,7 @@ def openapi_document() -> dict[str, Any]:
             "parameters": [NAME],
             "post": {
                 "summary": "Send probe messages and report round trips and throughput",
-                "requestBody": body(TestBody),
+                "requestBody": _body(TestBody, required=False),
                 "responses": {"200": _json({"type": "object"}), **_errors(400, 404, 409)},
             },
         },
@@ -134,7 +140,7 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/invitations": {
             "post": {
                 "summary": "Create an invitation code",
-                "requestBody": body(InvitationBody),
+                "requestBody": _body(InvitationBody, required=False),
                 "responses": {
                     "201": _json(
                         {"type": "object", "properties": {"code": {"type": "string"}, "connection": CONN_REF}}
@@ -146,7 +152,7 @@ def openapi_document() -> dict[str, Any]:
         "/api/v1/invitations/accept": {
             "post": {
                 "summary": "Accept an invitation code",
-                "requestBody": body(AcceptBody),
+                "requestBody": _body(AcceptBody, required=False),
                 "responses": {
                     "201": _json({"type": "object"}, "paired"),
                     "202": _json({"type": "object"}, "accepted; waiting for the inviter"),
@@ -213,22 +219,15 @@ def sync_paths() -> tuple[dict[str, Any], dict[str, Any]]:
     from node.sync import service as s
     from node.web import sync_api as api
 
-    def body(model: Any, required: bool = True) -> dict[str, Any]:
-        schema = model.model_json_schema()
-        return {"required": required, "content": {"application/json": {"schema": schema}}}
-
-    def ref(name: str) -> dict[str, Any]:
-        return {"$ref": f"#/components/schemas/{name}"}
-
     def listing(key: str, name: str) -> dict[str, Any]:
-        return {"type": "object", "properties": {key: {"type": "array", "items": ref(name)}}}
+        return {"type": "object", "properties": {key: {"type": "array", "items": _ref(name)}}}
 
     def op(
         summary: str, ok: dict[str, Any], *codes: int, status: int = 200, rules: bool = False, **extra: Any
     ) -> dict[str, Any]:
         responses = {str(status): ok, **_errors(409, *codes)}
         if rules:
-            responses["422"] = _json(ref("RuleError"), "the rules do not compile or the test run failed")
+            responses["422"] = _json(_ref("RuleError"), "the rules do not compile or the test run failed")
         return {"summary": summary, "responses": responses, **extra}
 
     views: dict[str, type[BaseModel]] = {
@@ -257,9 +256,9 @@ def sync_paths() -> tuple[dict[str, Any], dict[str, Any]]:
         "properties": {
             "connection": {"type": "string"},
             "direction": {"enum": ["outgoing", "incoming"]},
-            "published": {"anyOf": [ref("RuleVersion"), {"type": "null"}]},
-            "draft": {"anyOf": [ref("RuleVersion"), {"type": "null"}]},
-            "versions": {"type": "array", "items": ref("RuleVersion")},
+            "published": {"anyOf": [_ref("RuleVersion"), {"type": "null"}]},
+            "draft": {"anyOf": [_ref("RuleVersion"), {"type": "null"}]},
+            "versions": {"type": "array", "items": _ref("RuleVersion")},
         },
     }
     paths: dict[str, Any] = {
@@ -272,56 +271,56 @@ def sync_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             ),
             "post": op(
                 "Add a trigger",
-                _json(ref("Trigger")),
+                _json(_ref("Trigger")),
                 400,
                 404,
                 status=201,
-                requestBody=body(api.TriggerBody),
+                requestBody=_body(api.TriggerBody),
             ),
         },
         "/api/v1/triggers/{id}": {
             "parameters": [int_id],
             "patch": op(
                 "Enable or disable a trigger",
-                _json(ref("Trigger")),
+                _json(_ref("Trigger")),
                 400,
                 404,
-                requestBody=body(api.TriggerPatch),
+                requestBody=_body(api.TriggerPatch),
             ),
             "delete": op("Remove a trigger", _json({"type": "object"}), 400, 404),
         },
         "/api/v1/sync": {
             "post": op(
                 "Sync one local issue over a connection now",
-                _json(ref("SyncOutcome")),
+                _json(_ref("SyncOutcome")),
                 400,
                 404,
                 rules=True,
-                requestBody=body(api.SyncBody),
+                requestBody=_body(api.SyncBody),
             )
         },
         "/api/v1/bulk": {
             "get": op("Bulk jobs, newest first", _json(listing("jobs", "BulkJob"))),
             "post": op(
                 "Start a bulk job: sync every issue matching a JQL query (resumes after a restart)",
-                _json(ref("BulkJob")),
+                _json(_ref("BulkJob")),
                 400,
                 404,
                 status=202,
-                requestBody=body(api.BulkBody),
+                requestBody=_body(api.BulkBody),
             ),
         },
         "/api/v1/bulk/{id}": {
             "parameters": [int_id],
-            "get": op("One bulk job and its progress", _json(ref("BulkJob")), 400, 404),
+            "get": op("One bulk job and its progress", _json(_ref("BulkJob")), 400, 404),
         },
         "/api/v1/unlink": {
             "post": op(
                 "Stop syncing one issue over a connection (both issues stay)",
-                _json(ref("Twin")),
+                _json(_ref("Twin")),
                 400,
                 404,
-                requestBody=body(api.SyncBody),
+                requestBody=_body(api.SyncBody),
             )
         },
         "/api/v1/status/{key}": {
@@ -333,7 +332,7 @@ def sync_paths() -> tuple[dict[str, Any], dict[str, Any]]:
                         "type": "object",
                         "properties": {
                             "key": {"type": "string"},
-                            "twins": {"type": "array", "items": ref("Twin")},
+                            "twins": {"type": "array", "items": _ref("Twin")},
                         },
                     }
                 ),
@@ -349,31 +348,31 @@ def sync_paths() -> tuple[dict[str, Any], dict[str, Any]]:
             "parameters": rules_params,
             "put": op(
                 "Save the draft (compiled first)",
-                _json(ref("RuleVersion")),
+                _json(_ref("RuleVersion")),
                 400,
                 404,
                 rules=True,
-                requestBody=body(api.DraftBody),
+                requestBody=_body(api.DraftBody),
             ),
         },
         "/api/v1/connections/{name}/rules/{direction}/test": {
             "parameters": rules_params,
             "post": op(
                 "Test-run the draft (or the published rules): the replica or change set; nothing is applied",
-                _json(ref("TestRun")),
+                _json(_ref("TestRun")),
                 400,
                 404,
                 rules=True,
-                requestBody=body(api.RulesTestBody, required=False),
+                requestBody=_body(api.RulesTestBody, required=False),
             ),
         },
         "/api/v1/connections/{name}/rules/{direction}/publish": {
             "parameters": rules_params,
-            "post": op("Publish the draft", _json(ref("RuleVersion")), 400, 404, rules=True),
+            "post": op("Publish the draft", _json(_ref("RuleVersion")), 400, 404, rules=True),
         },
         "/api/v1/connections/{name}/rules/{direction}/rollback": {
             "parameters": rules_params,
-            "post": op("Publish the previous published version again", _json(ref("RuleVersion")), 400, 404),
+            "post": op("Publish the previous published version again", _json(_ref("RuleVersion")), 400, 404),
         },
         "/api/v1/errors": {
             "get": op(
@@ -385,11 +384,11 @@ def sync_paths() -> tuple[dict[str, Any], dict[str, Any]]:
         },
         "/api/v1/errors/{id}/retry": {
             "parameters": [int_id],
-            "post": op("Retry what an error paused", _json(ref("SyncErrorItem")), 400, 404),
+            "post": op("Retry what an error paused", _json(_ref("SyncErrorItem")), 400, 404),
         },
         "/api/v1/errors/{id}/resolve": {
             "parameters": [int_id],
-            "post": op("Mark an error resolved (un-pauses it)", _json(ref("SyncErrorItem")), 400, 404),
+            "post": op("Mark an error resolved (un-pauses it)", _json(_ref("SyncErrorItem")), 400, 404),
         },
         "/api/v1/conflicts": {
             "get": op(
