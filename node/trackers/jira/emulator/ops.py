@@ -838,11 +838,10 @@ class Site:
         self._emit(Event("jira:issue_updated", issue, actor, "issue_updated", history=history))
 
 
-SETTABLE_ON_CREATE = (
+SETTABLE_ON_CREATE = (  # in the order create/edit metadata list them (views.View.CREATE_FIELDS)
     "summary",
     "issuetype",
     "description",
-    "environment",
     "priority",
     "labels",
     "components",
@@ -851,6 +850,7 @@ SETTABLE_ON_CREATE = (
     "duedate",
     "assignee",
     "reporter",
+    "environment",
 )
 SETTABLE_ON_EDIT = (*SETTABLE_ON_CREATE, "resolution")
 

@@ -11,6 +11,7 @@ import functools
 from dataclasses import dataclass
 from typing import Any
 
+from .ops import SETTABLE_ON_CREATE
 from .state import (
     AttachmentRecord,
     Comment,
@@ -539,38 +540,10 @@ class View:
             meta["operations"] = ["add", "edit", "remove"]
         return meta
 
-    CREATE_FIELDS = (
-        "summary",
-        "issuetype",
-        "project",
-        "description",
-        "priority",
-        "labels",
-        "components",
-        "fixVersions",
-        "versions",
-        "duedate",
-        "assignee",
-        "reporter",
-        "environment",
-        "attachment",
-    )
-    EDIT_FIELDS = (
-        "summary",
-        "issuetype",
-        "description",
-        "priority",
-        "labels",
-        "components",
-        "fixVersions",
-        "versions",
-        "duedate",
-        "assignee",
-        "reporter",
-        "environment",
-        "comment",
-        "resolution",
-    )
+    # What create/edit metadata advertise: the fields ops accepts, plus ``project`` (create only),
+    # ``attachment`` and ``comment`` (written through their own endpoints or ``update``).
+    CREATE_FIELDS = (*SETTABLE_ON_CREATE[:2], "project", *SETTABLE_ON_CREATE[2:], "attachment")
+    EDIT_FIELDS = (*SETTABLE_ON_CREATE, "comment", "resolution")
 
     def meta_fields(self, project: Project, *, create: bool) -> dict[str, Any]:
         ids = list(self.CREATE_FIELDS if create else self.EDIT_FIELDS) + list(self.state.custom_fields)
