@@ -141,6 +141,9 @@ async def test_what_github_cannot_do_is_refused_clearly(site: Site, adapter: Git
         await adapter.get_issue("PROJ-1")
     with pytest.raises(TrackerRejected, match="no GitHub user"):
         await adapter.update_issue(issue.key, IssueUpdate(assignee=UserRef(username="ghost")))
+    with pytest.raises(TrackerRejected, match="need a title"):  # refused before any side effect
+        await adapter.update_issue(issue.key, IssueUpdate(summary=" ", fix_versions=["9.9"]))
+    assert not site.emu.state.repo("bot", "tracker").milestones
     site.emu.state.repo("bot", "tracker").issues[1].locked = True
     with pytest.raises(TrackerAuthError, match="403"):
         await adapter.add_comment(issue.key, from_plain_text("locked"))

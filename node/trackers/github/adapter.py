@@ -328,13 +328,13 @@ class GitHubAdapter(TrackerAdapter):
     async def update_issue(self, key: str, update: IssueUpdate) -> None:
         owner, name, number = _parse(key)
         path = _issue_path(owner, name, number)
+        if "summary" in update.touched() and not (update.summary or "").strip():
+            raise TrackerRejected("GitHub issues need a title", errors={"summary": "required"})
         current: str | None = None
         if "description" in update.touched():
             raw = await self.client.request("GET", path)
             current = raw.get("body") if isinstance(raw, dict) else None
         payload = await self._payload(f"{owner}/{name}", update, current_body=current)
-        if "summary" in update.touched() and not (update.summary or "").strip():
-            raise TrackerRejected("GitHub issues need a title", errors={"summary": "required"})
         if not payload:
             return
         await self.client.request("PATCH", path, json_body=payload)
