@@ -44,3 +44,8 @@ def at(line: int, column: int) -> str:
 
 def validation(message: str, line: int = 1, column: int = 1) -> JqlError:
     return JqlError(message, line, column, kind="validation")
+
+
+def syntax_at(message: str, line: int, column: int) -> JqlError:
+    """A syntax error pointing at a token: Jira's prefix, ``message``, then where the token is."""
+    return JqlError(f"{SYNTAX_PREFIX}{message}{at(line, column)}", line, column)

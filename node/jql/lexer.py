@@ -15,7 +15,7 @@ import re
 
 from lark import Token
 
-from node.jql.errors import SYNTAX_PREFIX, JqlError, at
+from node.jql.errors import JqlError, syntax_at
 
 KEYWORDS: dict[str, str] = {
     "and": "AND",
@@ -119,9 +119,9 @@ class _Cursor:
 
 
 def _illegal_char(ch: str, line: int, col: int) -> JqlError:
-    return JqlError(
-        f"{SYNTAX_PREFIX}The character '{printable(ch)}' on line {line} at position {col} must be escaped. "
-        f"Use the escape '{escape_for(ch)}' instead.{at(line, col)}",
+    return syntax_at(
+        f"The character '{printable(ch)}' on line {line} at position {col} must be escaped. "
+        f"Use the escape '{escape_for(ch)}' instead.",
         line,
         col,
     )
@@ -133,11 +133,7 @@ def _read_escape(cur: _Cursor) -> str:
     cur.advance()  # the backslash
     text = cur.text
     if cur.pos >= len(text) or text[cur.pos] in "\n\r":
-        raise JqlError(
-            f"{SYNTAX_PREFIX}The escape sequence has not been completed. {VALID_ESCAPES}{at(line, col)}",
-            line,
-            col,
-        )
+        raise syntax_at(f"The escape sequence has not been completed. {VALID_ESCAPES}", line, col)
     ch = text[cur.pos]
     if ch in _ESCAPES:
         cur.advance()
@@ -153,18 +149,10 @@ def _read_escape(cur: _Cursor) -> str:
             seen += d
             if d not in _HEX:
                 break
-        raise JqlError(
-            f"{SYNTAX_PREFIX}'{_flat(chr(92) + seen)}' is an illegal JQL escape sequence. "
-            f"{VALID_ESCAPES}{at(line, col)}",
-            line,
-            col,
+        raise syntax_at(
+            f"'{_flat(chr(92) + seen)}' is an illegal JQL escape sequence. {VALID_ESCAPES}", line, col
         )
-    raise JqlError(
-        f"{SYNTAX_PREFIX}'{_flat(chr(92) + ch)}' is an illegal JQL escape sequence. "
-        f"{VALID_ESCAPES}{at(line, col)}",
-        line,
-        col,
-    )
+    raise syntax_at(f"'{_flat(chr(92) + ch)}' is an illegal JQL escape sequence. {VALID_ESCAPES}", line, col)
 
 
 def tokenize(text: str) -> list[Token]:
@@ -204,9 +192,9 @@ def tokenize(text: str) -> list[Token]:
             tokens.append(_quoted(cur, ch))
             continue
         if ch in RESERVED_CHARS:
-            raise JqlError(
-                f"{SYNTAX_PREFIX}The character '{ch}' is a reserved JQL character. You must enclose it in a "
-                f"string or use the escape '{escape_for(ch)}' instead.{at(line, col)}",
+            raise syntax_at(
+                f"The character '{ch}' is a reserved JQL character. You must enclose it in a "
+                f"string or use the escape '{escape_for(ch)}' instead.",
                 line,
                 col,
             )
@@ -228,7 +216,7 @@ def _quoted(cur: _Cursor, quote: str) -> Token:
                 msg = f"The quoted string '{raw}' has not been completed."
             else:
                 msg = "The quoted string has not been completed."
-            raise JqlError(f"{SYNTAX_PREFIX}{msg}{at(line, col)}", line, col)
+            raise syntax_at(msg, line, col)
         ch = text[cur.pos]
         if ch == quote:
             cur.advance()
@@ -270,9 +258,9 @@ def _unquoted(cur: _Cursor) -> Token:
     if not escaped and _NEGNUMBER.match(word):
         return Token("NEGNUMBER", word, start, line, col, *end)
     if lower in RESERVED_WORDS:
-        raise JqlError(
-            f"{SYNTAX_PREFIX}'{_flat(word)}' is a reserved JQL word. You must surround it in quotation marks "
-            f"to use it in a query.{at(line, col)}",
+        raise syntax_at(
+            f"'{_flat(word)}' is a reserved JQL word. You must surround it in quotation marks "
+            "to use it in a query.",
             line,
             col,
         )

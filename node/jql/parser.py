@@ -37,7 +37,7 @@ from node.jql.ast import (
     Terminal,
     Value,
 )
-from node.jql.errors import OPERAND_PREFIX, SYNTAX_PREFIX, JqlError, at, validation
+from node.jql.errors import OPERAND_PREFIX, SYNTAX_PREFIX, JqlError, at, syntax_at, validation
 from node.jql.lexer import tokenize
 
 MAX_QUERY_LENGTH = 100_000  # characters; Jira has no documented limit, this only bounds work
@@ -84,9 +84,9 @@ def _pos(tok: Token) -> Position:
 
 def _check_long(s: _Str) -> None:
     if s.is_number and not (_LONG_MIN <= int(s.text) <= _LONG_MAX):
-        raise JqlError(
-            f"{SYNTAX_PREFIX}'{s.text}' is not a valid number. Numbers must be between "
-            f"-9,223,372,036,854,775,808 and 9,223,372,036,854,775,807.{at(s.pos.line, s.pos.column)}",
+        raise syntax_at(
+            f"'{s.text}' is not a valid number. Numbers must be between "
+            "-9,223,372,036,854,775,808 and 9,223,372,036,854,775,807.",
             s.pos.line,
             s.pos.column,
         )
@@ -158,11 +158,7 @@ class _Build(Transformer[Token, Any]):
             return head
         s: _Str = head
         if not s.text:
-            raise JqlError(
-                f"{SYNTAX_PREFIX}A field name cannot be empty.{at(s.pos.line, s.pos.column)}",
-                s.pos.line,
-                s.pos.column,
-            )
+            raise syntax_at("A field name cannot be empty.", s.pos.line, s.pos.column)
         if not props:
             return FieldRef(s.text, s.pos, quoted=s.quoted)
         name = s.text + "".join(_prop_text(k, p) for k, p in props)
@@ -187,12 +183,11 @@ class _Build(Transformer[Token, Any]):
             tok: Token = c[3]
             text = str(tok.value)
             if len(text) < 2 or text[0] != "." or text[1] == ".":
-                line, col = tok.line or 1, tok.column or 1
-                raise JqlError(
-                    f"{SYNTAX_PREFIX}Expecting a property reference starting with '.' but got "
-                    f"'{text}'.{at(line, col)}",
-                    line,
-                    col,
+                pos = _pos(tok)
+                raise syntax_at(
+                    f"Expecting a property reference starting with '.' but got '{text}'.",
+                    pos.line,
+                    pos.column,
                 )
             path = text[1:]
         return key.text, path
@@ -227,11 +222,7 @@ class _Build(Transformer[Token, Any]):
     def func(self, c: list[Any]) -> Function:
         name: _Str = c[0]
         if not name.text:
-            raise JqlError(
-                f"{SYNTAX_PREFIX}A function name cannot be empty.{at(name.pos.line, name.pos.column)}",
-                name.pos.line,
-                name.pos.column,
-            )
+            raise syntax_at("A function name cannot be empty.", name.pos.line, name.pos.column)
         args = tuple(x.text for x in c[1:] if isinstance(x, _Str))
         return Function(name.text, args, name.pos)
 
@@ -293,12 +284,11 @@ def _parse_cached(text: str) -> QueryAst:
         if tok.type == "LPAREN":
             depth += 1
             if depth > MAX_NESTING:
-                line, col = tok.line or 1, tok.column or 1
-                raise JqlError(
-                    f"{SYNTAX_PREFIX}The JQL query is nested too deeply "
-                    f"(more than {MAX_NESTING} parentheses).{at(line, col)}",
-                    line,
-                    col,
+                pos = _pos(tok)
+                raise syntax_at(
+                    f"The JQL query is nested too deeply (more than {MAX_NESTING} parentheses).",
+                    pos.line,
+                    pos.column,
                 )
         elif tok.type == "RPAREN":
             depth -= 1
