@@ -126,8 +126,12 @@ def _fingerprint(replica: Replica) -> str:
     return hashlib.sha256(replica.fingerprint_payload()).hexdigest()
 
 
+def _at(value: float) -> dt.datetime:
+    return dt.datetime.fromtimestamp(value, dt.UTC)
+
+
 def _ts(value: float | None) -> dt.datetime | None:
-    return None if value is None else dt.datetime.fromtimestamp(value, dt.UTC)
+    return None if value is None else _at(value)
 
 
 def _b64(data: bytes) -> str:
@@ -1995,8 +1999,8 @@ class SyncEngine:
             state=cast(Any, row.state),
             paused=bool(row.paused),
             count=row.count,
-            first_seen=_ts(row.first_seen) or dt.datetime.now(dt.UTC),
-            last_seen=_ts(row.last_seen) or dt.datetime.now(dt.UTC),
+            first_seen=_at(row.first_seen),
+            last_seen=_at(row.last_seen),
         )
 
     async def errors(self, *, include_resolved: bool = False) -> list[ErrorView]:
@@ -2098,13 +2102,15 @@ class SyncEngine:
                 local_value=json.loads(r[4]) if r[4] else None,
                 remote_value=json.loads(r[5]) if r[5] else None,
                 winner=r[6],
-                at=_ts(float(r[7])) or dt.datetime.now(dt.UTC),
+                at=_at(r[7]),
             )
             for r in rows
         ]
 
     # =============================================================================================
     # Triggers
+
+    _TRIGGER_COLS = "id, conn_id, query, note, active, created_at"
 
     def _trigger_view(self, r: Sequence[Any]) -> TriggerView:
         return TriggerView(
@@ -2113,7 +2119,7 @@ class SyncEngine:
             query=str(r[2]),
             note=str(r[3]),
             active=bool(r[4]),
-            created_at=_ts(float(r[5])) or dt.datetime.now(dt.UTC),
+            created_at=_at(r[5]),
         )
 
     async def add_trigger(self, connection: str, query: str, note: str = "") -> TriggerView:
@@ -2133,7 +2139,7 @@ class SyncEngine:
             )
             return tuple(
                 c.execute(
-                    "SELECT id, conn_id, query, note, active, created_at FROM triggers WHERE id = ?",
+                    f"SELECT {self._TRIGGER_COLS} FROM triggers WHERE id = ?",
                     (cur.lastrowid,),
                 ).fetchone()
             )
@@ -2144,8 +2150,7 @@ class SyncEngine:
         conn_id = self._rt(connection).row.id if connection else None
         rows = await self._read(
             lambda c: c.execute(
-                "SELECT id, conn_id, query, note, active, created_at FROM triggers "
-                "WHERE (? IS NULL OR conn_id = ?) ORDER BY id",
+                f"SELECT {self._TRIGGER_COLS} FROM triggers WHERE (? IS NULL OR conn_id = ?) ORDER BY id",
                 (conn_id, conn_id),
             ).fetchall()
         )
@@ -2155,7 +2160,7 @@ class SyncEngine:
         def write(c: sqlite3.Connection) -> tuple[Any, ...] | None:
             c.execute("UPDATE triggers SET active = ? WHERE id = ?", (int(active), trigger_id))
             row = c.execute(
-                "SELECT id, conn_id, query, note, active, created_at FROM triggers WHERE id = ?",
+                f"SELECT {self._TRIGGER_COLS} FROM triggers WHERE id = ?",
                 (trigger_id,),
             ).fetchone()
             return None if row is None else tuple(row)
@@ -2344,7 +2349,7 @@ class SyncEngine:
             total=r[4],
             done=int(r[5]),
             failed=int(r[6]),
-            started_at=_ts(float(r[7])) or dt.datetime.now(dt.UTC),
+            started_at=_at(r[7]),
             finished_at=_ts(r[8]),
             error=r[9],
         )
@@ -2430,7 +2435,7 @@ class SyncEngine:
             mode=r[1],
             source=str(r[2]),
             state=r[3],
-            created_at=_ts(float(r[4])) or dt.datetime.now(dt.UTC),
+            created_at=_at(r[4]),
         )
 
     async def rules(self, connection: str, direction: Direction) -> list[RuleVersionView]:
@@ -2456,7 +2461,7 @@ class SyncEngine:
                     mode="basic",
                     source=basic.source,
                     state="published",
-                    created_at=_ts(rt.row.created_at) or dt.datetime.now(dt.UTC),
+                    created_at=_at(rt.row.created_at),
                 ),
             )
         return views
