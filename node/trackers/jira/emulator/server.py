@@ -16,7 +16,7 @@ import hashlib
 import json
 import logging
 import mimetypes
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import orjson
@@ -76,6 +76,25 @@ def dumps(value: Any) -> bytes:
 def json_response(data: Any, *, status: int = 200) -> web.Response:
     """``web.json_response`` with the same headers, encoded by :func:`dumps`."""
     return web.Response(body=dumps(data), status=status, content_type="application/json", charset="utf-8")
+
+
+def page_bean(
+    rows: Sequence[Any],
+    start: int,
+    size: int,
+    render: Callable[[Any], Any] | None = None,
+    *,
+    self_url: str | None = None,
+) -> dict[str, Any]:
+    """Jira's paged list (``PageBean``): the ``size`` rows from ``start``, each ``render``-ed."""
+    page = rows[start : start + size]
+    out: dict[str, Any] = {} if self_url is None else {"self": self_url}
+    out["maxResults"] = size
+    out["startAt"] = start
+    out["total"] = len(rows)
+    out["isLast"] = start + size >= len(rows)
+    out["values"] = page if render is None else [render(r) for r in page]
+    return out
 
 
 def jerror(
@@ -434,17 +453,7 @@ class JiraApp(EmulatorApp):
             if (not query or query in p.key.lower() or query in p.name.lower())
             and (not keys or p.key in keys)
         ]
-        page = rows[start : start + size]
-        return json_response(
-            {
-                "self": str(request.url),
-                "maxResults": size,
-                "startAt": start,
-                "total": len(rows),
-                "isLast": start + size >= len(rows),
-                "values": [view.project(p) for p in page],
-            }
-        )
+        return json_response(page_bean(rows, start, size, view.project, self_url=str(request.url)))
 
     def project_or_404(self, value: str) -> Any:
         project = self.state.project_by_id_or_key(value)
@@ -662,17 +671,7 @@ class JiraApp(EmulatorApp):
         members = [u for u in self.state.users.values() if name in u.groups]
         start = self.int_param(request, "startAt", 0)
         size = self.int_param(request, "maxResults", 50, 1, 50)
-        page = members[start : start + size]
-        return json_response(
-            {
-                "self": str(request.url),
-                "maxResults": size,
-                "startAt": start,
-                "total": len(members),
-                "isLast": start + size >= len(members),
-                "values": [view.user(u) for u in page],
-            }
-        )
+        return json_response(page_bean(members, start, size, view.user, self_url=str(request.url)))
 
     # ------------------------------------------------------------------ issues
 
@@ -743,17 +742,7 @@ class JiraApp(EmulatorApp):
         view = self.view(request)
         start = self.int_param(request, "startAt", 0)
         size = self.int_param(request, "maxResults", 100, 1, 100)
-        page = issue.histories[start : start + size]
-        return json_response(
-            {
-                "self": str(request.url),
-                "maxResults": size,
-                "startAt": start,
-                "total": len(issue.histories),
-                "isLast": start + size >= len(issue.histories),
-                "values": [view.history(h) for h in page],
-            }
-        )
+        return json_response(page_bean(issue.histories, start, size, view.history, self_url=str(request.url)))
 
     # ------------------------------------------------------------------ create metadata
 
@@ -798,20 +787,7 @@ class JiraApp(EmulatorApp):
         start = self.int_param(request, "startAt", 0)
         size = self.int_param(request, "maxResults", 50, 1, 200)
         types = [view.issuetype(self.state.issue_types[t]) for t in project.issue_types]
-        page = types[start : start + size]
-        if self.state.mode == "cloud":
-            return json_response(
-                {"maxResults": size, "startAt": start, "total": len(types), "issueTypes": page}
-            )
-        return json_response(
-            {
-                "maxResults": size,
-                "startAt": start,
-                "total": len(types),
-                "isLast": start + size >= len(types),
-                "values": page,
-            }
-        )
+        return json_response(self._meta_page(types, start, size, "issueTypes"))
 
     async def createmeta_fields(self, request: web.Request) -> web.StreamResponse:
         project = self.project_or_404(request.match_info["project"])
@@ -824,18 +800,19 @@ class JiraApp(EmulatorApp):
         start = self.int_param(request, "startAt", 0)
         size = self.int_param(request, "maxResults", 50, 1, 200)
         rows = [{**meta, "fieldId": fid} for fid, meta in view.meta_fields(project, create=True).items()]
-        page = rows[start : start + size]
+        return json_response(self._meta_page(rows, start, size, "fields"))
+
+    def _meta_page(self, rows: list[Any], start: int, size: int, cloud_key: str) -> dict[str, Any]:
+        """A page of the new create metadata: Cloud names the list and omits ``isLast``; Server/DC
+        answer a plain ``PageBean``."""
         if self.state.mode == "cloud":
-            return json_response({"maxResults": size, "startAt": start, "total": len(rows), "fields": page})
-        return json_response(
-            {
+            return {
                 "maxResults": size,
                 "startAt": start,
                 "total": len(rows),
-                "isLast": start + size >= len(rows),
-                "values": page,
+                cloud_key: rows[start : start + size],
             }
-        )
+        return page_bean(rows, start, size)
 
     # ------------------------------------------------------------------ transitions
 
@@ -1373,25 +1350,7 @@ class JiraApp(EmulatorApp):
         hooks = [h for h in self.state.webhooks.values() if h.dynamic]
         start = self.int_param(request, "startAt", 0)
         size = self.int_param(request, "maxResults", 100, 1, 100)
-        page = hooks[start : start + size]
-        return json_response(
-            {
-                "maxResults": size,
-                "startAt": start,
-                "total": len(hooks),
-                "isLast": start + size >= len(hooks),
-                "values": [
-                    {
-                        "id": int(h.id),
-                        "jqlFilter": h.jql or "",
-                        "events": h.events,
-                        "url": h.url,
-                        "expirationDate": int(h.expires.timestamp() * 1000) if h.expires else None,
-                    }
-                    for h in page
-                ],
-            }
-        )
+        return json_response(page_bean(hooks, start, size, _dynamic_webhook_json))
 
     async def register_dynamic_webhooks(self, request: web.Request) -> web.StreamResponse:
         self.cloud_only(request)
@@ -1625,3 +1584,13 @@ class JiraApp(EmulatorApp):
 
 
 __all__ = ["NOT_FOUND", "CustomField", "JiraApp", "Option"]
+
+
+def _dynamic_webhook_json(hook: Webhook) -> dict[str, Any]:
+    return {
+        "id": int(hook.id),
+        "jqlFilter": hook.jql or "",
+        "events": hook.events,
+        "url": hook.url,
+        "expirationDate": int(hook.expires.timestamp() * 1000) if hook.expires else None,
+    }
