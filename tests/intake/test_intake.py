@@ -13,6 +13,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from node.store import Database
 from node.sync.intake import CURSOR_POLL, Intake, IntakeSettings
+from node.sync.store import get_cursor
 from node.trackers.base import WebhookError
 
 from .fakes import FakeTracker, RecordingEngine
@@ -63,10 +64,7 @@ async def make_intake(db: Database) -> AsyncIterator[MakeIntake]:
 
 
 async def cursor(db: Database) -> str | None:
-    row = await db.read(
-        lambda c: c.execute("SELECT value FROM cursors WHERE key = ?", (CURSOR_POLL,)).fetchone()
-    )
-    return None if row is None else str(row[0])
+    return await db.read(lambda c: get_cursor(c, CURSOR_POLL))
 
 
 async def until(predicate: Callable[[], bool], within: float = 5.0) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import sqlite3
 import time
@@ -20,6 +21,7 @@ from node.app import Node
 from node.config import parse_config
 from node.home import Home, HomeError
 from node.sync.intake import CURSOR_POLL, CURSOR_WEBHOOK
+from node.sync.store import get_cursor
 from node.trackers.base import IssueUpdate, TrackerEvent
 from node.trackers.jira import JiraAdapter
 from node.trackers.jira.emulator import JiraEmulator
@@ -226,9 +228,8 @@ async def test_token_from_the_environment_and_a_clear_error_without_one(
 
 
 def stored(home: Home, key: str) -> str | None:
-    with sqlite3.connect(home.db_path) as c:
-        row = c.execute("SELECT value FROM cursors WHERE key = ?", (key,)).fetchone()
-    return None if row is None else str(row[0])
+    with contextlib.closing(sqlite3.connect(home.db_path)) as c:
+        return get_cursor(c, key)
 
 
 async def test_polling_finds_changes_made_while_webhooks_were_off_and_the_node_was_down(
