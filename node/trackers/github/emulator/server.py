@@ -28,7 +28,7 @@ from node.trackers.common.emulator import EmulatorApp
 
 from .faults import Faults, FaultSpecError, Stats
 from .hooks import Delivery, HookDispatcher
-from .state import Comment, GitHubState, Hook, Issue, IssueEvent, Repo, StateError, User
+from .state import Comment, GitHubState, Hook, Issue, IssueEvent, Repo, StateError, User, invalid
 from .views import View
 
 log = logging.getLogger(__name__)
@@ -58,13 +58,6 @@ def gh_error(status: int, message: str, errors: list[dict[str, Any]] | None = No
     if errors:
         body["errors"] = errors
     return web.json_response(body, status=status)
-
-
-def _invalid(field: str, resource: str = "Issue", code: str = "invalid", value: Any = None) -> ApiError:
-    err: dict[str, Any] = {"resource": resource, "code": code, "field": field}
-    if value is not None:
-        err["value"] = value
-    return ApiError(422, "Validation Failed", [err])
 
 
 def _parse_time(value: str, field: str) -> dt.datetime:
@@ -388,7 +381,7 @@ class GitHubApp(EmulatorApp):
         by ``in:login`` / ``in:name`` / ``in:email`` (email matches must be exact, as on GitHub)."""
         q = request.query.get("q", "").strip()
         if not q:
-            raise _invalid("q", resource="Search", code="missing")
+            raise invalid("q", resource="Search", code="missing")
         try:
             terms = shlex.split(q)
         except ValueError:
@@ -435,7 +428,7 @@ class GitHubApp(EmulatorApp):
         body = await self._body(request)
         name = body.get("name")
         if not isinstance(name, str) or not name:
-            raise _invalid("name", resource="Repository", code="missing_field")
+            raise invalid("name", resource="Repository", code="missing_field")
         description = body.get("description")
         repo = self.state.create_repo(
             owner,
@@ -472,7 +465,7 @@ class GitHubApp(EmulatorApp):
         q = request.query
         state = q.get("state", "open")
         if state not in ("open", "closed", "all"):
-            raise _invalid("state", value=state)
+            raise invalid("state", value=state)
         issues: Iterable[Issue] = repo.issues.values()
         if state != "all":
             issues = (i for i in issues if i.state == state)
@@ -502,13 +495,13 @@ class GitHubApp(EmulatorApp):
             elif ms.isdigit():
                 issues = (i for i in issues if i.milestone == int(ms))
             else:
-                raise _invalid("milestone", value=ms)
+                raise invalid("milestone", value=ms)
         sort = q.get("sort", "created")
         direction = q.get("direction", "desc")
         if sort not in ("created", "updated", "comments"):
-            raise _invalid("sort", value=sort)
+            raise invalid("sort", value=sort)
         if direction not in ("asc", "desc"):
-            raise _invalid("direction", value=direction)
+            raise invalid("direction", value=direction)
         keys: dict[str, Callable[[Issue], Any]] = {
             "created": lambda i: (i.created_at, i.number),
             "updated": lambda i: (i.updated_at, i.number),
@@ -523,28 +516,28 @@ class GitHubApp(EmulatorApp):
         if value is None:
             return []
         if not isinstance(value, list) or not all(isinstance(a, str) for a in value):
-            raise _invalid("assignees")
+            raise invalid("assignees")
         out: list[str] = []
         for login in value:
             user = self.state.find_user(login)
             if user is None or user.type != "User":
-                raise _invalid("assignees", value=login)
+                raise invalid("assignees", value=login)
             if user.login not in out:
                 out.append(user.login)
         if len(out) > 10:
-            raise _invalid("assignees", code="too_many")
+            raise invalid("assignees", code="too_many")
         return out
 
     def _labels(self, repo: Repo, value: Any) -> list[str]:
         if value is None:
             return []
         if not isinstance(value, list):
-            raise _invalid("labels")
+            raise invalid("labels")
         out: list[str] = []
         for item in value:
             name = item.get("name") if isinstance(item, dict) else item
             if not isinstance(name, str):
-                raise _invalid("labels")
+                raise invalid("labels")
             label = self.state.label(repo, name, create=True)  # GitHub creates unknown labels
             if label.name not in out:
                 out.append(label.name)
@@ -556,7 +549,7 @@ class GitHubApp(EmulatorApp):
         if isinstance(value, str) and value.isdigit():
             value = int(value)
         if not isinstance(value, int) or isinstance(value, bool) or value not in repo.milestones:
-            raise _invalid("milestone", value=value)
+            raise invalid("milestone", value=value)
         return value
 
     async def create_issue(self, request: web.Request) -> web.Response:
@@ -566,10 +559,10 @@ class GitHubApp(EmulatorApp):
         if isinstance(title, int) and not isinstance(title, bool):
             title = str(title)
         if not isinstance(title, str) or not title.strip():
-            raise _invalid("title", code="missing_field")
+            raise invalid("title", code="missing_field")
         text = body.get("body")
         if text is not None and not isinstance(text, str):
-            raise _invalid("body")
+            raise invalid("body")
         assignees_raw = body.get("assignees")
         if assignees_raw is None and isinstance(body.get("assignee"), str):
             assignees_raw = [body["assignee"]]
@@ -604,16 +597,16 @@ class GitHubApp(EmulatorApp):
             if isinstance(title, int) and not isinstance(title, bool):
                 title = str(title)
             if not isinstance(title, str) or not title.strip():
-                raise _invalid("title", code="missing_field")
+                raise invalid("title", code="missing_field")
             new_title = title
         if "body" in body and body["body"] is not None and not isinstance(body["body"], str):
-            raise _invalid("body")
+            raise invalid("body")
         state = body.get("state")
         if state is not None and state not in ("open", "closed"):
-            raise _invalid("state", value=state)
+            raise invalid("state", value=state)
         reason = body.get("state_reason")
         if reason is not None and reason not in ISSUE_STATE_REASONS:
-            raise _invalid("state_reason", value=reason)
+            raise invalid("state_reason", value=reason)
         new_assignees: list[str] | None = None
         if "assignees" in body:
             new_assignees = self._assignees(body["assignees"])
@@ -717,7 +710,7 @@ class GitHubApp(EmulatorApp):
         body = await self._body(request)
         text = body.get("body")
         if not isinstance(text, str) or not text:
-            raise _invalid("body", resource="IssueComment", code="missing_field")
+            raise invalid("body", resource="IssueComment", code="missing_field")
         if issue.locked:
             raise ApiError(403, "Unable to create comment because issue is locked.")
         comment = self.state.add_comment(repo, issue, request[USER_KEY].login, text)
@@ -740,7 +733,7 @@ class GitHubApp(EmulatorApp):
         body = await self._body(request)
         text = body.get("body")
         if not isinstance(text, str) or not text:
-            raise _invalid("body", resource="IssueComment", code="missing_field")
+            raise invalid("body", resource="IssueComment", code="missing_field")
         if text != comment.body:
             old = comment.body
             comment.body = text
@@ -769,7 +762,7 @@ class GitHubApp(EmulatorApp):
         body = await self._body(request)
         name = body.get("name")
         if not isinstance(name, str) or not name.strip():
-            raise _invalid("name", resource="Label", code="missing_field")
+            raise invalid("name", resource="Label", code="missing_field")
         color = body.get("color", "ededed")
         description = body.get("description")
         label = self.state.add_label(
@@ -811,7 +804,7 @@ class GitHubApp(EmulatorApp):
             return body
         if isinstance(body, dict) and isinstance(body.get("labels"), list):
             return list(body["labels"])
-        raise _invalid("labels")
+        raise invalid("labels")
 
     async def _change_labels(
         self, request: web.Request, new_names: Callable[[Issue, list[str]], list[str]]
@@ -908,7 +901,7 @@ class GitHubApp(EmulatorApp):
         repo = self._repo(request)
         state = request.query.get("state", "open")
         if state not in ("open", "closed", "all"):
-            raise _invalid("state", resource="Milestone", value=state)
+            raise invalid("state", resource="Milestone", value=state)
         items = [m for m in repo.milestones.values() if state == "all" or m.state == state]
         items.sort(key=lambda m: m.number)
         chunk, headers = self._page(request, items)
@@ -920,7 +913,7 @@ class GitHubApp(EmulatorApp):
         body = await self._body(request)
         title = body.get("title")
         if not isinstance(title, str):
-            raise _invalid("title", resource="Milestone", code="missing_field")
+            raise invalid("title", resource="Milestone", code="missing_field")
         due = body.get("due_on")
         description = body.get("description")
         milestone = self.state.add_milestone(
@@ -953,16 +946,16 @@ class GitHubApp(EmulatorApp):
         body = await self._body(request)
         config = body.get("config")
         if not isinstance(config, dict) or not isinstance(config.get("url"), str):
-            raise _invalid("url", resource="Hook", code="custom")
+            raise invalid("url", resource="Hook", code="custom")
         url = config["url"]
         if not url.startswith(("http://", "https://")):
-            raise _invalid("url", resource="Hook", code="custom", value=url)
+            raise invalid("url", resource="Hook", code="custom", value=url)
         events = body.get("events", ["push"])
         if not isinstance(events, list) or not events or not all(isinstance(e, str) for e in events):
-            raise _invalid("events", resource="Hook")
+            raise invalid("events", resource="Hook")
         unknown = [e for e in events if e not in HOOK_EVENTS]
         if unknown:
-            raise _invalid("events", resource="Hook", value=unknown[0])
+            raise invalid("events", resource="Hook", value=unknown[0])
         if any(h.url == url for h in repo.hooks.values()):
             raise ApiError(
                 422,
@@ -972,7 +965,7 @@ class GitHubApp(EmulatorApp):
         secret = config.get("secret")
         content_type = config.get("content_type", "form")
         if content_type not in ("json", "form"):
-            raise _invalid("content_type", resource="Hook", value=content_type)
+            raise invalid("content_type", resource="Hook", value=content_type)
         now = self.state.clock()
         hook = Hook(
             id=self.state.next_id(),

@@ -25,10 +25,28 @@ DEFAULT_LABELS = (
 class StateError(ValueError):
     """A request the emulated GitHub refuses; ``status`` and ``errors`` shape the HTTP answer."""
 
-    def __init__(self, message: str, status: int = 422, errors: list[dict[str, str]] | None = None) -> None:
+    def __init__(self, message: str, status: int = 422, errors: list[dict[str, Any]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.errors = errors or []
+
+
+def invalid(
+    field: str,
+    resource: str = "Issue",
+    code: str = "invalid",
+    *,
+    value: Any = None,
+    message: str | None = None,
+    title: str = "Validation Failed",
+) -> StateError:
+    """GitHub's 422 for one bad field: ``{"message": title, "errors": [{resource, code, field, …}]}``."""
+    err: dict[str, Any] = {"resource": resource, "code": code, "field": field}
+    if message is not None:
+        err["message"] = message
+    if value is not None:
+        err["value"] = value
+    return StateError(title, errors=[err])
 
 
 def utcnow() -> dt.datetime:
@@ -234,29 +252,17 @@ class GitHubState:
     ) -> Repo:
         owner_user = self.user(owner)
         if not _NAME.match(name) or name in (".", ".."):
-            raise StateError(
-                "Repository creation failed.",
-                errors=[
-                    {
-                        "resource": "Repository",
-                        "code": "custom",
-                        "field": "name",
-                        "message": "name is invalid",
-                    }
-                ],
+            raise invalid(
+                "name", "Repository", "custom", message="name is invalid", title="Repository creation failed."
             )
         key = f"{owner_user.login}/{name}".lower()
         if key in self.repos:
-            raise StateError(
-                "Repository creation failed.",
-                errors=[
-                    {
-                        "resource": "Repository",
-                        "code": "custom",
-                        "field": "name",
-                        "message": "name already exists on this account",
-                    }
-                ],
+            raise invalid(
+                "name",
+                "Repository",
+                "custom",
+                message="name already exists on this account",
+                title="Repository creation failed.",
             )
         now = self.clock()
         repo = Repo(
@@ -289,10 +295,7 @@ class GitHubState:
         if not create:
             raise StateError("Not Found", status=404)
         if not name.strip() or len(name) > 50:
-            raise StateError(
-                "Validation Failed",
-                errors=[{"resource": "Label", "code": "invalid", "field": "name"}],
-            )
+            raise invalid("name", "Label")
         label = Label(self.next_id(), name)
         repo.labels[name.lower()] = label
         return label
@@ -301,14 +304,9 @@ class GitHubState:
         self, repo: Repo, name: str, color: str = "ededed", description: str | None = None
     ) -> Label:
         if name.lower() in repo.labels:
-            raise StateError(
-                "Validation Failed",
-                errors=[{"resource": "Label", "code": "already_exists", "field": "name"}],
-            )
+            raise invalid("name", "Label", "already_exists")
         if not re.fullmatch(r"[0-9a-fA-F]{6}", color):
-            raise StateError(
-                "Validation Failed", errors=[{"resource": "Label", "code": "invalid", "field": "color"}]
-            )
+            raise invalid("color", "Label")
         label = self.label(repo, name, create=True)
         label.color = color.lower()
         label.description = description
@@ -325,19 +323,11 @@ class GitHubState:
         due_on: dt.datetime | None = None,
     ) -> Milestone:
         if not title.strip():
-            raise StateError(
-                "Validation Failed",
-                errors=[{"resource": "Milestone", "code": "missing_field", "field": "title"}],
-            )
+            raise invalid("title", "Milestone", "missing_field")
         if any(m.title == title for m in repo.milestones.values()):
-            raise StateError(
-                "Validation Failed",
-                errors=[{"resource": "Milestone", "code": "already_exists", "field": "title"}],
-            )
+            raise invalid("title", "Milestone", "already_exists")
         if state not in ("open", "closed"):
-            raise StateError(
-                "Validation Failed", errors=[{"resource": "Milestone", "code": "invalid", "field": "state"}]
-            )
+            raise invalid("state", "Milestone")
         now = self.clock()
         milestone = Milestone(
             id=self.next_id(),
