@@ -441,7 +441,7 @@ def load_visual(source: str) -> VisualRules:
     try:
         return VisualRules.model_validate(data)
     except ValidationError as exc:
-        raise _validation_error(exc) from None
+        raise validation_error(exc) from None
 
 
 def _check_keys(node: Any, path: str) -> None:
@@ -487,7 +487,11 @@ def error_path(loc: tuple[int | str, ...]) -> str:
     return "".join(parts)
 
 
-def _validation_error(exc: ValidationError, prefix: str = "") -> RuleError:
+_TYPE_STEPS = frozenset({"str", "dict[str,str]", "bool", "int", "list", "dict"})
+
+
+def validation_error(exc: ValidationError, prefix: str = "") -> RuleError:
+    """A pydantic error as a RuleError naming the path (``prefix`` e.g. ``"replica."``)."""
     problems: list[tuple[str, str]] = []
     for err in exc.errors(include_url=False):
         # Drop pydantic's internal step names ("function-before[...]", "str", ...) from the path.
@@ -500,11 +504,3 @@ def _validation_error(exc: ValidationError, prefix: str = "") -> RuleError:
         more = "; ".join(f"{p or '(top)'}: {m}" for p, m in problems[1:4])
         first_msg += f" (and {len(problems) - 1} more: {more})"
     return RuleError(first_msg, path=first_path or None)
-
-
-_TYPE_STEPS = frozenset({"str", "dict[str,str]", "bool", "int", "list", "dict"})
-
-
-def validation_error(exc: ValidationError, prefix: str = "") -> RuleError:
-    """A pydantic error as a RuleError naming the path (``prefix`` e.g. ``"replica."``)."""
-    return _validation_error(exc, prefix)
