@@ -205,7 +205,7 @@ async def test_reset_keeps_the_initial_user(site: Site, http: aiohttp.ClientSess
     async with http.post("/_emulator/reset") as resp:
         assert resp.status == 200
     async with http.get("/user") as resp:
-        assert resp.status == 200
+        assert resp.status == 200 and (await resp.json())["name"] == "Tandem Bot"  # as first made
     async with http.get(ISSUES) as resp:
         assert resp.status == 404  # the repository is gone
     async with http.post("/_emulator/users", json={"login": "sam", "token": "ghp_sam"}) as resp:

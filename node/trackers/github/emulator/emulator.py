@@ -23,12 +23,11 @@ class GitHubEmulator(Emulator):
     app: GitHubApp
 
     def __init__(self, *, user: str = "octocat", token: str = "ghp_octocat", name: str | None = None) -> None:
-        state = GitHubState()
-        state.add_user(user, token=token, name=name or user.capitalize())
         self.user = user
         self.token = token
-        self.app = GitHubApp(state)
-        self.app.initial_user = (user, token)
+        self.app = GitHubApp(GitHubState())
+        self.app.initial_user = (user, token, name or user.capitalize())
+        self.app.reset()  # the initial user, made the same way as after POST /_emulator/reset
 
     def _describe(self) -> str:
         return "GitHub emulator"

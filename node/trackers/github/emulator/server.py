@@ -81,7 +81,7 @@ class GitHubApp(EmulatorApp):
         self.stats = Stats()
         self.dispatcher = HookDispatcher()
         self.base_url = ""
-        self.initial_user: tuple[str, str] | None = None  # (login, token) restored by reset
+        self.initial_user: tuple[str, str, str] | None = None  # (login, token, name) restored by reset
 
     # ------------------------------------------------------------------ wiring
 
@@ -1029,8 +1029,8 @@ class GitHubApp(EmulatorApp):
     def reset(self) -> None:
         self.state = GitHubState(clock=self.state.clock)
         if self.initial_user is not None:
-            login, token = self.initial_user
-            self.state.add_user(login, token=token, name=login.capitalize())
+            login, token, name = self.initial_user
+            self.state.add_user(login, token=token, name=name)
         self.faults = Faults()
         self.stats = Stats()
 
