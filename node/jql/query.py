@@ -130,11 +130,8 @@ def parse_for_api(
     """One ``ParsedJqlQuery`` of ``POST /rest/api/3/jql/parse``: ``query``, and ``structure`` and/or
     ``errors`` / ``warnings`` following the endpoint's ``validation`` modes."""
     out: dict[str, Any] = {"query": text}
-    if not isinstance(text, str):
-        out["errors"] = ["Error in the JQL Query: The JQL query must be a string."]
-        return out
     try:
-        ast = parse(text)
+        ast = parse(text)  # also refuses a query that is not a string
     except JqlError as e:
         out["errors"] = [e.message]
         return out
