@@ -255,21 +255,17 @@ class FakeEngine:
     async def errors(self, *, include_resolved: bool = False) -> list[ErrorView]:
         return [e for e in self.errors_.values() if include_resolved or e.state != "resolved"]
 
-    async def retry(self, error_id: int) -> ErrorView:
+    def _unpause(self, error_id: int, state: str) -> ErrorView:
         if error_id not in self.errors_:
             raise NotFound(f"no error {error_id}")
-        self.errors_[error_id] = self.errors_[error_id].model_copy(
-            update={"state": "retrying", "paused": False}
-        )
+        self.errors_[error_id] = self.errors_[error_id].model_copy(update={"state": state, "paused": False})
         return self.errors_[error_id]
 
+    async def retry(self, error_id: int) -> ErrorView:
+        return self._unpause(error_id, "retrying")
+
     async def resolve(self, error_id: int) -> ErrorView:
-        if error_id not in self.errors_:
-            raise NotFound(f"no error {error_id}")
-        self.errors_[error_id] = self.errors_[error_id].model_copy(
-            update={"state": "resolved", "paused": False}
-        )
-        return self.errors_[error_id]
+        return self._unpause(error_id, "resolved")
 
     async def conflicts(self, connection: str | None = None) -> list[ConflictView]:
         return [c for c in self.conflicts_ if connection is None or c.connection == connection]
