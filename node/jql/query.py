@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Any, Literal
 
-from node.jql.ast import QueryAst
+from node.jql.ast import FieldRef, Position, QueryAst
 from node.jql.context import EvalContext, JqlSchema
 from node.jql.errors import JqlError, validation
 from node.jql.evaluator import Compiler, Matcher, SortValue, key_key, resolve_field
@@ -82,8 +82,6 @@ def _compile(text: str, schema: JqlSchema | None) -> tuple[Query, list[JqlError]
     sorters: list[tuple[SortValue, bool]] = []
     if ast.order_by is None:
         for name, direction in DEFAULT_ORDER:
-            from node.jql.ast import FieldRef, Position
-
             field = resolve_field(FieldRef(name, Position(1, 1)), None)
             sorters.append((compiler.sort_value(field), direction == "DESC"))
     else:
