@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import pytest
 
+from node.trackers.common.rest import encode_json as dumps
 from node.trackers.jira.emulator import JiraEmulator
 from node.trackers.jira.emulator.ops import Event, Site
-from node.trackers.jira.emulator.server import dumps
 from node.trackers.jira.emulator.views import RenderMemo, View
 
 

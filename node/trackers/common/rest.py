@@ -36,7 +36,13 @@ class Answer:
 
 
 def encode_json(value: Any) -> bytes:
-    """A request body as JSON (orjson; the stdlib for what orjson refuses, e.g. ints beyond 64 bits)."""
+    """JSON bytes for a request body (and the emulators' responses and webhook bodies): orjson, several
+    times faster than ``json`` on big bodies; keys that are not strings go through orjson's slower
+    ``OPT_NON_STR_KEYS``, and what orjson refuses (integers beyond 64 bits) through the stdlib."""
+    try:
+        return orjson.dumps(value)
+    except TypeError:  # orjson.JSONEncodeError is a TypeError
+        pass
     try:
         return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS)
     except TypeError:

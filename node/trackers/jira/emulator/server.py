@@ -19,10 +19,10 @@ import mimetypes
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-import orjson
 from aiohttp import BodyPartReader, web
 
 from node.trackers.common.emulator import EmulatorApp
+from node.trackers.common.rest import encode_json
 
 from .faults import Faults, FaultSpecError, Stats
 from .ops import NOT_FOUND, Event, JiraApiError, Site, check_property_key
@@ -64,18 +64,11 @@ WEBHOOK_EVENTS = (
 USER_KEY: web.RequestKey[User] = web.RequestKey("jira_user", User)
 
 
-def dumps(value: Any) -> bytes:
-    """JSON bytes for a response or webhook body: orjson (several times faster than ``json`` on the
-    big issue bodies), or ``json`` for what orjson refuses (integers beyond 64 bits)."""
-    try:
-        return orjson.dumps(value)
-    except TypeError:  # orjson.JSONEncodeError is a TypeError
-        return json.dumps(value).encode()
-
-
 def json_response(data: Any, *, status: int = 200) -> web.Response:
-    """``web.json_response`` with the same headers, encoded by :func:`dumps`."""
-    return web.Response(body=dumps(data), status=status, content_type="application/json", charset="utf-8")
+    """``web.json_response`` with the same headers, encoded by :func:`encode_json`."""
+    return web.Response(
+        body=encode_json(data), status=status, content_type="application/json", charset="utf-8"
+    )
 
 
 def page_bean(
@@ -373,9 +366,9 @@ class JiraApp(EmulatorApp):
             if hook.exclude_body:
                 data = b""
             elif hook.dynamic:
-                data = dumps({**payload, "matchedWebhookIds": [int(hook.id)]})
+                data = encode_json({**payload, "matchedWebhookIds": [int(hook.id)]})
             else:
-                data = shared = shared if shared is not None else dumps(payload)
+                data = shared = shared if shared is not None else encode_json(payload)
             self.dispatcher.enqueue(self.webhook_url(hook.url, event.issue), data)
 
     def webhook_url(self, url: str, issue: Issue) -> str:
