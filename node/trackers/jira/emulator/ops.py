@@ -219,20 +219,12 @@ class Site:
             if tid is None:
                 errors.errors[fid] = "The issue type selected is invalid."
             return tid is not None, tid
-        if fid == "priority":
+        if fid in ("priority", "resolution"):
             if value is None:
                 return True, None
-            pid = self._named(
-                value, {p.id: p.name for p in state.priorities.values()}, fid, "priority", errors
-            )
-            return pid is not None, pid
-        if fid == "resolution":
-            if value is None:
-                return True, None
-            rid = self._named(
-                value, {r.id: r.name for r in state.resolutions.values()}, fid, "resolution", errors
-            )
-            return rid is not None, rid
+            rows = state.priorities if fid == "priority" else state.resolutions
+            ref = self._named(value, {r.id: r.name for r in rows.values()}, fid, fid, errors)
+            return ref is not None, ref
         if fid in ("assignee", "reporter"):
             ok, key = self.resolve_user(value, fid, errors)
             return ok, key
