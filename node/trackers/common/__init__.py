@@ -1,2 +1,3 @@
 """Code the tracker packages share: :mod:`.emulator` (faults, stats, webhook queue, lifecycle and
-the foreground loop of every emulator) and :mod:`.rest` (the REST client base of every adapter)."""
+the foreground loop of every emulator), :mod:`.rest` (the REST client base of every adapter) and
+:mod:`.signing` (``sha256=<hex>`` webhook signatures)."""

@@ -12,13 +12,13 @@ are ``ping`` and every event Tandem does not use: they return no events, not an 
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 from collections.abc import Mapping
 from typing import Any
 
 from node.trackers.base import ChangeItem, EventKind, TrackerEvent, WebhookError
+from node.trackers.common import signing
+from node.trackers.common.signing import sign as sign  # the X-Hub-Signature-256 value (tests, emulator)
 
 from .mapping import event_change, full_name_of, is_pull_request, make_key, parse_time, user_ref
 
@@ -66,21 +66,10 @@ _COMMENT_ACTIONS: dict[str, EventKind] = {
 }
 
 
-def sign(body: bytes, secret: str) -> str:
-    """The ``X-Hub-Signature-256`` value GitHub sends for ``body``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def verify_signature(headers: Mapping[str, str], body: bytes, secret: str) -> None:
-    given = _lower(headers).get(SIGNATURE_HEADER)
-    if not given:
-        raise WebhookError("GitHub webhook: X-Hub-Signature-256 header missing (a secret is configured)")
-    method, _, digest = given.strip().partition("=")
-    if method.lower() != "sha256" or not digest:
-        raise WebhookError("GitHub webhook: X-Hub-Signature-256 is not of the form sha256=<hex>")
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected.encode(), digest.strip().lower().encode()):
-        raise WebhookError("GitHub webhook: signature does not match the body (wrong secret or altered body)")
+    signing.verify(
+        _lower(headers).get(SIGNATURE_HEADER), body, secret, tracker="GitHub", header="X-Hub-Signature-256"
+    )
 
 
 def delivery_id(headers: Mapping[str, str]) -> str | None:

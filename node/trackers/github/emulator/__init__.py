@@ -14,8 +14,7 @@ Public surface::
 from __future__ import annotations
 
 from .emulator import GitHubEmulator
-from .hooks import signature_256
 from .server import GitHubApp
 from .state import GitHubState, StateError
 
-__all__ = ["GitHubApp", "GitHubEmulator", "GitHubState", "StateError", "signature_256"]
+__all__ = ["GitHubApp", "GitHubEmulator", "GitHubState", "StateError"]

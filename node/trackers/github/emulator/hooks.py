@@ -16,12 +16,9 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from node.trackers.common.emulator import BaseDeliveryStats, DeliveryQueue
+from node.trackers.common.signing import sign
 
 from .state import Hook
-
-
-def signature_256(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
 @dataclass
@@ -62,7 +59,7 @@ class HookDispatcher(DeliveryQueue[Delivery, DeliveryStats]):
             "X-GitHub-Hook-Installation-Target-ID": str(d.repo_id),
         }
         if d.hook.secret:
-            headers["X-Hub-Signature-256"] = signature_256(d.hook.secret, d.body)
+            headers["X-Hub-Signature-256"] = sign(d.body, d.hook.secret)
             headers["X-Hub-Signature"] = (
                 "sha1=" + hmac.new(d.hook.secret.encode(), d.body, hashlib.sha1).hexdigest()
             )
