@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from node.trackers.base import ChangeItem, IssueSnapshot
 from protocol.replica import Attachment as NeutralAttachment
 from protocol.replica import Comment as NeutralComment
-from protocol.replica import EntityRef, StatusRef, UserRef
+from protocol.replica import StatusRef, UserRef
 from protocol.richtext import Doc
 
 Mode = Literal["cloud", "server"]
@@ -661,9 +661,6 @@ class EmulatorState(_Model):
             updated_by=self.user_ref(last_author),
             changelog=changelog,
         )
-
-    def entity_ref(self, issue: Issue) -> EntityRef:
-        return EntityRef(id=issue.id, key=issue.key, project=issue.project)
 
     # ------------------------------------------------------------------ persistence
 
