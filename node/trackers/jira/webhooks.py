@@ -25,8 +25,6 @@ returns no events. Pure: no I/O.
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -34,6 +32,8 @@ from typing import Any
 import orjson
 
 from node.trackers.base import EventKind, TrackerEvent, WebhookError
+from node.trackers.common import signing
+from node.trackers.common.signing import sign as sign  # the X-Hub-Signature value (tests, emulator)
 
 from .mapping import change_items, parse_time, user_ref
 
@@ -70,24 +70,12 @@ _ATTACHMENT_EVENTS: dict[str, EventKind] = {
 _COMMENT_SELF = re.compile(r"/issue/([^/]+)/comment/([^/?#]+)")
 
 
-def sign(body: bytes, secret: str) -> str:
-    """The ``X-Hub-Signature`` value Jira sends for ``body`` (used by tests and the emulator)."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def verify_signature(headers: Mapping[str, str], body: bytes, secret: str) -> None:
     # aiohttp's headers are case-insensitive already; a plain mapping is searched by hand
     given = headers.get("X-Hub-Signature") or next(
         (v for k, v in headers.items() if k.lower() == SIGNATURE_HEADER), None
     )
-    if not given:
-        raise WebhookError("Jira webhook: X-Hub-Signature header missing (a secret is configured)")
-    method, _, digest = given.partition("=")
-    if method.strip().lower() != "sha256" or not digest:
-        raise WebhookError("Jira webhook: X-Hub-Signature is not of the form sha256=<hex>")
-    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    if not hmac.compare_digest(expected, digest.strip().lower()):
-        raise WebhookError("Jira webhook: signature does not match the body (wrong secret or altered body)")
+    signing.verify(given, body, secret, tracker="Jira", header="X-Hub-Signature")
 
 
 def parse_webhook(
