@@ -203,16 +203,15 @@ class JiraClient(RestClient):
         status = resp.status
         body, messages, errors = _error_body(resp.body)
         detail = "; ".join(messages + [f"{k}: {v}" for k, v in errors.items()])
+        who = f"user {self.user!r}" if self.user else "the bearer token"
+        captcha = resp.headers.get("X-Seraph-LoginReason", "").startswith("AUTHENTICATION_DENIED")
         if status == 401:
-            who = f"user {self.user!r}" if self.user else "the bearer token"
             msg = f"Jira rejected the credentials for {who} at {self.base_url} ({describe} → 401)"
-            if resp.headers.get("X-Seraph-LoginReason", "").startswith("AUTHENTICATION_DENIED"):
+            if captcha:
                 msg += "; Jira requires a CAPTCHA login in the browser first (too many failed logins)"
             return TrackerAuthError(msg, status=status)
         if status == 403:
-            who = f"user {self.user!r}" if self.user else "the bearer token"
-            reason = resp.headers.get("X-Seraph-LoginReason", "")
-            if reason.startswith("AUTHENTICATION_DENIED"):
+            if captcha:
                 msg = (
                     f"Jira at {self.base_url} denied login for {who}: a CAPTCHA is required "
                     "(too many failed logins); log in once in the browser"
