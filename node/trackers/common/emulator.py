@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, Self, TypeVar
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import aiohttp
 import click
@@ -675,14 +675,8 @@ class Emulator:
         await self.stop()
 
 
-class _Startable(Protocol):
-    async def start(self, host: str = ..., port: int = ...) -> str: ...
-
-    async def stop(self) -> None: ...
-
-
 async def serve_foreground(
-    emu: _Startable,
+    emu: Emulator,
     host: str,
     port: int,
     *,
