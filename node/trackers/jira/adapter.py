@@ -971,9 +971,9 @@ async def connect_jira(
 ) -> JiraAdapter:
     """Build an adapter after asking ``/rest/api/2/serverInfo`` which deployment this is
     (``deploymentType``: ``Cloud`` → REST v3 + ADF; ``Server``/``DataCenter`` → REST v2 + wiki)."""
-    probe = JiraAdapter(base_url, deployment="server", user=user, token=token, auth=auth, session=session)
+    probe = JiraClient(base_url, deployment="server", user=user, token=token, auth=auth, session=session)
     try:
-        info = await probe.client.request("GET", "/rest/api/2/serverInfo") or {}
+        info = await probe.request("GET", "/rest/api/2/serverInfo") or {}
     finally:
         if session is None:
             await probe.close()
