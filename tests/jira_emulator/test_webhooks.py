@@ -149,6 +149,16 @@ async def test_payload_key_structure_matches_recordings(
         compare(recorded, mine[event], f"{rec_path.name}:{event}", mode == "cloud", problems)
     assert not problems, "\n".join(problems)
     created = mine["jira:issue_created"]
+    # and no field the recorded issue events lack: Jira leaves the comments out of an issue event
+    recorded_fields = set(
+        json.loads(
+            (vendor_data / "dev/jira-webhooks/webhook-cloud-issue-created-many-fields.json").read_text()
+        )["issue"]["fields"]
+    )
+    for event in ("jira:issue_created", "jira:issue_updated"):
+        extra = {f for f in mine[event]["issue"]["fields"] if not f.startswith("customfield_")}
+        assert extra - recorded_fields == set(), event
+    assert "comment" not in created["issue"]["fields"]
     assert created["issue_event_type_name"] == "issue_created"
     assert isinstance(created["issue"]["fields"]["description"], str)  # v2 wiki, even on Cloud
     assert {i["fieldId"] for i in created["changelog"]["items"]} >= {"summary", "status", "description"}

@@ -660,7 +660,12 @@ class View:
     # ------------------------------------------------------------------ issues
 
     def all_field_values(
-        self, issue: Issue, *, rendered: bool = False, only: set[str] | None = None
+        self,
+        issue: Issue,
+        *,
+        rendered: bool = False,
+        only: set[str] | None = None,
+        comments: bool = True,
     ) -> dict[str, Any]:
         """Every field's value; with ``only``, the costly ones outside it are skipped (searches)."""
         state = self.state
@@ -694,13 +699,14 @@ class View:
         f["statuscategorychangedate"] = jira_time(issue.status_changed)
         if only is not None and not only & {"comment", "attachment", *state.custom_fields}:
             return f
-        f["comment"] = {
-            "comments": [self.comment(issue, c, rendered=rendered) for c in issue.comments],
-            "self": self.rest(f"issue/{issue.id}/comment"),
-            "maxResults": len(issue.comments),
-            "total": len(issue.comments),
-            "startAt": 0,
-        }
+        if comments:
+            f["comment"] = {
+                "comments": [self.comment(issue, c, rendered=rendered) for c in issue.comments],
+                "self": self.rest(f"issue/{issue.id}/comment"),
+                "maxResults": len(issue.comments),
+                "total": len(issue.comments),
+                "startAt": 0,
+            }
         f["attachment"] = [
             self.attachment(state.attachments[a]) for a in issue.attachments if a in state.attachments
         ]
@@ -812,7 +818,7 @@ class View:
             "id": issue.id,
             "self": self.rest(f"issue/{issue.id}"),
             "key": issue.key,
-            "fields": self.all_field_values(issue),
+            "fields": self.all_field_values(issue, comments=False),
         }
 
     def webhook_issue_short(self, issue: Issue) -> dict[str, Any]:
