@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import os
 import sys
@@ -145,6 +144,7 @@ def _write_private(path: Path, text: str) -> None:
 def run(home: Path | None) -> None:
     """Run the node until SIGTERM or SIGINT. Logs one line when ready, with its admin and peer URLs."""
     from node.app import run_node
+    from node.tasks import run as run_loop
 
     h = get_home(home)
     try:
@@ -159,7 +159,7 @@ def run(home: Path | None) -> None:
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
-        asyncio.run(run_node(h))
+        run_loop(run_node(h))
     except (HomeError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None
     except OSError as exc:

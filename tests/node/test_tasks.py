@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 
-from node.tasks import cancel_and_wait
+import pytest
+
+from node.tasks import cancel_and_wait, run
 
 
 async def test_a_task_that_swallows_one_cancellation_is_cancelled_again() -> None:
@@ -49,3 +51,27 @@ async def test_a_loop_waiting_with_a_timeout_stops_when_its_event_fires_in_the_s
     event.set()
     await asyncio.wait_for(cancel_and_wait([task]), 5)
     assert task.cancelled()
+
+
+def _loop_module() -> str:
+    async def which() -> str:
+        return type(asyncio.get_running_loop()).__module__
+
+    return run(which())
+
+
+def test_run_uses_uvloop_unless_told_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("uvloop")
+    monkeypatch.delenv("TANDEM_EVENT_LOOP", raising=False)
+    assert _loop_module().startswith("uvloop")
+    monkeypatch.setenv("TANDEM_EVENT_LOOP", "asyncio")
+    assert _loop_module().startswith("asyncio")
+
+
+def test_run_returns_the_result_and_raises_the_error() -> None:
+    async def boom() -> None:
+        raise ValueError("from the coroutine")
+
+    assert _loop_module()  # a result comes back
+    with pytest.raises(ValueError, match="from the coroutine"):
+        run(boom())
