@@ -9,6 +9,7 @@ again until every task has ended, whatever a library underneath does with one ca
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 from collections.abc import Callable, Coroutine, Sequence
@@ -49,3 +50,19 @@ def run(main: Coroutine[Any, Any, _T]) -> _T:
             factory = uvloop.new_event_loop
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
+
+
+#: Allocations (net, of objects the collector tracks) between two young-generation collections.
+#: Python's default, 700, had a syncing node collect about 2,700 times in a 3,000-issue bulk, and
+#: the oldest generation's passes over every long-lived object cost it 2.6 s of CPU (node A: most
+#: of its CPU). At 50,000 the same bulk collects 3 times (0.05 s) at the same peak RSS.
+GC_GEN0_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Freeze what exists now (modules, classes, settings: never garbage, never scanned again)
+    and collect the young generation less often (:data:`GC_GEN0_THRESHOLD`)."""
+    gc.collect()
+    gc.freeze()
+    _gen0, gen1, gen2 = gc.get_threshold()
+    gc.set_threshold(GC_GEN0_THRESHOLD, gen1, gen2)

@@ -145,6 +145,7 @@ def run(home: Path | None) -> None:
     """Run the node until SIGTERM or SIGINT. Logs one line when ready, with its admin and peer URLs."""
     from node.app import run_node
     from node.tasks import run as run_loop
+    from node.tasks import tune_gc
 
     h = get_home(home)
     try:
@@ -159,6 +160,7 @@ def run(home: Path | None) -> None:
     )
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
     try:
+        tune_gc()
         run_loop(run_node(h))
     except (HomeError, StoreError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from node.tasks import cancel_and_wait, run
+from node.tasks import GC_GEN0_THRESHOLD, cancel_and_wait, run, tune_gc
 
 
 async def test_a_task_that_swallows_one_cancellation_is_cancelled_again() -> None:
@@ -75,3 +75,17 @@ def test_run_returns_the_result_and_raises_the_error() -> None:
     assert _loop_module()  # a result comes back
     with pytest.raises(ValueError, match="from the coroutine"):
         run(boom())
+
+
+def test_tune_gc_freezes_what_exists_and_collects_less_often() -> None:
+    import gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == (GC_GEN0_THRESHOLD, before[1], before[2])
+        assert GC_GEN0_THRESHOLD > before[0]
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
