@@ -1400,11 +1400,7 @@ class SyncEngine:
             return None
         found = await self.adapter.find_issue_by_marker(str(open_intent[0]), marker)
         if found is None:
-            await self._write(
-                lambda c: c.execute(
-                    "UPDATE intents SET done = 1 WHERE conn_id = ? AND marker = ?", (conn_id, marker)
-                )
-            )
+            await self._write(functools.partial(_close_intent, conn_id=conn_id, marker=marker))
         return found
 
     async def _record_adopted(
@@ -1427,9 +1423,7 @@ class SyncEngine:
             else:
                 twin_id = existing.id
                 s.update_twin(c, twin_id, **fields)
-            c.execute(
-                "UPDATE intents SET done = 1 WHERE conn_id = ? AND marker = ?", (conn_id, marker_prefix)
-            )
+            _close_intent(c, conn_id, marker_prefix)
             row = s.twin_by_id(c, twin_id)
             assert row is not None
             return row
@@ -2726,7 +2720,9 @@ def _unprocessed(c: sqlite3.Connection, conn_id: bytes) -> list[tuple[int, bytes
 
 
 def _close_intent(c: sqlite3.Connection, conn_id: bytes, marker: str) -> None:
-    c.execute("UPDATE intents SET done = 1 WHERE conn_id = ? AND marker = ?", (conn_id, marker))
+    # "done = 0" lets SQLite use the partial index intents_open; without it every close scanned the
+    # whole table (one row per issue ever created here: a bulk's closes grew with its size).
+    c.execute("UPDATE intents SET done = 1 WHERE conn_id = ? AND marker = ? AND done = 0", (conn_id, marker))
 
 
 def _mark(c: sqlite3.Connection, conn_id: bytes, seq: int) -> int:
