@@ -9,8 +9,8 @@ rules of this module, in short:
   issue therefore never race, and the echo of our own write waits until its baseline is recorded.
 * **Incoming messages in sequence order per connection**, from the manager's listener and, at
   start, from the unprocessed inbox rows. A replica's outcome is recorded, then its ``Result`` is
-  queued, and only then is its inbox row marked processed, so a crash re-processes rather than
-  loses (an applied replica is answered again).
+  queued, and its inbox row is marked processed in the transaction that queues it, so a crash
+  re-processes rather than loses (an applied replica is answered again).
 * **Concurrent lanes share work** (:class:`_Group`, group commit): store writes and reads, messages
   to the peer, creates and final reads of replicas applied at the same time go together, without
   changing the order of any one lane's steps (each waits for its batch to be done).
@@ -369,7 +369,7 @@ class SyncEngine:
         self._writes: _Group[Callable[[sqlite3.Connection], Any], Any] = _Group(
             self._write_batch, self._spawn, size=_GROUP_WRITES
         )
-        self._sends: _Group[tuple[Runtime, Message], Any] = _Group(
+        self._sends: _Group[tuple[Runtime, Message, int | None], Any] = _Group(
             self._send_batch, self._spawn, size=_GROUP_WRITES
         )
         # Tracker calls of concurrent lanes made together: creates and the apply's final reads.
@@ -484,33 +484,44 @@ class SyncEngine:
                 out.append(exc)
         return out
 
-    async def _send(self, rt: Runtime, message: Message) -> None:
+    async def _send(self, rt: Runtime, message: Message, answers: int | None = None) -> None:
         """Queue one message for the peer; messages of concurrent lanes are queued together (one
-        outbox transaction), and their Results travel as one ``Result`` message."""
-        await self._sends((rt, message))
+        outbox transaction), and their Results travel as one ``Result`` message. ``answers``: the
+        inbox row this message replies to, marked processed in that same transaction (never
+        before the reply is queued, and without a write of its own)."""
+        await self._sends((rt, message, answers))
 
-    async def _send_batch(self, items: list[tuple[Runtime, Message]]) -> list[Any]:
+    async def _send_batch(self, items: list[tuple[Runtime, Message, int | None]]) -> list[Any]:
         by_conn: dict[bytes, list[int]] = {}
-        for n, (rt, _) in enumerate(items):
+        for n, (rt, _, _) in enumerate(items):
             by_conn.setdefault(rt.row.id, []).append(n)
         out: list[Any] = [None] * len(items)
         for indexes in by_conn.values():
             rt = items[indexes[0]][0]
             messages: list[Message] = []
             results: list[ReplicaResult] = []
+            seqs: list[int] = []
             for n in indexes:
-                message = items[n][1]
+                _, message, answers = items[n]
                 if isinstance(message, Result):
                     results.extend(message.results)
                 else:
                     messages.append(message)
+                if answers is not None:
+                    seqs.append(answers)
             if results:
                 messages.append(Result(results=results))
+            marked: list[int] = []
             try:
-                await self.manager.send(rt, messages)
+                if seqs:
+                    also = functools.partial(_mark_all, conn_id=rt.row.id, seqs=seqs, marked=marked)
+                    await self.manager.send(rt, messages, also=also)
+                else:
+                    await self.manager.send(rt, messages)
             except ManagerError as exc:
                 for n in indexes:
                     out[n] = exc
+            rt.inbox_unprocessed = max(0, rt.inbox_unprocessed - sum(marked))
         return out
 
     def _crash(self, point: str) -> None:
@@ -1043,8 +1054,7 @@ class SyncEngine:
                     ):
                         # Applied already, but the process died before the reply was queued
                         # (the row stays unprocessed until then): answer again, change nothing.
-                        await self._reply(rt, msg, "applied", None, twin)
-                        await self._mark_processed(rt, seq)
+                        await self._reply(rt, msg, "applied", None, twin, answers=seq)
                         return
                     await self._finish(rt, seq, msg, twin, "ignored", "stale or duplicate replica", None)
                     return
@@ -1616,9 +1626,10 @@ class SyncEngine:
         conflicts: ChangeSet | None = None,
         keep_pending: bool = False,
     ) -> None:
-        """Record the outcome in one transaction, queue the reply, then mark the inbox row processed.
+        """Record the outcome in one transaction, then queue the reply and mark the inbox row
+        processed in another (the outbox's: the mark never goes without the reply).
 
-        A crash before the mark processes the replica again after the restart: every apply step is
+        A crash before the reply processes the replica again after the restart: every apply step is
         idempotent, and a replica already applied is answered again (``_on_replica``), so the
         sender's twin always learns the outcome (a lost reply left it ``pending`` for good)."""
         conn_id = rt.row.id
@@ -1682,8 +1693,7 @@ class SyncEngine:
             return s.twin_by_id(c, row.id) if row is not None else None
 
         row = await self._write(write)
-        await self._reply(rt, msg, outcome, reason, row, fresh)
-        await self._mark_processed(rt, seq)
+        await self._reply(rt, msg, outcome, reason, row, fresh, answers=seq)
 
     async def _reply(
         self,
@@ -1693,7 +1703,10 @@ class SyncEngine:
         reason: str | None,
         twin: s.TwinRow | None,
         fresh: IssueSnapshot | None = None,
+        *,
+        answers: int | None = None,
     ) -> None:
+        """Answer the peer; ``answers``: the inbox row of ``msg``, marked processed with the reply."""
         ref: EntityRef | None = None
         if fresh is not None:
             ref = fresh.ref()
@@ -1706,7 +1719,7 @@ class SyncEngine:
             reason=(reason or None) if reason is None or len(reason) < 2000 else reason[:2000],
             twin=ref,
         )
-        await self._send(rt, Result(results=[result]))
+        await self._send(rt, Result(results=[result]), answers)
 
     # =============================================================================================
     # Incoming: results, unlink
@@ -2732,6 +2745,10 @@ def _mark(c: sqlite3.Connection, conn_id: bytes, seq: int) -> int:
         (s.now(), conn_id, seq),
     )
     return cur.rowcount
+
+
+def _mark_all(c: sqlite3.Connection, conn_id: bytes, seqs: list[int], marked: list[int]) -> None:
+    marked.extend(_mark(c, conn_id, seq) for seq in seqs)
 
 
 def _next_version(c: sqlite3.Connection, conn_id: bytes, direction: str) -> int:
