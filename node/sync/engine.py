@@ -1229,36 +1229,48 @@ class SyncEngine:
             warnings = list(cs.warnings)
             if local.status is not None:  # a created issue's status is known from the final read
                 await self._walk_status(conn_id, local, cs, replica, warnings)
-            await self._apply_comments(conn_id, local, cs)
-            blobs = await self._apply_attachments(conn_id, local, rid, cs, warnings)
-            if mark is not None:
-                mark.reading = True
-            fresh = await self._fresh_reads(local.id)
-            if local.status is None and await self._walk_status(conn_id, fresh, cs, replica, warnings):
-                fresh = await self.adapter.get_issue(local.id)
-            if mark is not None:
-                mark.fresh = fresh
-            applied = s.dumps(compiled.local_values(fresh))
-            baseline = None
-            if not pending_local and not cs.report_back and not self._human_touched(before, fresh):
-                baseline = await self._outgoing_fp(rt, fresh)
-            elif mark is not None:
-                # Not all of the issue's state is the peer's: send what it is now, once the apply
-                # is over (intake drops the webhooks of our own writes, so none would prompt it).
-                mark.before = True
-            reason = "; ".join(warnings) or None
-            await self._finish(
-                rt,
-                seq,
-                msg,
-                twin,
-                "applied",
-                reason,
-                fresh,
-                applied=applied,
-                baseline=baseline,
-                conflicts=cs,
-            )
+            # The comments' mappings are recorded with the outcome (one write fewer); if the apply
+            # stops before that, at once (a comment not recorded would still be adopted by marker).
+            added = await self._apply_comments(conn_id, local, cs)
+            try:
+                blobs = await self._apply_attachments(conn_id, local, rid, cs, warnings)
+                if mark is not None:
+                    mark.reading = True
+                fresh = await self._fresh_reads(local.id)
+                if local.status is None and await self._walk_status(conn_id, fresh, cs, replica, warnings):
+                    fresh = await self.adapter.get_issue(local.id)
+                if mark is not None:
+                    mark.fresh = fresh
+                applied = s.dumps(compiled.local_values(fresh))
+                baseline = None
+                if not pending_local and not cs.report_back and not self._human_touched(before, fresh):
+                    baseline = await self._outgoing_fp(rt, fresh, {cid for cid, _ in added})
+                elif mark is not None:
+                    # Not all of the issue's state is the peer's: send what it is now, once the
+                    # apply is over (intake drops the webhooks of our own writes, so none would).
+                    mark.before = True
+                reason = "; ".join(warnings) or None
+                await self._finish(
+                    rt,
+                    seq,
+                    msg,
+                    twin,
+                    "applied",
+                    reason,
+                    fresh,
+                    applied=applied,
+                    baseline=baseline,
+                    conflicts=cs,
+                    comments=(local.id, added),
+                )
+            except Exception:
+                if added:
+                    await self._write(
+                        functools.partial(
+                            s.put_comments, conn_id=conn_id, local_issue_id=local.id, pairs=added
+                        )
+                    )
+                raise
             for request in blobs:
                 await self.manager.send(rt, [request])
 
@@ -1332,8 +1344,11 @@ class SyncEngine:
             a.id not in old_attachments and not same_user(a.author, self.proxy) for a in fresh.attachments
         )
 
-    async def _outgoing_fp(self, rt: Runtime, snapshot: IssueSnapshot) -> str | None:
-        """The fingerprint of the replica the outgoing rules make of ``snapshot`` now."""
+    async def _outgoing_fp(
+        self, rt: Runtime, snapshot: IssueSnapshot, received: set[str] | None = None
+    ) -> str | None:
+        """The fingerprint of the replica the outgoing rules make of ``snapshot`` now. ``received``:
+        comments created from the peer's not recorded yet (they are recorded with the outcome)."""
         conn_id = rt.row.id
         received_c, received_a = await self._read(
             lambda c: (
@@ -1341,6 +1356,8 @@ class SyncEngine:
                 s.received_attachment_ids(c, conn_id, snapshot.id),
             )
         )
+        if received:
+            received_c |= received
         out_rules = await self._compiled(conn_id, "outgoing")
         try:
             out = await out_rules.outgoing_async(snapshot, self._outgoing_ctx(rt, received_c, received_a))
@@ -1466,7 +1483,11 @@ class SyncEngine:
             await self._record_adopted(conn_id, found, stub, twin)
             log.info("sync: adopted %s, created before a crash (%s)", found.key, marker)
 
-    async def _apply_comments(self, conn_id: bytes, local: IssueSnapshot, cs: ChangeSet) -> None:
+    async def _apply_comments(
+        self, conn_id: bytes, local: IssueSnapshot, cs: ChangeSet
+    ) -> list[tuple[str, str]]:
+        """Add, edit and delete comments. Returns the (local id, remote id) of the comments added
+        or adopted, for the caller to record; recorded here only when this raises."""
         conn_text = connection_id_text(conn_id)
         by_marker = {m: cid for cid, m in local.comment_markers.items()}
         added: list[tuple[str, str]] = []  # (local comment id, remote comment id)
@@ -1487,12 +1508,14 @@ class SyncEngine:
                     self._crash("add_comment")
                     local_cid = comment.id
                 added.append((local_cid, add.remote_id))
+            await self._edit_comments(conn_id, local, cs)
         except Exception:
             if added:
                 await self._write(record)
             raise
-        if added:
-            await self._write(record)
+        return added
+
+    async def _edit_comments(self, conn_id: bytes, local: IssueSnapshot, cs: ChangeSet) -> None:
         for edit in cs.comments_edit:
             try:
                 await self.adapter.update_comment(local.key, edit.local_id, edit.body, internal=edit.internal)
@@ -1625,6 +1648,7 @@ class SyncEngine:
         baseline: str | None = None,
         conflicts: ChangeSet | None = None,
         keep_pending: bool = False,
+        comments: tuple[str, list[tuple[str, str]]] | None = None,
     ) -> None:
         """Record the outcome in one transaction, then queue the reply and mark the inbox row
         processed in another (the outbox's: the mark never goes without the reply).
@@ -1638,6 +1662,8 @@ class SyncEngine:
         result = outcome if not reason else f"{outcome}: {reason}"
 
         def write(c: sqlite3.Connection) -> s.TwinRow | None:
+            if comments is not None and comments[1]:
+                s.put_comments(c, conn_id, comments[0], comments[1])
             row = s.twin_by_id(c, twin.id) if twin is not None else None
             if row is not None:
                 changes: dict[str, Any] = {"last_result": result}
@@ -1690,7 +1716,9 @@ class SyncEngine:
                 s.resolve_errors(
                     c, conn_id=conn_id, entity=row.local_key, kinds=("rule", "tracker", "internal")
                 )
-            return s.twin_by_id(c, row.id) if row is not None else None
+            if row is None or fresh is not None:  # the reply names the twin from ``fresh``
+                return None
+            return s.twin_by_id(c, row.id)
 
         row = await self._write(write)
         await self._reply(rt, msg, outcome, reason, row, fresh, answers=seq)
