@@ -702,8 +702,15 @@ class ConnectionManager:
 
     # -- sending ----------------------------------------------------------------------------------
 
-    async def send(self, rt: Runtime, messages: Sequence[Message]) -> list[int]:
-        """Queue sequenced messages durably, then push them if the link is up. Returns their seqs."""
+    async def send(
+        self,
+        rt: Runtime,
+        messages: Sequence[Message],
+        also: Callable[[sqlite3.Connection], object] | None = None,
+    ) -> list[int]:
+        """Queue sequenced messages durably, then push them if the link is up. Returns their seqs.
+        ``also``: a write committed in the same transaction (the sync engine marks the inbox rows
+        its replies answer: a reply and its mark are kept together or not at all)."""
         async with rt.lock:
             if rt.session is None or rt.row.state in ("pending", "deleted"):
                 raise Conflict(f"connection {rt.name!r} is {rt.row.state}: nothing can be sent", "bad_state")
@@ -713,7 +720,13 @@ class ConnectionManager:
                 seq, env = session.send(message, _nonce())
                 items.append((seq, message.t, env))
             try:
-                await self.db.write(lambda c: q.outbox_put(c, rt.row.id, items, session.send_next, _now()))
+
+                def commit(c: sqlite3.Connection) -> None:
+                    q.outbox_put(c, rt.row.id, items, session.send_next, _now())
+                    if also is not None:
+                        also(c)
+
+                await self.db.write(commit)
             except BaseException:
                 rt.session = await self._load_session(rt.row)  # the store is the truth
                 raise

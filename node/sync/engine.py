@@ -9,8 +9,8 @@ rules of this module, in short:
   issue therefore never race, and the echo of our own write waits until its baseline is recorded.
 * **Incoming messages in sequence order per connection**, from the manager's listener and, at
   start, from the unprocessed inbox rows. A replica's outcome is recorded, then its ``Result`` is
-  queued, and only then is its inbox row marked processed, so a crash re-processes rather than
-  loses (an applied replica is answered again).
+  queued, and its inbox row is marked processed in the transaction that queues it, so a crash
+  re-processes rather than loses (an applied replica is answered again).
 * **Concurrent lanes share work** (:class:`_Group`, group commit): store writes and reads, messages
   to the peer, creates and final reads of replicas applied at the same time go together, without
   changing the order of any one lane's steps (each waits for its batch to be done).
@@ -124,6 +124,22 @@ class SimulatedCrash(BaseException):
 
 def _fingerprint(replica: Replica) -> str:
     return hashlib.sha256(replica.fingerprint_payload()).hexdigest()
+
+
+def _replica_text(replica: Replica) -> str:
+    """A replica as the twin row keeps it (JSON; read back with ``Replica.model_validate_json`` or
+    ``json.loads``, so key order does not matter: pydantic's own encoder, 4x faster than sorting)."""
+    return replica.model_dump_json()
+
+
+def _same_replica(stored: str | None, replica: Replica) -> bool:
+    """Is ``stored`` (a twin row's replica text, whatever encoder wrote it) this replica?"""
+    if not stored:
+        return False
+    try:
+        return Replica.model_validate_json(stored) == replica
+    except ValidationError:
+        return False
 
 
 def _at(value: float) -> dt.datetime:
@@ -353,10 +369,7 @@ class SyncEngine:
         self._writes: _Group[Callable[[sqlite3.Connection], Any], Any] = _Group(
             self._write_batch, self._spawn, size=_GROUP_WRITES
         )
-        self._reads: _Group[Callable[[sqlite3.Connection], Any], Any] = _Group(
-            self._read_batch, self._spawn, size=_GROUP_WRITES
-        )
-        self._sends: _Group[tuple[Runtime, Message], Any] = _Group(
+        self._sends: _Group[tuple[Runtime, Message, int | None], Any] = _Group(
             self._send_batch, self._spawn, size=_GROUP_WRITES
         )
         # Tracker calls of concurrent lanes made together: creates and the apply's final reads.
@@ -453,7 +466,9 @@ class SyncEngine:
         return cast(_T, await self._writes(fn))
 
     async def _read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        return cast(_T, await self._reads(fn))
+        """``fn`` on a read connection. Not grouped: :meth:`Database.read` runs a short read inline
+        on the loop (a few µs), so a batch would only add a future and a task per read."""
+        return await self.db.read(fn)
 
     async def _write_batch(self, fns: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
         if len(fns) > 1:
@@ -469,46 +484,45 @@ class SyncEngine:
                 out.append(exc)
         return out
 
-    async def _send(self, rt: Runtime, message: Message) -> None:
+    async def _send(self, rt: Runtime, message: Message, answers: int | None = None) -> None:
         """Queue one message for the peer; messages of concurrent lanes are queued together (one
-        outbox transaction), and their Results travel as one ``Result`` message."""
-        await self._sends((rt, message))
+        outbox transaction), and their Results travel as one ``Result`` message. ``answers``: the
+        inbox row this message replies to, marked processed in that same transaction (never
+        before the reply is queued, and without a write of its own)."""
+        await self._sends((rt, message, answers))
 
-    async def _send_batch(self, items: list[tuple[Runtime, Message]]) -> list[Any]:
+    async def _send_batch(self, items: list[tuple[Runtime, Message, int | None]]) -> list[Any]:
         by_conn: dict[bytes, list[int]] = {}
-        for n, (rt, _) in enumerate(items):
+        for n, (rt, _, _) in enumerate(items):
             by_conn.setdefault(rt.row.id, []).append(n)
         out: list[Any] = [None] * len(items)
         for indexes in by_conn.values():
             rt = items[indexes[0]][0]
             messages: list[Message] = []
             results: list[ReplicaResult] = []
+            seqs: list[int] = []
             for n in indexes:
-                message = items[n][1]
+                _, message, answers = items[n]
                 if isinstance(message, Result):
                     results.extend(message.results)
                 else:
                     messages.append(message)
+                if answers is not None:
+                    seqs.append(answers)
             if results:
                 messages.append(Result(results=results))
+            marked: list[int] = []
             try:
-                await self.manager.send(rt, messages)
+                if seqs:
+                    also = functools.partial(_mark_all, conn_id=rt.row.id, seqs=seqs, marked=marked)
+                    await self.manager.send(rt, messages, also=also)
+                else:
+                    await self.manager.send(rt, messages)
             except ManagerError as exc:
                 for n in indexes:
                     out[n] = exc
+            rt.inbox_unprocessed = max(0, rt.inbox_unprocessed - sum(marked))
         return out
-
-    async def _read_batch(self, fns: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
-        def run(c: sqlite3.Connection) -> list[Any]:
-            out: list[Any] = []
-            for fn in fns:
-                try:
-                    out.append(fn(c))
-                except Exception as exc:
-                    out.append(exc)
-            return out
-
-        return await self.db.read(run)
 
     def _crash(self, point: str) -> None:
         if point in self.crash_points:
@@ -731,7 +745,7 @@ class SyncEngine:
             incoming = await self._compiled(conn_id, "incoming")
             sent_values = s.dumps(incoming.local_values(snapshot))
             applied = sent_values if twin is None or twin.last_applied is None else None
-            body = s.dumps(replica.model_dump(mode="json"))
+            body = _replica_text(replica)
 
             def reserve(c: sqlite3.Connection) -> int:
                 # The version is reserved before sending: a crash before the send costs a version
@@ -775,7 +789,6 @@ class SyncEngine:
                     c,
                     twin_id,
                     last_sent_fingerprint=fp,
-                    last_sent_replica=body,
                     last_sent_at=s.now(),
                     last_sent_values=sent_values,
                     # The peer now has what was just sent: an older apply baseline must not make
@@ -1036,13 +1049,12 @@ class SyncEngine:
             twin = await self._read(lambda c: s.twin_by_remote(c, conn_id, rid))
             if twin is not None and not retry:
                 if msg.version <= twin.last_received_version:
-                    if msg.version == twin.last_received_version and twin.last_received_replica == s.dumps(
-                        replica.model_dump(mode="json")
+                    if msg.version == twin.last_received_version and _same_replica(
+                        twin.last_received_replica, replica
                     ):
                         # Applied already, but the process died before the reply was queued
                         # (the row stays unprocessed until then): answer again, change nothing.
-                        await self._reply(rt, msg, "applied", None, twin)
-                        await self._mark_processed(rt, seq)
+                        await self._reply(rt, msg, "applied", None, twin, answers=seq)
                         return
                     await self._finish(rt, seq, msg, twin, "ignored", "stale or duplicate replica", None)
                     return
@@ -1217,36 +1229,48 @@ class SyncEngine:
             warnings = list(cs.warnings)
             if local.status is not None:  # a created issue's status is known from the final read
                 await self._walk_status(conn_id, local, cs, replica, warnings)
-            await self._apply_comments(conn_id, local, cs)
-            blobs = await self._apply_attachments(conn_id, local, rid, cs, warnings)
-            if mark is not None:
-                mark.reading = True
-            fresh = await self._fresh_reads(local.id)
-            if local.status is None and await self._walk_status(conn_id, fresh, cs, replica, warnings):
-                fresh = await self.adapter.get_issue(local.id)
-            if mark is not None:
-                mark.fresh = fresh
-            applied = s.dumps(compiled.local_values(fresh))
-            baseline = None
-            if not pending_local and not cs.report_back and not self._human_touched(before, fresh):
-                baseline = await self._outgoing_fp(rt, fresh)
-            elif mark is not None:
-                # Not all of the issue's state is the peer's: send what it is now, once the apply
-                # is over (intake drops the webhooks of our own writes, so none would prompt it).
-                mark.before = True
-            reason = "; ".join(warnings) or None
-            await self._finish(
-                rt,
-                seq,
-                msg,
-                twin,
-                "applied",
-                reason,
-                fresh,
-                applied=applied,
-                baseline=baseline,
-                conflicts=cs,
-            )
+            # The comments' mappings are recorded with the outcome (one write fewer); if the apply
+            # stops before that, at once (a comment not recorded would still be adopted by marker).
+            added = await self._apply_comments(conn_id, local, cs)
+            try:
+                blobs = await self._apply_attachments(conn_id, local, rid, cs, warnings)
+                if mark is not None:
+                    mark.reading = True
+                fresh = await self._fresh_reads(local.id)
+                if local.status is None and await self._walk_status(conn_id, fresh, cs, replica, warnings):
+                    fresh = await self.adapter.get_issue(local.id)
+                if mark is not None:
+                    mark.fresh = fresh
+                applied = s.dumps(compiled.local_values(fresh))
+                baseline = None
+                if not pending_local and not cs.report_back and not self._human_touched(before, fresh):
+                    baseline = await self._outgoing_fp(rt, fresh, {cid for cid, _ in added})
+                elif mark is not None:
+                    # Not all of the issue's state is the peer's: send what it is now, once the
+                    # apply is over (intake drops the webhooks of our own writes, so none would).
+                    mark.before = True
+                reason = "; ".join(warnings) or None
+                await self._finish(
+                    rt,
+                    seq,
+                    msg,
+                    twin,
+                    "applied",
+                    reason,
+                    fresh,
+                    applied=applied,
+                    baseline=baseline,
+                    conflicts=cs,
+                    comments=(local.id, added),
+                )
+            except Exception:
+                if added:
+                    await self._write(
+                        functools.partial(
+                            s.put_comments, conn_id=conn_id, local_issue_id=local.id, pairs=added
+                        )
+                    )
+                raise
             for request in blobs:
                 await self.manager.send(rt, [request])
 
@@ -1320,8 +1344,11 @@ class SyncEngine:
             a.id not in old_attachments and not same_user(a.author, self.proxy) for a in fresh.attachments
         )
 
-    async def _outgoing_fp(self, rt: Runtime, snapshot: IssueSnapshot) -> str | None:
-        """The fingerprint of the replica the outgoing rules make of ``snapshot`` now."""
+    async def _outgoing_fp(
+        self, rt: Runtime, snapshot: IssueSnapshot, received: set[str] | None = None
+    ) -> str | None:
+        """The fingerprint of the replica the outgoing rules make of ``snapshot`` now. ``received``:
+        comments created from the peer's not recorded yet (they are recorded with the outcome)."""
         conn_id = rt.row.id
         received_c, received_a = await self._read(
             lambda c: (
@@ -1329,6 +1356,8 @@ class SyncEngine:
                 s.received_attachment_ids(c, conn_id, snapshot.id),
             )
         )
+        if received:
+            received_c |= received
         out_rules = await self._compiled(conn_id, "outgoing")
         try:
             out = await out_rules.outgoing_async(snapshot, self._outgoing_ctx(rt, received_c, received_a))
@@ -1400,11 +1429,7 @@ class SyncEngine:
             return None
         found = await self.adapter.find_issue_by_marker(str(open_intent[0]), marker)
         if found is None:
-            await self._write(
-                lambda c: c.execute(
-                    "UPDATE intents SET done = 1 WHERE conn_id = ? AND marker = ?", (conn_id, marker)
-                )
-            )
+            await self._write(functools.partial(_close_intent, conn_id=conn_id, marker=marker))
         return found
 
     async def _record_adopted(
@@ -1427,9 +1452,7 @@ class SyncEngine:
             else:
                 twin_id = existing.id
                 s.update_twin(c, twin_id, **fields)
-            c.execute(
-                "UPDATE intents SET done = 1 WHERE conn_id = ? AND marker = ?", (conn_id, marker_prefix)
-            )
+            _close_intent(c, conn_id, marker_prefix)
             row = s.twin_by_id(c, twin_id)
             assert row is not None
             return row
@@ -1460,14 +1483,17 @@ class SyncEngine:
             await self._record_adopted(conn_id, found, stub, twin)
             log.info("sync: adopted %s, created before a crash (%s)", found.key, marker)
 
-    async def _apply_comments(self, conn_id: bytes, local: IssueSnapshot, cs: ChangeSet) -> None:
+    async def _apply_comments(
+        self, conn_id: bytes, local: IssueSnapshot, cs: ChangeSet
+    ) -> list[tuple[str, str]]:
+        """Add, edit and delete comments. Returns the (local id, remote id) of the comments added
+        or adopted, for the caller to record; recorded here only when this raises."""
         conn_text = connection_id_text(conn_id)
         by_marker = {m: cid for cid, m in local.comment_markers.items()}
         added: list[tuple[str, str]] = []  # (local comment id, remote comment id)
 
         def record(c: sqlite3.Connection) -> None:
-            for local_cid, remote_cid in added:
-                s.put_comment(c, conn_id, local.id, local_cid, remote_cid)
+            s.put_comments(c, conn_id, local.id, added)
 
         try:
             # One write for all the mappings: a comment added but not recorded (tracker fault or
@@ -1482,12 +1508,14 @@ class SyncEngine:
                     self._crash("add_comment")
                     local_cid = comment.id
                 added.append((local_cid, add.remote_id))
+            await self._edit_comments(conn_id, local, cs)
         except Exception:
             if added:
                 await self._write(record)
             raise
-        if added:
-            await self._write(record)
+        return added
+
+    async def _edit_comments(self, conn_id: bytes, local: IssueSnapshot, cs: ChangeSet) -> None:
         for edit in cs.comments_edit:
             try:
                 await self.adapter.update_comment(local.key, edit.local_id, edit.body, internal=edit.internal)
@@ -1567,7 +1595,7 @@ class SyncEngine:
         entity = (
             (twin.local_key if twin and twin.local_key else None) or replica.entity.key or replica.entity.id
         )
-        body = s.dumps(replica.model_dump(mode="json"))
+        body = _replica_text(replica)
 
         def write(c: sqlite3.Connection) -> s.TwinRow:
             existing = twin or s.twin_by_remote(c, conn_id, replica.entity.id)
@@ -1620,18 +1648,22 @@ class SyncEngine:
         baseline: str | None = None,
         conflicts: ChangeSet | None = None,
         keep_pending: bool = False,
+        comments: tuple[str, list[tuple[str, str]]] | None = None,
     ) -> None:
-        """Record the outcome in one transaction, queue the reply, then mark the inbox row processed.
+        """Record the outcome in one transaction, then queue the reply and mark the inbox row
+        processed in another (the outbox's: the mark never goes without the reply).
 
-        A crash before the mark processes the replica again after the restart: every apply step is
+        A crash before the reply processes the replica again after the restart: every apply step is
         idempotent, and a replica already applied is answered again (``_on_replica``), so the
         sender's twin always learns the outcome (a lost reply left it ``pending`` for good)."""
         conn_id = rt.row.id
         replica = msg.replica
-        body = s.dumps(replica.model_dump(mode="json"))
+        body = _replica_text(replica)
         result = outcome if not reason else f"{outcome}: {reason}"
 
         def write(c: sqlite3.Connection) -> s.TwinRow | None:
+            if comments is not None and comments[1]:
+                s.put_comments(c, conn_id, comments[0], comments[1])
             row = s.twin_by_id(c, twin.id) if twin is not None else None
             if row is not None:
                 changes: dict[str, Any] = {"last_result": result}
@@ -1684,11 +1716,12 @@ class SyncEngine:
                 s.resolve_errors(
                     c, conn_id=conn_id, entity=row.local_key, kinds=("rule", "tracker", "internal")
                 )
-            return s.twin_by_id(c, row.id) if row is not None else None
+            if row is None or fresh is not None:  # the reply names the twin from ``fresh``
+                return None
+            return s.twin_by_id(c, row.id)
 
         row = await self._write(write)
-        await self._reply(rt, msg, outcome, reason, row, fresh)
-        await self._mark_processed(rt, seq)
+        await self._reply(rt, msg, outcome, reason, row, fresh, answers=seq)
 
     async def _reply(
         self,
@@ -1698,7 +1731,10 @@ class SyncEngine:
         reason: str | None,
         twin: s.TwinRow | None,
         fresh: IssueSnapshot | None = None,
+        *,
+        answers: int | None = None,
     ) -> None:
+        """Answer the peer; ``answers``: the inbox row of ``msg``, marked processed with the reply."""
         ref: EntityRef | None = None
         if fresh is not None:
             ref = fresh.ref()
@@ -1711,7 +1747,7 @@ class SyncEngine:
             reason=(reason or None) if reason is None or len(reason) < 2000 else reason[:2000],
             twin=ref,
         )
-        await self._send(rt, Result(results=[result]))
+        await self._send(rt, Result(results=[result]), answers)
 
     # =============================================================================================
     # Incoming: results, unlink
@@ -2726,7 +2762,9 @@ def _unprocessed(c: sqlite3.Connection, conn_id: bytes) -> list[tuple[int, bytes
 
 
 def _close_intent(c: sqlite3.Connection, conn_id: bytes, marker: str) -> None:
-    c.execute("UPDATE intents SET done = 1 WHERE conn_id = ? AND marker = ?", (conn_id, marker))
+    # "done = 0" lets SQLite use the partial index intents_open; without it every close scanned the
+    # whole table (one row per issue ever created here: a bulk's closes grew with its size).
+    c.execute("UPDATE intents SET done = 1 WHERE conn_id = ? AND marker = ? AND done = 0", (conn_id, marker))
 
 
 def _mark(c: sqlite3.Connection, conn_id: bytes, seq: int) -> int:
@@ -2735,6 +2773,10 @@ def _mark(c: sqlite3.Connection, conn_id: bytes, seq: int) -> int:
         (s.now(), conn_id, seq),
     )
     return cur.rowcount
+
+
+def _mark_all(c: sqlite3.Connection, conn_id: bytes, seqs: list[int], marked: list[int]) -> None:
+    marked.extend(_mark(c, conn_id, seq) for seq in seqs)
 
 
 def _next_version(c: sqlite3.Connection, conn_id: bytes, direction: str) -> int:

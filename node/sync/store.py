@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -117,12 +118,13 @@ def comment_map(c: sqlite3.Connection, conn_id: bytes, local_issue_id: str) -> d
     return {str(r): str(lc) for r, lc in cur.fetchall()}
 
 
-def put_comment(
-    c: sqlite3.Connection, conn_id: bytes, local_issue_id: str, local_comment_id: str, remote_comment_id: str
+def put_comments(
+    c: sqlite3.Connection, conn_id: bytes, local_issue_id: str, pairs: Sequence[tuple[str, str]]
 ) -> None:
-    c.execute(
+    """Record comments created here from the peer's: (local comment id, remote comment id) pairs."""
+    c.executemany(
         "INSERT OR REPLACE INTO twin_comments VALUES (?, ?, ?, ?, 'in')",
-        (conn_id, local_issue_id, local_comment_id, remote_comment_id),
+        [(conn_id, local_issue_id, local_cid, remote_cid) for local_cid, remote_cid in pairs],
     )
 
 
