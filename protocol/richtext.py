@@ -218,7 +218,7 @@ def _valid(node: dict[str, Any], kind: str, depth: int) -> bool:
         if not isinstance(child, dict):
             return False
         child_kind = child.get("type")
-        if not _one_of(child_kind, allowed):
+        if not isinstance(child_kind, str) or child_kind not in allowed:  # (unhashable from outside)
             return False
         if (
             child_kind == "text"
@@ -272,6 +272,6 @@ def _check(node: Any, kind: str, depth: int, path: str) -> None:
         if not isinstance(child, dict):
             raise InvalidMessage(f"rich text: node must be an object at {child_path}")
         child_kind = child.get("type")
-        if not _one_of(child_kind, allowed):
+        if not isinstance(child_kind, str) or child_kind not in allowed:  # (unhashable from outside)
             raise InvalidMessage(f"rich text: '{child_kind}' not allowed inside '{kind}' at {child_path}")
         _check(child, child_kind, depth + 1, child_path)
