@@ -153,8 +153,12 @@ class Session:
         """Open one envelope from the peer. Raises EnvelopeError / InvalidMessage / SessionError
         without changing state when the envelope must be rejected."""
         header, plaintext = self.keys.open(data)
-        message = decode_message(plaintext)
         seq = header.sequence
+        if seq and (seq < self.recv_next or seq in self._held):
+            # Authentic (it opened) and already delivered or held: a resend after a reconnect,
+            # dropped without decoding it again.
+            return Received(duplicate=True)
+        message = decode_message(plaintext)
         out = Received()
         if seq == 0:
             if not is_control(message):
@@ -167,9 +171,6 @@ class Session:
             return out
         if is_control(message):
             raise InvalidMessage(f"control message {message.t} must not be sequenced")
-        if seq < self.recv_next or seq in self._held:
-            out.duplicate = True
-            return out
         if seq >= self.recv_next + self.window:
             raise WindowExceeded(f"sequence {seq} is more than {self.window} ahead of {self.recv_next}")
         self._on_ack(piggybacked_ack(message), out)

@@ -178,3 +178,13 @@ def test_an_ack_beyond_what_was_delivered_is_refused_before_sealing() -> None:
         with pytest.raises(ValueError, match="delivered up to 1"):
             make()
     assert pair.a.send_next == send_next  # the refused send used no sequence number
+
+
+def test_a_resent_sequence_number_is_dropped_as_a_duplicate_without_reading_it_again() -> None:
+    pair = paired_sessions()
+    pair.a.receive(pair.b.send(replica(1), pair.nonces_b())[1])
+    # Authentic (sealed with the peer's key) but already delivered: whatever it holds, it is dropped.
+    again = pair.a.receive(pair.b.keys.seal(1, b"not even JSON", pair.nonces_b()))
+    assert again.duplicate and again.delivered == [] and pair.a.recv_next == 2
+    with pytest.raises(InvalidMessage):  # the same bytes as a new sequence number are refused
+        pair.a.receive(pair.b.keys.seal(2, b"not even JSON", pair.nonces_b()))
