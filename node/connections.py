@@ -8,19 +8,14 @@ Rules (the durable part; see also :mod:`protocol.session`):
    therefore exists on the wire only if it exists in the outbox.
 2. Receiving is ONE store transaction — insert the delivered messages into the inbox and bump
    ``recv_next`` (plus any state change they cause, e.g. a Welcome activating the connection) —
-   and only then the ack goes out. An acked message is therefore always in the inbox. Frames that
-   arrive while a commit is under way are opened at once and committed together by the next one,
-   with one ack for all (:meth:`ConnectionManager.on_frame`); every ack, piggybacked ack and Hello
-   says only what is committed (``row.recv_next``), never what is merely opened.
+   and only then the ack goes out. An acked message is therefore always in the inbox.
 3. An ack deletes the acked outbox rows (in the background when the ack came alone: rows that
    outlive a crash only rebuild a session with more unacked, which the peer's Hello acks again before
    anything is resent). At start each :class:`~protocol.Session` is rebuilt from
    ``send_next``, ``recv_next`` and the outbox, so after ``kill -9`` at any point the peer's resend
    and our resend (after the Hellos on the next link) complete delivery, once, in order.
-4. All work on one connection (send, receive, state change, the commit of received frames) is
-   serialised by its lock, so the in-memory session and the store never disagree about order.
-   Reloading a session from the store (after a failed write) drops the frames opened but not
-   committed: they were not acked, so the peer sends them again.
+4. All work on one connection (send, receive, state change) is serialised by its lock, so the
+   in-memory session and the store never disagree about order.
 5. Refusals (code used, expired, deactivated, unknown connection) are answered, counted and leave
    both stores unchanged; an acceptor whose pairing is refused forgets the connection entirely.
 
@@ -95,7 +90,6 @@ log = logging.getLogger(__name__)
 
 SOFTWARE = "tandem/0.1"
 MAX_PARKED = 32
-MAX_UNCOMMITTED = 256  # frames opened but not committed yet, per connection, before a reader waits
 LINK_MESSAGES = frozenset({"probe", "welcome", "bye"})  # handled here: stored already processed
 
 
@@ -185,9 +179,6 @@ class Runtime:
     # Outbox rows the peer acked are deleted in the background (see ConnectionManager._forget_acked).
     acked_to_delete: int = 0
     ack_deleter: asyncio.Task[None] | None = None
-    # Messages opened from the peer's frames, waiting for the committer (see ConnectionManager.on_frame).
-    inbound: Inbound | None = None
-    committer: asyncio.Task[None] | None = None
 
     @property
     def name(self) -> str:
@@ -197,20 +188,6 @@ class Runtime:
         if self.row.state == "active":
             return True
         return self.row.state == "pending" and (self.row.role == "acceptor" or self.row.link == "dial")
-
-
-@dataclass(eq=False)
-class Inbound:
-    """What frames opened since the last commit delivered, committed together in one transaction."""
-
-    done: asyncio.Future[None]  # the commit's outcome, for readers that wait for it
-    link: Link
-    items: list[tuple[int, str, bytes, float | None]] = field(default_factory=list)
-    delivered: list[tuple[int, Message]] = field(default_factory=list)
-    state_changes: list[tuple[q.State, str | None]] = field(default_factory=list)
-    acked_upto: int | None = None  # the peer acked our outbox up to here: delete with the commit
-    ack_due: bool = False  # the peer waits for an ack (messages delivered, or a duplicate seen)
-    at: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -347,10 +324,6 @@ class ConnectionManager:
             if rt.link is not None:
                 await rt.link.close()
         for rt in self.runtimes.values():
-            if rt.committer is not None:
-                rt.committer.cancel()  # what it had not committed is not acked: the peer resends it
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await rt.committer
             if rt.ack_deleter is not None:
                 with contextlib.suppress(Exception):
                     await rt.ack_deleter
@@ -736,14 +709,13 @@ class ConnectionManager:
                 raise Conflict(f"connection {rt.name!r} is {rt.row.state}: nothing can be sent", "bad_state")
             session = rt.session
             items: list[tuple[int, str, bytes]] = []
-            committed = rt.row.recv_next - 1  # the piggybacked ack: what is in our inbox
             for message in messages:
-                seq, env = session.send(message, _nonce(), ack=committed)
+                seq, env = session.send(message, _nonce())
                 items.append((seq, message.t, env))
             try:
                 await self.db.write(lambda c: q.outbox_put(c, rt.row.id, items, session.send_next, _now()))
             except BaseException:
-                await self._reload_session(rt)  # the store is the truth
+                rt.session = await self._load_session(rt.row)  # the store is the truth
                 raise
             rt.row.send_next = session.send_next
             self.metrics.messages_sent.labels(rt.name).inc(len(items))
@@ -1000,6 +972,7 @@ class ConnectionManager:
             if rt.row.pair_envelope is not None:
                 await link.send(rt.row.pair_envelope)
         if rt.session is not None:
+            # What is committed (a frame of the old link may be opened and not yet stored).
             await link.send(rt.session.hello(_nonce(), software=SOFTWARE, recv_next=rt.row.recv_next))
 
     def detach(self, rt: Runtime, link: Link) -> None:
@@ -1018,13 +991,7 @@ class ConnectionManager:
 
     async def on_frame(self, rt: Runtime, link: Link, data: bytes) -> bool:
         """One binary frame from the peer on a connection's link. Returns False when it was rejected
-        (counted); the link and the connection's state are left as they were.
-
-        A valid frame is opened at once (so a reader never waits for the store between frames) and
-        what it delivered joins the messages waiting for the connection's committer, which stores
-        everything waiting in one transaction, then sends one ack and calls the listeners in order.
-        A relay's frames (and any frame when too many wait) return only once committed, so that a
-        store fault reaches the relay client, which has the relay deliver them again."""
+        (counted); the link and the connection's state are left as they were."""
         if rt.session is None or rt.row.state == "deleted":
             self.metrics.reject("unknown_connection")
             return False
@@ -1059,136 +1026,76 @@ class ConnectionManager:
             rt.last_contact = now
             if received.duplicate:
                 self.metrics.reject("replayed")
-            batch = rt.inbound
-            if received.delivered or received.duplicate:
-                if batch is None:
-                    batch = rt.inbound = Inbound(asyncio.get_running_loop().create_future(), link)
-                batch.link, batch.at, batch.ack_due = link, now, True
-                for (seq, message), body in zip(received.delivered, received.plaintexts, strict=True):
-                    processed = now if message.t in LINK_MESSAGES or message.t not in _ENGINE_TYPES else None
-                    batch.items.append((seq, message.t, body, processed))  # as received: it decoded so
-                    batch.delivered.append((seq, message))
-                    if (
-                        isinstance(message, Welcome)
-                        and rt.row.role == "acceptor"
-                        and rt.row.state == "pending"
-                    ):
-                        batch.state_changes.append(self._check_welcome(rt, message))
-                    elif isinstance(message, Bye):
-                        batch.state_changes.append(
-                            ("error", "the peer deleted this connection" + _reason(message.reason))
-                        )
-            if received.newly_acked:
-                if batch is not None and batch.items:
-                    batch.acked_upto = session.peer_acked  # deleted in the commit's transaction
-                else:
-                    self._forget_acked(rt, session.peer_acked)  # an ack alone: no transaction to wait for
+            state_change: tuple[q.State, str | None] | None = None
+            items: list[tuple[int, str, bytes, float | None]] = []
+            for (seq, message), body in zip(received.delivered, received.plaintexts, strict=True):
+                processed = now if message.t in LINK_MESSAGES or message.t not in _ENGINE_TYPES else None
+                items.append((seq, message.t, body, processed))  # as received: it decoded to ``message``
+                if isinstance(message, Welcome) and rt.row.role == "acceptor" and rt.row.state == "pending":
+                    state_change = self._check_welcome(rt, message)
+                elif isinstance(message, Bye):
+                    state_change = ("error", "the peer deleted this connection" + _reason(message.reason))
+            acked_upto = session.peer_acked
+            if received.newly_acked and not items:
+                self._forget_acked(rt, acked_upto)  # an ack alone: no transaction to wait for
+            elif items:
+                row = rt.row
+
+                def commit(c: sqlite3.Connection) -> None:
+                    if items:
+                        q.inbox_put(c, row.id, items, session.recv_next, now)
+                    if received.newly_acked:
+                        q.outbox_ack(c, row.id, acked_upto)
+                    if state_change is not None:
+                        fields: dict[str, Any] = {
+                            "state": state_change[0],
+                            "error": state_change[1],
+                            "updated_at": now,
+                        }
+                        if state_change[0] == "active":
+                            fields["pair_envelope"] = None
+                            fields["peer_name"] = row.peer_name
+                        q.update_connection(c, row.id, **fields)
+
+                try:
+                    await self.db.write(commit)
+                except BaseException:
+                    rt.session = await self._load_session(rt.row)
+                    raise
+                rt.row.recv_next = session.recv_next
+                if state_change is not None:
+                    old = rt.row.state
+                    rt.row.state, rt.row.error = state_change
+                    log.info("connection %r: %s → %s", rt.name, old, rt.row.state)
+                    if rt.row.state == "active":
+                        rt.row.pair_envelope = None
+            unprocessed = sum(1 for item in items if item[3] is None)
+            rt.inbox_unprocessed += unprocessed
+            if items:
+                self.metrics.messages_received.labels(rt.name).inc(len(items))
+            if items or received.duplicate:
+                await link.send(session.ack(_nonce()))
             for message in received.control:
                 if isinstance(message, Hello):
                     for _, env in session.unacked():
                         await link.send(env)
                 elif isinstance(message, Ping):
                     await link.send(session.control(Pong(sent_ms=message.sent_ms), _nonce()))
-            if batch is not None and (rt.committer is None or rt.committer.done()):
-                rt.committer = asyncio.create_task(self._commit_inbound(rt), name=f"inbox {rt.name}")
         if received.newly_acked:
             async with rt.acked:
                 rt.acked.notify_all()
-        if batch is not None:
-            if link.kind == "relay":
-                await asyncio.shield(batch.done)  # raises what the commit raised
-            elif len(batch.items) >= MAX_UNCOMMITTED:
-                await asyncio.wait([batch.done])  # back-pressure (a failed commit closes this link)
-        return True
-
-    async def _commit_inbound(self, rt: Runtime) -> None:
-        """The connection's committer: store what the frames opened so far delivered (one
-        transaction), ack it, tell the listeners; again while frames keep arriving."""
-        while rt.inbound is not None:
-            batch: Inbound | None = None
-            try:
-                async with rt.lock:
-                    batch, rt.inbound = rt.inbound, None
-                    session = rt.session
-                    if batch is None:
-                        return
-                    if session is None or rt.row.state == "deleted" or self.runtimes.get(rt.row.id) is not rt:
-                        return  # deleted meanwhile: nothing to keep, nobody to ack
+        if state_change is not None:
+            rt.settled.set()
+            if state_change[0] == "error":
+                await self._drop_link(rt)
+        if self._listeners and items:
+            for seq, message in received.delivered:
+                for listener in self._listeners:
                     try:
-                        if batch.items:
-                            await self._store_inbound(rt, batch, session.recv_next)
-                    except Exception as exc:
-                        log.warning(
-                            "connection %r: received messages not stored (the peer sends them again): %s",
-                            rt.name,
-                            exc,
-                        )
-                        _settle(batch.done, exc)
-                        await self._reload_session(rt)
-                        await self._resend_wanted(rt, batch.link)
-                        return
-                    ack = session.ack(_nonce(), upto=rt.row.recv_next - 1)
-                    state_change = batch.state_changes[-1] if batch.state_changes else None
-                    if state_change is not None:
-                        old = rt.row.state
-                        rt.row.state, rt.row.error = state_change
-                        log.info("connection %r: %s → %s", rt.name, old, rt.row.state)
-                        if rt.row.state == "active":
-                            rt.row.pair_envelope = None
-                    await batch.link.send(ack)
-                if batch.items:
-                    rt.inbox_unprocessed += sum(1 for item in batch.items if item[3] is None)
-                    self.metrics.messages_received.labels(rt.name).inc(len(batch.items))
-                if state_change is not None:
-                    rt.settled.set()
-                    if state_change[0] == "error":
-                        await self._drop_link(rt)
-                if self._listeners:
-                    for seq, message in batch.delivered:
-                        for listener in self._listeners:
-                            try:
-                                await listener(rt.name, seq, message)
-                            except Exception:
-                                log.exception("listener failed on message %d of %r", seq, rt.name)
-            finally:
-                if batch is not None:
-                    _settle(batch.done, None)  # (no-op when settled above)
-
-    async def _store_inbound(self, rt: Runtime, batch: Inbound, recv_next: int) -> None:
-        """One transaction: the delivered messages, ``recv_next``, acked outbox rows, state changes."""
-        row, now = rt.row, batch.at
-
-        def commit(c: sqlite3.Connection) -> None:
-            q.inbox_put(c, row.id, batch.items, recv_next, now)
-            if batch.acked_upto is not None:
-                q.outbox_ack(c, row.id, batch.acked_upto)
-            for state, error in batch.state_changes:
-                fields: dict[str, Any] = {"state": state, "error": error, "updated_at": now}
-                if state == "active":
-                    fields["pair_envelope"] = None
-                    fields["peer_name"] = row.peer_name
-                q.update_connection(c, row.id, **fields)
-
-        await self.db.write(commit)
-        row.recv_next = recv_next
-
-    async def _reload_session(self, rt: Runtime) -> None:
-        """The store is the truth: rebuild the session from it. Messages opened but not committed
-        yet are forgotten (they were not acked): their link is made to deliver them again."""
-        dropped, rt.inbound = rt.inbound, None
-        rt.session = await self._load_session(rt.row)
-        if dropped is not None:
-            _settle(dropped.done, ConnectionResetError("received messages were dropped before their commit"))
-            await self._resend_wanted(rt, dropped.link)
-
-    async def _resend_wanted(self, rt: Runtime, link: Link) -> None:
-        """Have the peer send again what it has not seen acked: a new link does it (both sides say
-        Hello). A relay link is the relay client's to reconnect (the waiting reader raised)."""
-        if link.kind == "relay":
-            return
-        if rt.link is link:
-            self.detach(rt, link)
-        await link.close()
+                        await listener(rt.name, seq, message)
+                    except Exception:
+                        log.exception("listener failed on message %d of %r", seq, rt.name)
+        return True
 
     def _forget_acked(self, rt: Runtime, upto: int) -> None:
         """Delete the outbox rows up to ``upto`` in the background. Durability does not need them
@@ -1227,17 +1134,6 @@ class ConnectionManager:
 
 
 _ENGINE_TYPES = frozenset({"replica", "result", "unlink", "blob", "blob_request"})
-
-
-def _settle(done: asyncio.Future[None], error: BaseException | None) -> None:
-    """Resolve a commit's future once; an error no reader waits for is not reported as unretrieved."""
-    if done.done():
-        return
-    if error is None:
-        done.set_result(None)
-    else:
-        done.set_exception(error)
-        done.exception()
 
 
 def _reason(text: str) -> str:
