@@ -985,7 +985,8 @@ class ConnectionManager:
             if rt.row.pair_envelope is not None:
                 await link.send(rt.row.pair_envelope)
         if rt.session is not None:
-            await link.send(rt.session.hello(_nonce(), software=SOFTWARE))
+            # What is committed (a frame of the old link may be opened and not yet stored).
+            await link.send(rt.session.hello(_nonce(), software=SOFTWARE, recv_next=rt.row.recv_next))
 
     def detach(self, rt: Runtime, link: Link) -> None:
         if rt.link is link:

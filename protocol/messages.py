@@ -23,12 +23,12 @@ is defined in :mod:`protocol.handshake`.
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
-import orjson
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic_core import PydanticSerializationError
 
+from protocol import jsonbytes
 from protocol.errors import InvalidMessage
 from protocol.replica import EntityRef, Replica
 
@@ -186,55 +186,19 @@ def is_control(message: Message) -> bool:
     return message.t in CONTROL_TYPES
 
 
-# Digits → "0", so that fixed-string searches find number shapes (``bytes.translate`` and ``find``
-# run in C; a regular expression over a whole message costs more than the encoding it guards).
-_DIGITS = bytes.maketrans(b"0123456789", b"0000000000")
-
-
-def _orjson_differs(fast: bytes) -> bool:
-    """True when ``json`` may write ``fast`` differently. orjson writes every string, integer, boolean
-    and null as ``json`` does, and every float as ``repr`` does except for exponents -5 to -9: it
-    writes ``0.000012345`` for ``1.2345e-05`` and ``1.2e-7`` for ``1.2e-07``. Look for those two
-    shapes (text that merely looks like them only costs the ``json`` path)."""
-    if b"0.0000" in fast:
-        return True
-    shapes = fast.translate(_DIGITS)
-    at = shapes.find(b"0e-0")
-    while at >= 0:
-        if shapes[at + 4 : at + 5] != b"0":  # a one-digit negative exponent
-            return True
-        at = shapes.find(b"0e-0", at + 4)
-    return False
-
-
 def encode_message(message: Message) -> bytes:
-    """Compact JSON, UTF-8, keys in field order: ``json.dumps(data, separators=(",", ":"),
-    ensure_ascii=False)`` byte for byte. orjson writes the same bytes for strings (every code point),
-    integers, booleans and null several times faster; it writes some floats differently (see
-    :func:`_orjson_differs`) and refuses integers beyond 64 bits, so a message holding either takes
-    the ``json`` path. ``tests/protocol/test_message_json.py`` pins the equivalence."""
-    data = message.model_dump(mode="json", exclude_defaults=False)
+    """Compact JSON, UTF-8, keys in field order: ``json.dumps(message.model_dump(mode="json"),
+    separators=(",", ":"), ensure_ascii=False)`` byte for byte. pydantic's own serializer writes
+    those bytes straight from the model, several times faster, except for the floats
+    :func:`protocol.jsonbytes.differs` finds and what it refuses (a lone surrogate): those take the
+    ``json`` path. ``tests/protocol/test_message_json.py`` pins the equivalence."""
     try:
-        fast = orjson.dumps(data)
-    except TypeError:  # orjson.JSONEncodeError: big integers, lone surrogates, deep nesting
+        fast: bytes | None = type(message).__pydantic_serializer__.to_json(message)
+    except (PydanticSerializationError, ValueError):
         fast = None
-    if fast is not None and not _orjson_differs(fast):
+    if fast is not None and not jsonbytes.differs(fast):
         return fast
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-
-
-_LONG_NUMBER = b"0" * 19
-
-
-def _loads(data: bytes) -> Any:
-    # orjson reads an integer beyond 64 bits as a float (json keeps it exact): a run of 19 digits
-    # anywhere (in a string too, which only costs the slow path) sends the plaintext to json.
-    if _LONG_NUMBER not in bytes(data).translate(_DIGITS):
-        try:
-            return orjson.loads(data)
-        except orjson.JSONDecodeError:  # what orjson refuses (NaN, 1e400, ...) json may still read
-            pass
-    return json.loads(data)
+    return jsonbytes.dumps(message.model_dump(mode="json"))
 
 
 def decode_message(data: bytes) -> Message:
@@ -242,7 +206,7 @@ def decode_message(data: bytes) -> Message:
     if len(data) > MAX_MESSAGE_BYTES:
         raise InvalidMessage(f"message larger than {MAX_MESSAGE_BYTES} bytes")
     try:
-        obj = _loads(data)
+        obj = jsonbytes.loads(data)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InvalidMessage(f"message is not JSON: {exc}") from None
     if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):

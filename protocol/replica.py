@@ -11,11 +11,11 @@ Pure data: no I/O.
 from __future__ import annotations
 
 import datetime as dt
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from protocol import jsonbytes
 from protocol.richtext import Doc, validate_doc
 
 REPLICA_SCHEMA_VERSION = 1
@@ -127,4 +127,4 @@ class Replica(_Model):
     def fingerprint_payload(self) -> bytes:
         """Canonical bytes for "unchanged since last sent" checks (independent of field order)."""
         data = self.model_dump(mode="json", exclude={"updated", "field_changed_at"})
-        return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        return jsonbytes.dumps(data, sort_keys=True)

@@ -158,8 +158,78 @@ def validate_doc(value: Any) -> Doc:
     version = value.get("version", DOC_VERSION)
     if not isinstance(version, int) or version < 1:
         raise InvalidMessage("rich text: version must be a positive integer")
-    _check(value, "doc", 0, "$")
+    if not _valid(value, "doc", 0):
+        _check(value, "doc", 0, "$")  # the same rules again, now naming where the tree breaks them
     return value
+
+
+def _one_of(value: Any, names: frozenset[str]) -> bool:
+    return isinstance(value, str) and value in names  # (a list or dict from outside is unhashable)
+
+
+def _attrs(node: dict[str, Any]) -> dict[str, Any]:
+    attrs = node.get("attrs")
+    return attrs if isinstance(attrs, dict) else {}
+
+
+def _valid_marks(marks: Any) -> bool:
+    if not isinstance(marks, list):
+        return False
+    for m in marks:
+        if not isinstance(m, dict) or not _one_of(m.get("type"), MARK_TYPES):
+            return False
+        if m["type"] == "link" and not isinstance(_attrs(m).get("href"), str):
+            return False
+    return True
+
+
+def _valid(node: dict[str, Any], kind: str, depth: int) -> bool:
+    """:func:`_check` without building a path per node (every tree a node converts or receives goes
+    through here): True when the tree is valid. Keep the two in step."""
+    if depth > MAX_DEPTH:
+        return False
+    if kind == "text":
+        if not isinstance(node.get("text"), str):
+            return False
+        if "marks" in node and not _valid_marks(node["marks"]):
+            return False
+    elif kind == "heading":
+        level = _attrs(node).get("level")
+        if not isinstance(level, int) or not 1 <= level <= 6:
+            return False
+    elif kind == "panel":
+        if not _one_of(_attrs(node).get("kind"), PANEL_KINDS):
+            return False
+    elif kind == "mention":
+        attrs = node.get("attrs")
+        if not isinstance(attrs, dict):
+            return False
+        for key in MENTION_KEYS:
+            if attrs.get(key) is not None and not isinstance(attrs[key], str):
+                return False
+    content = node.get("content")
+    if content is None:
+        return "content" not in node
+    if not isinstance(content, list):
+        return False
+    allowed = _CHILDREN[kind]
+    depth += 1
+    for child in content:
+        if not isinstance(child, dict):
+            return False
+        child_kind = child.get("type")
+        if not isinstance(child_kind, str) or child_kind not in allowed:  # (unhashable from outside)
+            return False
+        if (
+            child_kind == "text"
+            and len(child) == 2
+            and isinstance(child.get("text"), str)
+            and depth <= MAX_DEPTH
+        ):
+            continue  # a plain text leaf: {"type": "text", "text": str}
+        if not _valid(child, child_kind, depth):
+            return False
+    return True
 
 
 def _check(node: Any, kind: str, depth: int, path: str) -> None:
@@ -173,18 +243,18 @@ def _check(node: Any, kind: str, depth: int, path: str) -> None:
         if not isinstance(marks, list):
             raise InvalidMessage(f"rich text: 'marks' must be a list at {path}")
         for m in marks:
-            if not isinstance(m, dict) or m.get("type") not in MARK_TYPES:
+            if not isinstance(m, dict) or not _one_of(m.get("type"), MARK_TYPES):
                 raise InvalidMessage(f"rich text: unknown mark at {path}")
             if m["type"] == "link":
-                href = (m.get("attrs") or {}).get("href")
+                href = _attrs(m).get("href")
                 if not isinstance(href, str):
                     raise InvalidMessage(f"rich text: link mark without href at {path}")
     elif kind == "heading":
-        level = (node.get("attrs") or {}).get("level")
+        level = _attrs(node).get("level")
         if not isinstance(level, int) or not 1 <= level <= 6:
             raise InvalidMessage(f"rich text: heading level must be 1..6 at {path}")
     elif kind == "panel":
-        if (node.get("attrs") or {}).get("kind") not in PANEL_KINDS:
+        if not _one_of(_attrs(node).get("kind"), PANEL_KINDS):
             raise InvalidMessage(f"rich text: panel kind must be one of {sorted(PANEL_KINDS)} at {path}")
     elif kind == "mention":
         attrs = node.get("attrs")
@@ -202,6 +272,6 @@ def _check(node: Any, kind: str, depth: int, path: str) -> None:
         if not isinstance(child, dict):
             raise InvalidMessage(f"rich text: node must be an object at {child_path}")
         child_kind = child.get("type")
-        if child_kind not in allowed:
+        if not isinstance(child_kind, str) or child_kind not in allowed:  # (unhashable from outside)
             raise InvalidMessage(f"rich text: '{child_kind}' not allowed inside '{kind}' at {child_path}")
         _check(child, child_kind, depth + 1, child_path)

@@ -18,6 +18,10 @@ Rules of this module (the whole state machine, in one place):
 5. After a reconnect the sender resends everything in ``unacked`` (oldest first) — identical bytes,
    so duplicates are exactly recognisable — once it learned the peer's ``recv_next`` from Hello.
 6. Envelopes that fail to open are rejected with EnvelopeError before touching any state.
+7. What this side tells the peer it has (``ack``, the ``ack`` field of what it sends, ``Hello``)
+   is ``recv_next - 1`` unless the caller says less: a caller that persists delivered messages after
+   ``receive`` returns passes what it has persisted (``upto=`` / ``ack=`` / ``recv_next=``), so an
+   ack never covers a message that could still be lost.
 """
 
 from __future__ import annotations
@@ -84,12 +88,13 @@ class Session:
 
     # -- sending ------------------------------------------------------------------------------
 
-    def send(self, message: Message, nonce: bytes) -> tuple[int, bytes]:
-        """Seal a sequenced message; returns (sequence, envelope). Keep the envelope until acked."""
+    def send(self, message: Message, nonce: bytes, *, ack: int | None = None) -> tuple[int, bytes]:
+        """Seal a sequenced message; returns (sequence, envelope). Keep the envelope until acked.
+        It carries ``ack`` (default: everything delivered) as its piggybacked ack."""
         if is_control(message):
             raise ValueError(f"{message.t} is a control message: use control()")
         if "ack" in type(message).model_fields:
-            message = message.model_copy(update={"ack": self.delivered_upto})
+            message = message.model_copy(update={"ack": self._ack_value(ack)})
         seq = self.send_next
         data = self.keys.seal(seq, encode_message(message), nonce)
         self.send_next += 1
@@ -101,17 +106,32 @@ class Session:
             raise ValueError(f"{message.t} is a sequenced message: use send()")
         return self.keys.seal(0, encode_message(message), nonce)
 
-    def hello(self, nonce: bytes, *, software: str = "", features: list[str] | None = None) -> bytes:
-        return self.control(
-            Hello(recv_next=self.recv_next, software=software, features=features or []), nonce
-        )
+    def hello(
+        self,
+        nonce: bytes,
+        *,
+        software: str = "",
+        features: list[str] | None = None,
+        recv_next: int | None = None,
+    ) -> bytes:
+        """The Hello for a new link; ``recv_next`` (default: ours) is what the peer resends from."""
+        upto = self._ack_value(None if recv_next is None else recv_next - 1)
+        return self.control(Hello(recv_next=upto + 1, software=software, features=features or []), nonce)
 
-    def ack(self, nonce: bytes) -> bytes:
-        return self.control(Ack(upto=self.delivered_upto), nonce)
+    def ack(self, nonce: bytes, *, upto: int | None = None) -> bytes:
+        """A cumulative ack of ``upto`` (default: everything delivered)."""
+        return self.control(Ack(upto=self._ack_value(upto)), nonce)
 
     @property
     def delivered_upto(self) -> int:
         return self.recv_next - 1
+
+    def _ack_value(self, upto: int | None) -> int:
+        if upto is None:
+            return self.delivered_upto
+        if not 0 <= upto <= self.delivered_upto:
+            raise ValueError(f"cannot ack {upto}: delivered up to {self.delivered_upto}")
+        return upto
 
     def unacked(self) -> list[tuple[int, bytes]]:
         """Everything to resend after a reconnect, oldest first."""
@@ -133,8 +153,12 @@ class Session:
         """Open one envelope from the peer. Raises EnvelopeError / InvalidMessage / SessionError
         without changing state when the envelope must be rejected."""
         header, plaintext = self.keys.open(data)
-        message = decode_message(plaintext)
         seq = header.sequence
+        if seq and (seq < self.recv_next or seq in self._held):
+            # Authentic (it opened) and already delivered or held: a resend after a reconnect,
+            # dropped without decoding it again.
+            return Received(duplicate=True)
+        message = decode_message(plaintext)
         out = Received()
         if seq == 0:
             if not is_control(message):
@@ -147,9 +171,6 @@ class Session:
             return out
         if is_control(message):
             raise InvalidMessage(f"control message {message.t} must not be sequenced")
-        if seq < self.recv_next or seq in self._held:
-            out.duplicate = True
-            return out
         if seq >= self.recv_next + self.window:
             raise WindowExceeded(f"sequence {seq} is more than {self.window} ahead of {self.recv_next}")
         self._on_ack(piggybacked_ack(message), out)

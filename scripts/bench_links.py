@@ -8,6 +8,11 @@ situation:
   same clock), reported as p50/p99; the round trip (durable send → ack back) too;
 * throughput: 2,000 probes queued at once; messages/s until the last is acked.
 
+``--cpu N`` measures instead what the link costs each node per message, in the bulk sync's
+direction (a public node sending to a private node that dialled it): N probes of ``--payload``
+bytes (about a replica with seven comments) queued at once, three times; the CPU µs per message
+each node process used (``/proc/<pid>/stat``) until the last was acked, best of the three.
+
 Not a test: run it by hand, ``.venv/bin/python scripts/bench_links.py [--count N]``.
 """
 
@@ -15,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -68,11 +74,52 @@ def measure(
     }
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_message(count: int, payload: int) -> None:
+    """Public A sends ``count`` probes to private B (B dialled A), three times."""
+    with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
+        cluster = Cluster(Path(tmp))
+        try:
+            a = cluster.node("A", public=True)
+            b = cluster.node("B", public=False)
+            assert b.accept(a.invite(name="bulk"), name="bulk")["paired"]
+            assert a.proc is not None and b.proc is not None
+            best: dict[str, float] = {}
+            for _ in range(3):
+                before = {"A": cpu_seconds(a.proc.pid), "B": cpu_seconds(b.proc.pid)}
+                report = a.ok(
+                    "POST",
+                    "/api/v1/connections/bulk/test",
+                    {"count": count, "payload_bytes": payload, "timeout_seconds": 300},
+                )
+                assert report["acked"], report
+                used = {"A": cpu_seconds(a.proc.pid), "B": cpu_seconds(b.proc.pid)}
+                for side in used:
+                    us = (used[side] - before[side]) / count * 1e6
+                    best[side] = min(best.get(side, us), us)
+                best["rate"] = max(best.get("rate", 0.0), report["messages_per_s"])
+        finally:
+            cluster.close()
+    print(f"\n{count} probes of {payload} payload bytes, public A → private B (B dialled A), best of 3\n")
+    print(f"{'node A CPU µs/message':28}{best['A']:10.1f}")
+    print(f"{'node B CPU µs/message':28}{best['B']:10.1f}")
+    print(f"{'messages/s':28}{best['rate']:10.0f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=1000, help="probes for the latency run")
     parser.add_argument("--burst", type=int, default=2000, help="probes for the throughput run")
+    parser.add_argument("--cpu", type=int, default=0, help="measure CPU per message with this many probes")
+    parser.add_argument("--payload", type=int, default=3500, help="probe payload bytes for --cpu")
     args = parser.parse_args()
+    if args.cpu:
+        cpu_per_message(args.cpu, args.payload)
+        return
     results: dict[str, dict[str, float]] = {}
     with tempfile.TemporaryDirectory(prefix="tandem-bench-") as tmp:
         cluster = Cluster(Path(tmp))
