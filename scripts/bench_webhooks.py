@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import statistics
 import struct
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from aiohttp import web
@@ -34,8 +36,7 @@ from node.trackers.jira import connect_jira
 from node.trackers.jira.emulator import JiraEmulator
 from node.trackers.jira.emulator.ops import Event, Site
 from node.trackers.jira.emulator.views import View
-from node.web.keys import NODE
-from node.web.webhooks import make_webhook_app
+from node.web.webhooks import make_webhook_app, make_webhook_server
 
 
 class CountingEngine:
@@ -159,15 +160,22 @@ async def receiver(args: argparse.Namespace) -> None:
     )
     intake = Intake(adapter, engine, db, settings, describe="Jira Server emulator", user="admin")
     await intake.start()
-    app = make_webhook_app(NodeStub(intake))  # type: ignore[arg-type]
-    app[NODE] = NodeStub(intake)  # type: ignore[assignment]
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    url = f"http://127.0.0.1:{port}/webhooks/{intake._path}"
-    rows: list[tuple[str, int, float, float, int]] = []
+    runners: dict[str, web.BaseRunner[web.BaseRequest]] = {}
+    urls: dict[str, str] = {}
+    listeners = ("server", "app") if args.listener == "both" else (args.listener,)
+    for listener in listeners:
+        if listener == "app":  # the route as the peer app of a public node mounts it
+            stub: Any = NodeStub(intake)
+            runners[listener] = web.AppRunner(make_webhook_app(stub), access_log=None)
+        else:  # the webhook-only listener of a private node (node.app)
+            runners[listener] = web.ServerRunner(make_webhook_server(NodeStub(intake)))  # type: ignore[arg-type]
+        await runners[listener].setup()
+        site = web.TCPSite(runners[listener], "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        urls[listener] = f"http://127.0.0.1:{port}/webhooks/{intake._path}"
+    # (listener, scenario) -> per round: (wall s, CPU s, handed to the engine)
+    runs: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
     try:
         for _ in range(200):  # the credentials check and first poll run before anything is measured
             if intake.last_poll_at is not None:
@@ -175,34 +183,52 @@ async def receiver(args: argparse.Namespace) -> None:
             await asyncio.sleep(0.05)
         warm_up = tmp / "warm-up"
         write_bodies(warm_up, [b for bodies in deliveries.values() for b in bodies])
-        await run_sender(url, warm_up, min(1000, args.deliveries), args.concurrency)
+        for url in urls.values():
+            await run_sender(url, warm_up, min(1000, args.deliveries), args.concurrency)
         await intake.idle()
-        for name, bodies in deliveries.items():
-            path = tmp / "bodies"
-            write_bodies(path, bodies)
-            before = engine.changes
-            cpu = time.process_time()
-            wall = await run_sender(url, path, args.deliveries, args.concurrency)
-            await intake.idle()
-            cpu = time.process_time() - cpu
-            rows.append((name, len(bodies[0]), wall, cpu, engine.changes - before))
+        for _ in range(args.rounds):  # listeners interleaved: a busy machine slows both alike
+            for name, bodies in deliveries.items():
+                path = tmp / "bodies"
+                write_bodies(path, bodies)
+                for listener, url in urls.items():
+                    before = engine.changes
+                    cpu = time.process_time()
+                    wall = await run_sender(url, path, args.deliveries, args.concurrency)
+                    await intake.idle()
+                    cpu = time.process_time() - cpu
+                    runs.setdefault((listener, name), []).append((wall, cpu, engine.changes - before))
     finally:
         await intake.stop()
-        await runner.cleanup()
+        for runner in runners.values():
+            await runner.cleanup()
         await adapter.close()
         await db.close()
         await emu.stop()
     n = args.deliveries
-    print(f"{n} deliveries per scenario, {args.concurrency} in flight (keep-alive)")
-    print(f"{'scenario':28} {'bytes':>6} {'deliv/s':>8} {'CPU us/deliv':>12} {'to engine':>9}")
-    for name, size, wall, cpu, handed in rows:
-        print(f"{name:28} {size:6d} {n / wall:8.0f} {cpu / n * 1e6:12.0f} {handed:9d}")
+    print(
+        f"{n} deliveries per scenario and round, {args.rounds} round(s) (medians),"
+        f" {args.concurrency} in flight (keep-alive)"
+    )
+    print(f"{'listener':8} {'scenario':28} {'bytes':>6} {'deliv/s':>8} {'CPU us/deliv':>12} {'to engine':>9}")
+    for (listener, name), results in runs.items():
+        wall = statistics.median(r[0] for r in results)
+        cpu = statistics.median(r[1] for r in results)
+        handed = results[-1][2]
+        size = len(deliveries[name][0])
+        print(f"{listener:8} {name:28} {size:6d} {n / wall:8.0f} {cpu / n * 1e6:12.1f} {handed:9d}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--deliveries", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument(
+        "--listener",
+        choices=("server", "app", "both"),
+        default="both",
+        help="the webhook-only listener, the route inside the peer app, or both (interleaved)",
+    )
+    parser.add_argument("--rounds", type=int, default=1, help="repeat every measurement; medians shown")
     parser.add_argument("--profile", metavar="FILE", help="write cProfile stats of the receiver here")
     parser.add_argument("--send", nargs=2, metavar=("URL", "BODIES"), help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -325,3 +325,37 @@ async def test_a_delivery_is_answered_with_the_number_of_events_taken(
             async with s.post(url, data=body) as resp:
                 assert resp.status == 200 and resp.content_type == "application/json"
                 assert await resp.json() == {"accepted": accepted}
+
+
+async def test_a_private_node_takes_its_deliveries_on_the_webhook_only_listener(
+    start_node: StartNode, site: Site
+) -> None:
+    node = await start_node(
+        public=False, webhook_listen="127.0.0.1:0", poll_seconds=3600, poll_seconds_webhooks=3600
+    )
+    intake = node.intake
+    assert intake is not None and node.adapter is not None and node.peer_url is None
+    await until(lambda: intake.webhook_state == "registered")
+    (hook,) = await site.hooks()
+    assert hook["url"].startswith("http://127.0.0.1:") and hook["url"].endswith(str(intake.webhook_path))
+    listener = hook["url"].removesuffix(str(intake.webhook_path))
+    spy = spy_on(node)
+
+    issue = await site.human.create_issue(PROJECT, IssueUpdate(summary="reached a private node"))
+    await spy.wait_for((issue.id, "webhook"))  # emulator → the listener → intake → engine
+    echoes = await echo_count(node)
+    spy.calls.clear()
+    await node.adapter.add_comment(issue.key, from_plain_text("the node writes"))
+    await site.emu.drain_webhooks()
+    await intake.idle()
+    assert await echo_count(node) == echoes + 1 and spy.calls == []
+
+    async with aiohttp.ClientSession() as s:
+        async with s.post(listener + "/webhooks/a-guess", data=b"{}") as resp:
+            assert resp.status == 404 and (await resp.json())["error"]["code"] == "not_found"
+        async with s.post(hook["url"], data=b"not json") as resp:
+            assert resp.status == 400 and "Jira webhook" in (await resp.json())["error"]["message"]
+        async with s.get(f"{node.admin_url}/metrics") as resp:
+            metrics = await resp.text()
+    assert 'tandem_webhook_rejected_total{reason="unknown_path"} 1.0' in metrics
+    assert 'tandem_webhook_rejected_total{reason="invalid"} 1.0' in metrics
