@@ -6,6 +6,7 @@ the emulator answered it before the lookup); with
     .venv/bin/python scripts/bench_jira_emulator.py [--issues 5000] [--requests 2000] [--concurrency 16]
     .venv/bin/python scripts/bench_jira_emulator.py --webhooks [--mode server] [--comments 3000]
     .venv/bin/python scripts/bench_jira_emulator.py --deliveries 5000
+    .venv/bin/python scripts/bench_jira_emulator.py --reads [--mode server] [--issues 3000] [--batch 10]
 
 Issues are created through the emulator's own rules (so they carry history like API-created ones),
 then an aiohttp client with a bounded number of in-flight requests measures each operation.
@@ -18,7 +19,16 @@ the events delivered.
 
 ``--deliveries N`` measures the delivery alone: N pre-built 6 KB bodies through the emulators'
 ``DeliveryQueue`` (4 workers) to the same receiver, once with the lean ``http://`` client and once
-through aiohttp (as https URLs would go); CPU of this process per delivery. Not a test: prints a table.
+through aiohttp (as https URLs would go); CPU of this process per delivery.
+
+``--reads`` measures what node B asks of its site per synced issue besides writing it: the final
+read ``POST /rest/api/2/search`` (``id in (…)`` of ``--batch`` issues, ``fields=*all``,
+``expand=names,changelog``, ``properties=*all``, as ``JiraAdapter._search_ids``) and ``GET
+…/issue/{id}/comment?expand=properties`` (as ``JiraAdapter._comments``), over issues carrying 7
+comments and marker properties each. The emulator serves from its own thread, so its CPU per
+request is that thread's CPU time alone (``time.thread_time``); three rounds, median shown.
+
+Not a test: prints a table.
 """
 
 from __future__ import annotations
@@ -30,8 +40,12 @@ import random
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Awaitable, Callable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -239,6 +253,117 @@ async def bench_webhooks(args: argparse.Namespace) -> None:
         )
 
 
+class EmulatorThread:
+    """A Jira emulator serving from its own thread and event loop (its CPU is that thread's)."""
+
+    def __init__(self, mode: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=f"emulator-{mode}", daemon=True)
+        self.thread.start()
+        self.emu: JiraEmulator = self.call(self._make(mode)).result()
+        self.url: str = self.call(self.emu.start(host="127.0.0.1", port=0)).result()
+
+    @staticmethod
+    async def _make(mode: str) -> JiraEmulator:
+        return JiraEmulator(mode=mode, user="admin", password="admin", state_file=None)
+
+    def call(self, coro: Awaitable[Any]) -> Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+
+    async def _cpu(self) -> float:
+        return time.thread_time()
+
+    def cpu(self) -> float:
+        return float(self.call(self._cpu()).result())
+
+    def stop(self) -> None:
+        self.call(self.emu.stop()).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def seed_synced(emu: JiraEmulator, count: int, comments: int) -> list[str]:
+    """Issues as node B leaves them: a marker property on the issue and on each of its comments."""
+    populate(emu, count)
+    state = emu.state
+    site = Site(state)
+    admin = state.users["admin"]
+    ids = []
+    for n, issue in enumerate(list(state.issues.values())):
+        issue.properties["tandem.marker"] = {"marker": f"tandem:bench:{n}"}
+        for k in range(comments):
+            spec = {
+                "body": f"Comment {k} on issue {n}: it *still* fails, see [the log|https://example.com/{n}].",
+                "properties": [{"key": "tandem.marker", "value": {"marker": f"tandem:bench:{n}.{k}"}}],
+            }
+            site.add_comment(admin, issue, spec, 2)
+        ids.append(issue.id)
+    return ids
+
+
+async def bench_reads(args: argparse.Namespace) -> None:
+    emu = EmulatorThread(args.mode)
+    headers = {"Authorization": aiohttp.encode_basic_auth("admin", "admin")}
+    rows: list[tuple[str, int, list[float], list[float]]] = []
+    try:
+        ids = emu.call(asyncio.to_thread(seed_synced, emu.emu, args.issues, 7)).result()
+        rng = random.Random(3)
+        sem = asyncio.Semaphore(args.concurrency)
+        errors = 0
+
+        async def one(session: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> None:
+            nonlocal errors
+            async with sem, session.request(method, url, json=body, headers=headers) as resp:
+                await resp.read()
+                errors += resp.status != 200
+
+        def searches() -> list[tuple[str, str, Any]]:
+            order = ids[:]
+            rng.shuffle(order)
+            out = []
+            for i in range(0, len(order), args.batch):
+                chunk = order[i : i + args.batch]
+                body = {
+                    "jql": f"id in ({', '.join(chunk)})",
+                    "maxResults": len(chunk),
+                    "fields": ["*all"],
+                    "properties": ["*all"],
+                    "expand": ["names", "changelog"],
+                    "startAt": 0,
+                }
+                out.append(("POST", f"{emu.url}/rest/api/2/search", body))
+            return out
+
+        def comment_reads() -> list[tuple[str, str, Any]]:
+            q = "startAt=0&maxResults=100&expand=properties&orderBy=created"
+            return [("GET", f"{emu.url}/rest/api/2/issue/{i}/comment?{q}", None) for i in ids]
+
+        async with aiohttp.ClientSession() as session:
+            await asyncio.gather(*(one(session, *r) for r in comment_reads()[:50]))  # warm-up
+            for name, make in (
+                (f"search v2 (id in, {args.batch}/search, *all)", searches),
+                ("GET issue/{id}/comment?expand=properties", comment_reads),
+            ):
+                cpus: list[float] = []
+                walls: list[float] = []
+                for _ in range(3):
+                    requests = make()
+                    cpu0, wall0 = emu.cpu(), time.perf_counter()
+                    await asyncio.gather(*(one(session, *r) for r in requests))
+                    walls.append(time.perf_counter() - wall0)
+                    cpus.append(emu.cpu() - cpu0)
+                rows.append((name, len(requests), cpus, walls))
+    finally:
+        emu.stop()
+    print(f"Jira emulator ({args.mode}), {args.issues} issues x 7 comments, concurrency {args.concurrency}")
+    print(f"{'operation':44} {'requests':>8} {'req/s':>8} {'emulator CPU us/request (3 rounds)':>36}")
+    for name, n, cpus, walls in rows:
+        shown = " / ".join(f"{c / n * 1e6:.0f}" for c in cpus)
+        print(f"{name:44} {n:8d} {n / statistics.median(walls):8.1f} {shown:>36}")
+    if errors:
+        print(f"errors: {errors}")
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--issues", type=int, default=5000)
@@ -250,6 +375,8 @@ async def main() -> None:
     parser.add_argument("--comments", type=int, default=3500, help="--webhooks: comments to add")
     parser.add_argument("--events", default="", help="--webhooks: comma-separated events (default: Tandem's)")
     parser.add_argument("--deliveries", type=int, default=0, help="measure the delivery client alone")
+    parser.add_argument("--reads", action="store_true", help="measure node B's final reads instead")
+    parser.add_argument("--batch", type=int, default=10, help="--reads: ids per search")
     parser.add_argument(
         "--full-scan", action="store_true", help="searches scan every issue even when the query names them"
     )
@@ -259,6 +386,9 @@ async def main() -> None:
         return
     if args.webhooks:
         await bench_webhooks(args)
+        return
+    if args.reads:
+        await bench_reads(args)
         return
 
     emu = JiraEmulator(mode=args.mode)
