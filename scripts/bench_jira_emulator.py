@@ -6,7 +6,7 @@ the emulator answered it before the lookup); with
     .venv/bin/python scripts/bench_jira_emulator.py [--issues 5000] [--requests 2000] [--concurrency 16]
     .venv/bin/python scripts/bench_jira_emulator.py --webhooks [--mode server] [--comments 3000]
     .venv/bin/python scripts/bench_jira_emulator.py --deliveries 5000
-    .venv/bin/python scripts/bench_jira_emulator.py --reads [--mode server] [--issues 3000] [--batch 10]
+    .venv/bin/python scripts/bench_jira_emulator.py --reads [--mode server] [--issues 300] [--batch 10]
 
 Issues are created through the emulator's own rules (so they carry history like API-created ones),
 then an aiohttp client with a bounded number of in-flight requests measures each operation.
@@ -21,12 +21,13 @@ the events delivered.
 ``DeliveryQueue`` (4 workers) to the same receiver, once with the lean ``http://`` client and once
 through aiohttp (as https URLs would go); CPU of this process per delivery.
 
-``--reads`` measures what node B asks of its site per synced issue besides writing it: the final
-read ``POST /rest/api/2/search`` (``id in (…)`` of ``--batch`` issues, ``fields=*all``,
-``expand=names,changelog``, ``properties=*all``, as ``JiraAdapter._search_ids``) and ``GET
-…/issue/{id}/comment?expand=properties`` (as ``JiraAdapter._comments``), over issues carrying 7
-comments and marker properties each. The emulator serves from its own thread, so its CPU per
-request is that thread's CPU time alone (``time.thread_time``); three rounds, median shown.
+``--reads`` measures what node B asks of its site per synced issue, in the bulk's order: 7 comments
+written through ``POST …/comment`` (marker property, one webhook registered for Tandem's events,
+delivered to a receiver in another process), then the final reads ``POST /rest/api/2/search``
+(``id in (…)`` of ``--batch`` issues, ``fields=*all``, ``expand=names,changelog``,
+``properties=*all``, as ``JiraAdapter._search_ids``) and ``GET …/issue/{id}/comment?expand=properties``
+(as ``JiraAdapter._comments``). Three rounds of ``--issues`` new issues. The emulator serves from
+its own thread, so its CPU per request is that thread's CPU time alone (``time.thread_time``).
 
 Not a test: prints a table.
 """
@@ -282,84 +283,107 @@ class EmulatorThread:
         self.thread.join(5)
 
 
-def seed_synced(emu: JiraEmulator, count: int, comments: int) -> list[str]:
-    """Issues as node B leaves them: a marker property on the issue and on each of its comments."""
-    populate(emu, count)
-    state = emu.state
-    site = Site(state)
-    admin = state.users["admin"]
-    ids = []
-    for n, issue in enumerate(list(state.issues.values())):
-        issue.properties["tandem.marker"] = {"marker": f"tandem:bench:{n}"}
-        for k in range(comments):
-            spec = {
-                "body": f"Comment {k} on issue {n}: it *still* fails, see [the log|https://example.com/{n}].",
-                "properties": [{"key": "tandem.marker", "value": {"marker": f"tandem:bench:{n}.{k}"}}],
-            }
-            site.add_comment(admin, issue, spec, 2)
-        ids.append(issue.id)
-    return ids
-
-
 async def bench_reads(args: argparse.Namespace) -> None:
+    receiver = subprocess.Popen(  # noqa: ASYNC220 (started once, before anything is measured)
+        [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True
+    )
     emu = EmulatorThread(args.mode)
     headers = {"Authorization": aiohttp.encode_basic_auth("admin", "admin")}
-    rows: list[tuple[str, int, list[float], list[float]]] = []
+    rows: dict[str, list[tuple[int, float, float]]] = {}
+    errors = 0
     try:
-        ids = emu.call(asyncio.to_thread(seed_synced, emu.emu, args.issues, 7)).result()
+        assert receiver.stdout is not None
+        hook = f"http://127.0.0.1:{receiver.stdout.readline().strip()}/hook"
+        state = emu.emu.state
+        state.add_project("BENCH", components=["Core", "UI"], versions=["1.0"])
+        admin = state.users["admin"]
         rng = random.Random(3)
         sem = asyncio.Semaphore(args.concurrency)
-        errors = 0
 
         async def one(session: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> None:
             nonlocal errors
             async with sem, session.request(method, url, json=body, headers=headers) as resp:
                 await resp.read()
-                errors += resp.status != 200
+                errors += resp.status not in (200, 201)
 
-        def searches() -> list[tuple[str, str, Any]]:
-            order = ids[:]
-            rng.shuffle(order)
+        def new_issues(count: int) -> list[str]:
+            site = Site(state)  # no event sink: the issues exist before the node writes comments
             out = []
-            for i in range(0, len(order), args.batch):
-                chunk = order[i : i + args.batch]
-                body = {
-                    "jql": f"id in ({', '.join(chunk)})",
-                    "maxResults": len(chunk),
-                    "fields": ["*all"],
-                    "properties": ["*all"],
-                    "expand": ["names", "changelog"],
-                    "startAt": 0,
+            for n in range(count):
+                fields = {
+                    "project": {"key": "BENCH"},
+                    "issuetype": {"name": "Task"},
+                    "summary": f"Synced issue {n}",
+                    "description": f"Customer report {n}.\n\nSteps: open the *settings* page.",
+                    "labels": ["customer", "backend"],
+                    "priority": {"name": "High"},
                 }
-                out.append(("POST", f"{emu.url}/rest/api/2/search", body))
+                marker = [{"key": "tandem.marker", "value": {"marker": f"tandem:bench:{n}"}}]
+                out.append(site.create_issue(admin, {"fields": fields, "properties": marker}, 2).id)
             return out
 
-        def comment_reads() -> list[tuple[str, str, Any]]:
-            q = "startAt=0&maxResults=100&expand=properties&orderBy=created"
-            return [("GET", f"{emu.url}/rest/api/2/issue/{i}/comment?{q}", None) for i in ids]
-
         async with aiohttp.ClientSession() as session:
-            await asyncio.gather(*(one(session, *r) for r in comment_reads()[:50]))  # warm-up
-            for name, make in (
-                (f"search v2 (id in, {args.batch}/search, *all)", searches),
-                ("GET issue/{id}/comment?expand=properties", comment_reads),
-            ):
-                cpus: list[float] = []
-                walls: list[float] = []
-                for _ in range(3):
-                    requests = make()
+            if not args.no_hook:  # the node's own subscription: its writes come back as events
+                body = {"name": "bench", "url": hook, "events": list(SUBSCRIBED_EVENTS), "excludeBody": False}
+                async with session.post(
+                    f"{emu.url}/rest/webhooks/1.0/webhook", json=body, headers=headers
+                ) as r:
+                    assert r.status == 201, await r.text()
+            for _ in range(3):
+                ids = emu.call(asyncio.to_thread(new_issues, args.issues)).result()
+
+                async def comments(iid: str) -> None:
+                    for k in range(7):  # in order, as the node writes them
+                        body = {
+                            "body": f"Comment {k} on {iid}: it *still* fails, see [the log|https://example.com/{k}].",
+                            "properties": [
+                                {"key": "tandem.marker", "value": {"marker": f"tandem:{iid}.{k}"}}
+                            ],
+                        }
+                        await one(session, "POST", f"{emu.url}/rest/api/2/issue/{iid}/comment", body)
+
+                cpu0, wall0 = emu.cpu(), time.perf_counter()
+                await asyncio.gather(*(comments(i) for i in ids))
+                emu.call(emu.emu.drain_webhooks(600)).result()
+                rows.setdefault("POST comment (+ its webhooks)", []).append(
+                    (len(ids) * 7, emu.cpu() - cpu0, time.perf_counter() - wall0)
+                )
+                order = ids[:]
+                rng.shuffle(order)
+                searches = []
+                for i in range(0, len(order), args.batch):
+                    chunk = order[i : i + args.batch]
+                    body = {
+                        "jql": f"id in ({', '.join(chunk)})",
+                        "maxResults": len(chunk),
+                        "fields": ["*all"],
+                        "properties": ["*all"],
+                        "expand": ["names", "changelog"],
+                        "startAt": 0,
+                    }
+                    searches.append(("POST", f"{emu.url}/rest/api/2/search", body))
+                q = "startAt=0&maxResults=100&expand=properties&orderBy=created"
+                reads = [("GET", f"{emu.url}/rest/api/2/issue/{i}/comment?{q}", None) for i in ids]
+                for name, requests in (
+                    (f"search v2 (id in, {args.batch}/search, *all)", searches),
+                    ("GET issue/{id}/comment?expand=properties", reads),
+                ):
                     cpu0, wall0 = emu.cpu(), time.perf_counter()
                     await asyncio.gather(*(one(session, *r) for r in requests))
-                    walls.append(time.perf_counter() - wall0)
-                    cpus.append(emu.cpu() - cpu0)
-                rows.append((name, len(requests), cpus, walls))
+                    rows.setdefault(name, []).append(
+                        (len(requests), emu.cpu() - cpu0, time.perf_counter() - wall0)
+                    )
     finally:
         emu.stop()
-    print(f"Jira emulator ({args.mode}), {args.issues} issues x 7 comments, concurrency {args.concurrency}")
+        receiver.terminate()
+        receiver.wait(5)
+    hooked = "no webhook" if args.no_hook else "one webhook (Tandem's events)"
+    print(f"Jira emulator ({args.mode}), 3 rounds of {args.issues} new issues x 7 comments, {hooked}")
     print(f"{'operation':44} {'requests':>8} {'req/s':>8} {'emulator CPU us/request (3 rounds)':>36}")
-    for name, n, cpus, walls in rows:
-        shown = " / ".join(f"{c / n * 1e6:.0f}" for c in cpus)
-        print(f"{name:44} {n:8d} {n / statistics.median(walls):8.1f} {shown:>36}")
+    for name, runs in rows.items():
+        shown = " / ".join(f"{cpu / n * 1e6:.0f}" for n, cpu, _ in runs)
+        n = runs[0][0]
+        print(f"{name:44} {n:8d} {n / statistics.median(w for _, _, w in runs):8.1f} {shown:>36}")
     if errors:
         print(f"errors: {errors}")
 
@@ -377,6 +401,7 @@ async def main() -> None:
     parser.add_argument("--deliveries", type=int, default=0, help="measure the delivery client alone")
     parser.add_argument("--reads", action="store_true", help="measure node B's final reads instead")
     parser.add_argument("--batch", type=int, default=10, help="--reads: ids per search")
+    parser.add_argument("--no-hook", action="store_true", help="--reads: no webhook registered")
     parser.add_argument(
         "--full-scan", action="store_true", help="searches scan every issue even when the query names them"
     )
