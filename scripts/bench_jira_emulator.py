@@ -384,6 +384,8 @@ async def bench_reads(args: argparse.Namespace) -> None:
         shown = " / ".join(f"{cpu / n * 1e6:.0f}" for n, cpu, _ in runs)
         n = runs[0][0]
         print(f"{name:44} {n:8d} {n / statistics.median(w for _, _, w in runs):8.1f} {shown:>36}")
+    per_issue = [sum(runs[r][1] for runs in rows.values()) / args.issues * 1e6 for r in range(3)]
+    print(f"{'all of it, per issue':44} {'':8} {'':8} {' / '.join(f'{c:.0f}' for c in per_issue):>36}")
     if errors:
         print(f"errors: {errors}")
 
