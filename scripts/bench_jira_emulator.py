@@ -29,6 +29,9 @@ delivered to a receiver in another process), then the final reads ``POST /rest/a
 (as ``JiraAdapter._comments``). Three rounds of ``--issues`` new issues. The emulator serves from
 its own thread, so its CPU per request is that thread's CPU time alone (``time.thread_time``).
 
+``--pages`` measures node A's bulk listing: ``search/jql`` pages of 100 with what the adapter asks,
+over ``--issues`` seeded issues (7 comments each); emulator-thread CPU per issue.
+
 Not a test: prints a table.
 """
 
@@ -390,6 +393,52 @@ async def bench_reads(args: argparse.Namespace) -> None:
         print(f"errors: {errors}")
 
 
+async def bench_pages(args: argparse.Namespace) -> None:
+    """Node A's bulk listing: ``GET /rest/api/3/search/jql`` pages of 100 over a seeded site, with
+    what ``JiraAdapter.search`` asks (``fields=*all``, ``expand=names,changelog``,
+    ``properties=*all``); emulator-thread CPU per issue, three passes over the site (the first one
+    builds the snapshots JQL evaluates)."""
+    from scripts.bench import HUMAN, seed
+
+    emu = EmulatorThread("cloud")
+    headers = {"Authorization": aiohttp.encode_basic_auth("admin", "admin")}
+    passes: list[tuple[float, float]] = []
+    try:
+        state = emu.emu.state
+        state.add_user(HUMAN[0], password=HUMAN[1], display_name="Jane Agent", email="jane@support.example")
+        state.add_project("BLK", lead="admin", workflow="simple")
+        emu.call(asyncio.to_thread(seed, emu.emu, "BLK", args.issues, 7)).result()
+        params = {
+            "jql": "project = BLK ORDER BY key ASC",
+            "maxResults": "100",
+            "fields": "*all",
+            "expand": "names,changelog",
+            "properties": "*all",
+        }
+        async with aiohttp.ClientSession() as session:
+            for _ in range(3):
+                token = None
+                cpu0, wall0 = emu.cpu(), time.perf_counter()
+                for _ in range(args.issues // 100 + 2):
+                    query = {**params, "nextPageToken": token} if token else params
+                    async with session.get(
+                        f"{emu.url}/rest/api/3/search/jql", params=query, headers=headers
+                    ) as r:
+                        assert r.status == 200, await r.text()
+                        page = await r.json()
+                    token = page.get("nextPageToken")
+                    if page.get("isLast"):
+                        break
+                passes.append((emu.cpu() - cpu0, time.perf_counter() - wall0))
+    finally:
+        emu.stop()
+    print(f"Jira emulator (cloud), search/jql pages of 100 over {args.issues} issues x 7 comments")
+    print(
+        "emulator CPU per issue listed (3 passes): "
+        + " / ".join(f"{c / args.issues * 1e6:.0f} us" for c, _ in passes)
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--issues", type=int, default=5000)
@@ -403,6 +452,7 @@ async def main() -> None:
     parser.add_argument("--deliveries", type=int, default=0, help="measure the delivery client alone")
     parser.add_argument("--reads", action="store_true", help="measure node B's final reads instead")
     parser.add_argument("--batch", type=int, default=10, help="--reads: ids per search")
+    parser.add_argument("--pages", action="store_true", help="measure node A's search/jql pages instead")
     parser.add_argument("--no-hook", action="store_true", help="--reads: no webhook registered")
     parser.add_argument(
         "--full-scan", action="store_true", help="searches scan every issue even when the query names them"
@@ -416,6 +466,9 @@ async def main() -> None:
         return
     if args.reads:
         await bench_reads(args)
+        return
+    if args.pages:
+        await bench_pages(args)
         return
 
     emu = JiraEmulator(mode=args.mode)
