@@ -1498,6 +1498,7 @@ class JiraApp(EmulatorApp):
         for name in EmulatorState.model_fields:
             setattr(self.state, name, getattr(fresh, name))
         self.cache.clear()
+        self.render_memos.clear()
         self.faults = Faults()
         self.stats = Stats()
 
