@@ -6,6 +6,7 @@ the emulator answered it before the lookup); with
     .venv/bin/python scripts/bench_jira_emulator.py [--issues 5000] [--requests 2000] [--concurrency 16]
     .venv/bin/python scripts/bench_jira_emulator.py --webhooks [--mode server] [--comments 3000]
     .venv/bin/python scripts/bench_jira_emulator.py --deliveries 5000
+    .venv/bin/python scripts/bench_jira_emulator.py --reads [--mode server] [--issues 300] [--batch 10]
 
 Issues are created through the emulator's own rules (so they carry history like API-created ones),
 then an aiohttp client with a bounded number of in-flight requests measures each operation.
@@ -18,7 +19,20 @@ the events delivered.
 
 ``--deliveries N`` measures the delivery alone: N pre-built 6 KB bodies through the emulators'
 ``DeliveryQueue`` (4 workers) to the same receiver, once with the lean ``http://`` client and once
-through aiohttp (as https URLs would go); CPU of this process per delivery. Not a test: prints a table.
+through aiohttp (as https URLs would go); CPU of this process per delivery.
+
+``--reads`` measures what node B asks of its site per synced issue, in the bulk's order: 7 comments
+written through ``POST …/comment`` (marker property, one webhook registered for Tandem's events,
+delivered to a receiver in another process), then the final reads ``POST /rest/api/2/search``
+(``id in (…)`` of ``--batch`` issues, ``fields=*all``, ``expand=names,changelog``,
+``properties=*all``, as ``JiraAdapter._search_ids``) and ``GET …/issue/{id}/comment?expand=properties``
+(as ``JiraAdapter._comments``). Three rounds of ``--issues`` new issues. The emulator serves from
+its own thread, so its CPU per request is that thread's CPU time alone (``time.thread_time``).
+
+``--pages`` measures node A's bulk listing: ``search/jql`` pages of 100 with what the adapter asks,
+over ``--issues`` seeded issues (7 comments each); emulator-thread CPU per issue.
+
+Not a test: prints a table.
 """
 
 from __future__ import annotations
@@ -30,8 +44,12 @@ import random
 import statistics
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Awaitable
+from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import aiohttp
@@ -239,6 +257,188 @@ async def bench_webhooks(args: argparse.Namespace) -> None:
         )
 
 
+class EmulatorThread:
+    """A Jira emulator serving from its own thread and event loop (its CPU is that thread's)."""
+
+    def __init__(self, mode: str) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, name=f"emulator-{mode}", daemon=True)
+        self.thread.start()
+        self.emu: JiraEmulator = self.call(self._make(mode)).result()
+        self.url: str = self.call(self.emu.start(host="127.0.0.1", port=0)).result()
+
+    @staticmethod
+    async def _make(mode: str) -> JiraEmulator:
+        return JiraEmulator(mode=mode, user="admin", password="admin", state_file=None)
+
+    def call(self, coro: Awaitable[Any]) -> Future[Any]:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
+
+    async def _cpu(self) -> float:
+        return time.thread_time()
+
+    def cpu(self) -> float:
+        return float(self.call(self._cpu()).result())
+
+    def stop(self) -> None:
+        self.call(self.emu.stop()).result()
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+async def bench_reads(args: argparse.Namespace) -> None:
+    receiver = subprocess.Popen(  # noqa: ASYNC220 (started once, before anything is measured)
+        [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True
+    )
+    emu = EmulatorThread(args.mode)
+    headers = {"Authorization": aiohttp.encode_basic_auth("admin", "admin")}
+    rows: dict[str, list[tuple[int, float, float]]] = {}
+    errors = 0
+    try:
+        assert receiver.stdout is not None
+        hook = f"http://127.0.0.1:{receiver.stdout.readline().strip()}/hook"
+        state = emu.emu.state
+        state.add_project("BENCH", components=["Core", "UI"], versions=["1.0"])
+        admin = state.users["admin"]
+        rng = random.Random(3)
+        sem = asyncio.Semaphore(args.concurrency)
+
+        async def one(session: aiohttp.ClientSession, method: str, url: str, body: Any = None) -> None:
+            nonlocal errors
+            async with sem, session.request(method, url, json=body, headers=headers) as resp:
+                await resp.read()
+                errors += resp.status not in (200, 201)
+
+        def new_issues(count: int) -> list[str]:
+            site = Site(state)  # no event sink: the issues exist before the node writes comments
+            out = []
+            for n in range(count):
+                fields = {
+                    "project": {"key": "BENCH"},
+                    "issuetype": {"name": "Task"},
+                    "summary": f"Synced issue {n}",
+                    "description": f"Customer report {n}.\n\nSteps: open the *settings* page.",
+                    "labels": ["customer", "backend"],
+                    "priority": {"name": "High"},
+                }
+                marker = [{"key": "tandem.marker", "value": {"marker": f"tandem:bench:{n}"}}]
+                out.append(site.create_issue(admin, {"fields": fields, "properties": marker}, 2).id)
+            return out
+
+        async with aiohttp.ClientSession() as session:
+            if not args.no_hook:  # the node's own subscription: its writes come back as events
+                body = {"name": "bench", "url": hook, "events": list(SUBSCRIBED_EVENTS), "excludeBody": False}
+                async with session.post(
+                    f"{emu.url}/rest/webhooks/1.0/webhook", json=body, headers=headers
+                ) as r:
+                    assert r.status == 201, await r.text()
+            for _ in range(3):
+                ids = emu.call(asyncio.to_thread(new_issues, args.issues)).result()
+
+                async def comments(iid: str) -> None:
+                    for k in range(7):  # in order, as the node writes them
+                        body = {
+                            "body": f"Comment {k} on {iid}: it *still* fails, see [the log|https://example.com/{k}].",
+                            "properties": [
+                                {"key": "tandem.marker", "value": {"marker": f"tandem:{iid}.{k}"}}
+                            ],
+                        }
+                        await one(session, "POST", f"{emu.url}/rest/api/2/issue/{iid}/comment", body)
+
+                cpu0, wall0 = emu.cpu(), time.perf_counter()
+                await asyncio.gather(*(comments(i) for i in ids))
+                emu.call(emu.emu.drain_webhooks(600)).result()
+                rows.setdefault("POST comment (+ its webhooks)", []).append(
+                    (len(ids) * 7, emu.cpu() - cpu0, time.perf_counter() - wall0)
+                )
+                order = ids[:]
+                rng.shuffle(order)
+                searches = []
+                for i in range(0, len(order), args.batch):
+                    chunk = order[i : i + args.batch]
+                    body = {
+                        "jql": f"id in ({', '.join(chunk)})",
+                        "maxResults": len(chunk),
+                        "fields": ["*all"],
+                        "properties": ["*all"],
+                        "expand": ["names", "changelog"],
+                        "startAt": 0,
+                    }
+                    searches.append(("POST", f"{emu.url}/rest/api/2/search", body))
+                q = "startAt=0&maxResults=100&expand=properties&orderBy=created"
+                reads = [("GET", f"{emu.url}/rest/api/2/issue/{i}/comment?{q}", None) for i in ids]
+                for name, requests in (
+                    (f"search v2 (id in, {args.batch}/search, *all)", searches),
+                    ("GET issue/{id}/comment?expand=properties", reads),
+                ):
+                    cpu0, wall0 = emu.cpu(), time.perf_counter()
+                    await asyncio.gather(*(one(session, *r) for r in requests))
+                    rows.setdefault(name, []).append(
+                        (len(requests), emu.cpu() - cpu0, time.perf_counter() - wall0)
+                    )
+    finally:
+        emu.stop()
+        receiver.terminate()
+        receiver.wait(5)
+    hooked = "no webhook" if args.no_hook else "one webhook (Tandem's events)"
+    print(f"Jira emulator ({args.mode}), 3 rounds of {args.issues} new issues x 7 comments, {hooked}")
+    print(f"{'operation':44} {'requests':>8} {'req/s':>8} {'emulator CPU us/request (3 rounds)':>36}")
+    for name, runs in rows.items():
+        shown = " / ".join(f"{cpu / n * 1e6:.0f}" for n, cpu, _ in runs)
+        n = runs[0][0]
+        print(f"{name:44} {n:8d} {n / statistics.median(w for _, _, w in runs):8.1f} {shown:>36}")
+    per_issue = [sum(runs[r][1] for runs in rows.values()) / args.issues * 1e6 for r in range(3)]
+    print(f"{'all of it, per issue':44} {'':8} {'':8} {' / '.join(f'{c:.0f}' for c in per_issue):>36}")
+    if errors:
+        print(f"errors: {errors}")
+
+
+async def bench_pages(args: argparse.Namespace) -> None:
+    """Node A's bulk listing: ``GET /rest/api/3/search/jql`` pages of 100 over a seeded site, with
+    what ``JiraAdapter.search`` asks (``fields=*all``, ``expand=names,changelog``,
+    ``properties=*all``); emulator-thread CPU per issue, three passes over the site (the first one
+    builds the snapshots JQL evaluates)."""
+    from scripts.bench import HUMAN, seed
+
+    emu = EmulatorThread("cloud")
+    headers = {"Authorization": aiohttp.encode_basic_auth("admin", "admin")}
+    passes: list[tuple[float, float]] = []
+    try:
+        state = emu.emu.state
+        state.add_user(HUMAN[0], password=HUMAN[1], display_name="Jane Agent", email="jane@support.example")
+        state.add_project("BLK", lead="admin", workflow="simple")
+        emu.call(asyncio.to_thread(seed, emu.emu, "BLK", args.issues, 7)).result()
+        params = {
+            "jql": "project = BLK ORDER BY key ASC",
+            "maxResults": "100",
+            "fields": "*all",
+            "expand": "names,changelog",
+            "properties": "*all",
+        }
+        async with aiohttp.ClientSession() as session:
+            for _ in range(3):
+                token = None
+                cpu0, wall0 = emu.cpu(), time.perf_counter()
+                for _ in range(args.issues // 100 + 2):
+                    query = {**params, "nextPageToken": token} if token else params
+                    async with session.get(
+                        f"{emu.url}/rest/api/3/search/jql", params=query, headers=headers
+                    ) as r:
+                        assert r.status == 200, await r.text()
+                        page = await r.json()
+                    token = page.get("nextPageToken")
+                    if page.get("isLast"):
+                        break
+                passes.append((emu.cpu() - cpu0, time.perf_counter() - wall0))
+    finally:
+        emu.stop()
+    print(f"Jira emulator (cloud), search/jql pages of 100 over {args.issues} issues x 7 comments")
+    print(
+        "emulator CPU per issue listed (3 passes): "
+        + " / ".join(f"{c / args.issues * 1e6:.0f} us" for c, _ in passes)
+    )
+
+
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--issues", type=int, default=5000)
@@ -250,6 +450,10 @@ async def main() -> None:
     parser.add_argument("--comments", type=int, default=3500, help="--webhooks: comments to add")
     parser.add_argument("--events", default="", help="--webhooks: comma-separated events (default: Tandem's)")
     parser.add_argument("--deliveries", type=int, default=0, help="measure the delivery client alone")
+    parser.add_argument("--reads", action="store_true", help="measure node B's final reads instead")
+    parser.add_argument("--batch", type=int, default=10, help="--reads: ids per search")
+    parser.add_argument("--pages", action="store_true", help="measure node A's search/jql pages instead")
+    parser.add_argument("--no-hook", action="store_true", help="--reads: no webhook registered")
     parser.add_argument(
         "--full-scan", action="store_true", help="searches scan every issue even when the query names them"
     )
@@ -259,6 +463,12 @@ async def main() -> None:
         return
     if args.webhooks:
         await bench_webhooks(args)
+        return
+    if args.reads:
+        await bench_reads(args)
+        return
+    if args.pages:
+        await bench_pages(args)
         return
 
     emu = JiraEmulator(mode=args.mode)

@@ -4,6 +4,7 @@ the site, and answers exactly what the full scan answers (same issues, same orde
 from __future__ import annotations
 
 import random
+import re
 from typing import Any
 
 import pytest
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 from node.trackers.base import IssueSnapshot
 from node.trackers.jira.emulator import JiraEmulator
 from node.trackers.jira.emulator.ops import JiraApiError, Site
-from node.trackers.jira.emulator.search import SnapshotCache, run_search
+from node.trackers.jira.emulator.search import SnapshotCache, plain_lookup, run_search
 from node.trackers.jira.emulator.state import EmulatorState, Issue, new_state
 
 from .conftest import Client
@@ -139,6 +140,54 @@ def both(state: EmulatorState, jql: str) -> tuple[Any, Any]:
 @given(where(), order)
 def test_lookup_answers_what_the_full_scan_answers(clause: str, ordering: str) -> None:
     fast, full = both(STATE, clause + ordering)
+    assert fast == full
+
+
+@st.composite
+def plain_query(draw: st.DrawFn) -> str:
+    """What the node's batched reads send (``id in (…) OR key in (…)``), in any case, spacing and
+    quoting the plain-lookup pattern accepts."""
+    terms = []
+    for _ in range(draw(st.integers(1, 3))):
+        field = draw(st.sampled_from(["id", "key", "issuekey", "issueKey", "KEY", "Id"]))
+        values = draw(st.lists(ref, min_size=1, max_size=6))
+        shown = []
+        for v in values:
+            bare = v.isdigit() or re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*-[0-9]+", v) is not None
+            shown.append(v if bare and draw(st.booleans()) else f'"{v}"')
+        comma = draw(st.sampled_from([", ", ",", " , "]))
+        if len(shown) == 1 and draw(st.booleans()):
+            terms.append(f"{field}{draw(st.sampled_from([' = ', '=']))}{shown[0]}")
+        else:
+            terms.append(f"{field} {draw(st.sampled_from(['in', 'IN', 'In']))} ({comma.join(shown)})")
+    return draw(st.sampled_from(["", " "])) + draw(st.sampled_from([" OR ", " or ", " Or\n"])).join(terms)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plain_query())
+def test_plain_lookup_answers_what_the_engine_answers(jql: str) -> None:
+    assert plain_lookup(jql) is not None  # the pattern's path, not the compiler's
+    fast, full = both(STATE, jql)
+    assert fast == full
+
+
+@pytest.mark.parametrize(
+    "jql",
+    [
+        "key = EMPTY",
+        "key in (ABC-1) ORDER BY key",
+        "key in (ABC-1) AND project = ABC",
+        "id in ()",
+        "key in (currentUser())",
+        "key in (ABC-1, (XY-1))",
+        'key = "ABC\\-1"',
+        "summary in (ABC-1)",
+        "key in (ABC-1) OR",
+    ],
+)
+def test_other_queries_are_compiled(jql: str) -> None:
+    assert plain_lookup(jql) is None
+    fast, full = both(STATE, jql)
     assert fast == full
 
 

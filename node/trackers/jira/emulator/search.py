@@ -4,7 +4,9 @@ The JQL engine evaluates neutral :class:`~node.trackers.base.IssueSnapshot` valu
 built on demand (and cached per issue ``updated`` stamp, since a search over thousands of issues
 would otherwise rebuild them every time). A query that names its issues (``key in (…)``, ``id = …``,
 alone or ANDed with other terms) looks them up instead of scanning the site: the node's batched reads
-are such queries.
+are such queries. The plainest of them (``id in (…)`` / ``key in (…)`` / ``key = …`` ORed, nothing
+else: exactly what the node sends) is recognised by a pattern and answered without compiling it or
+building snapshots; its answer is the one the engine gives (a hypothesis test compares them).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import inspect
+import re
 from collections import OrderedDict
 from typing import Any
 
@@ -162,12 +165,53 @@ def _named_by_terminal(t: Terminal, state: EmulatorState) -> set[str] | None:
     return ids
 
 
+# A value the JQL lexer reads as itself: a number, an issue-key-like word (letters first, then a
+# hyphen and digits: never a keyword, function or EMPTY), or either of those (or other plain
+# characters) in double quotes without escapes. Anything else goes through the compiler.
+_VALUE = r'(?:[0-9]+|[A-Za-z][A-Za-z0-9_]*-[0-9]+|"[A-Za-z0-9_.-]+")'
+_TERM = rf"(?:id|key|issuekey)\s*(?:=\s*{_VALUE}|\s+in\s*\(\s*{_VALUE}(?:\s*,\s*{_VALUE})*\s*\))"
+_PLAIN = re.compile(rf"\s*{_TERM}(?:\s+or\s+{_TERM})*\s*", re.IGNORECASE | re.ASCII)
+_VALUES = re.compile(_VALUE, re.ASCII)
+
+
+def plain_lookup(text: str) -> list[str] | None:
+    """The values of a query made only of ``id``/``key``/``issuekey`` ``=``/``in`` terms joined by OR
+    (no ORDER BY), lower-cased as the engine compares them; None for any other query."""
+    if len(text) > 100_000 or not _PLAIN.fullmatch(text):
+        return None
+    # Field names and the words IN / OR never match _VALUE (no digits, no hyphen, no quotes), so
+    # every match is one of the listed values.
+    return [m.group().strip('"').lower() for m in _VALUES.finditer(text)]
+
+
+def _looked_up(state: EmulatorState, values: list[str]) -> list[Issue]:
+    """What the engine answers for a plain lookup: the issues whose id or key (case-insensitively)
+    is one of ``values``, newest first (created, then id), as :func:`run_search` orders a query
+    without ORDER BY."""
+    found: dict[str, Issue] = {}
+    for low in values:
+        issue = state.issues.get(low)
+        if issue is not None:
+            found[issue.id] = issue
+        iid = state.keys.get(low.upper())
+        if iid is not None and iid in state.issues:
+            issue = state.issues[iid]
+            if issue.key.lower() == low:  # a key the issue still has (keys maps moved ones too)
+                found[issue.id] = issue
+    return sorted(found.values(), key=lambda i: (i.created, int(i.id)), reverse=True)
+
+
 def run_search(
     state: EmulatorState, cache: SnapshotCache, text: str, user: User | None, *, lookup: bool = True
 ) -> list[Issue]:
     """Every issue matching ``text``, in the query's ORDER BY (without one: newest first, as Jira's
     search API returns them). ``lookup=False`` scans every issue even when the query names them
-    (what the fast path is checked against)."""
+    (what the fast paths are checked against)."""
+    if lookup and text:
+        values = plain_lookup(text)
+        if values is not None:
+            _jql()  # the same 503 as the compiled path when the engine is missing
+            return _looked_up(state, values)
     query = compile_jql(text or "", state)
     ctx = make_context(state, user)
     by_id: dict[str, Issue] = {}

@@ -16,9 +16,10 @@ import hashlib
 import json
 import logging
 import mimetypes
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from typing import Any
 
+import orjson
 from aiohttp import BodyPartReader, web
 
 from node.trackers.common.emulator import EmulatorApp
@@ -26,7 +27,15 @@ from node.trackers.common.rest import encode_json
 
 from .faults import Faults, FaultSpecError, Stats
 from .ops import NOT_FOUND, Event, JiraApiError, Site, check_property_key
-from .search import JqlUnavailable, SnapshotCache, compile_jql, make_context, parse_structure, run_search
+from .search import (
+    JqlUnavailable,
+    SnapshotCache,
+    compile_jql,
+    make_context,
+    parse_structure,
+    plain_lookup,
+    run_search,
+)
 from .state import (
     CustomField,
     EmulatorState,
@@ -71,6 +80,26 @@ def json_response(data: Any, *, status: int = 200) -> web.Response:
     )
 
 
+def encode_rows(envelope: dict[str, Any], key: str, rows: Iterable[Any]) -> bytes | None:
+    """``encode_json(envelope)`` with ``envelope[key]`` (the first key, an empty list here) holding
+    ``rows``, each rendered and encoded in turn: a page of issues then never exists as one tree of
+    dicts, so its objects die young instead of surviving into the garbage collector's oldest
+    generation, where every collection walks the whole site (half the CPU of a large page of a
+    large site went there). The same bytes as encoding the whole answer; None when a row needs
+    :func:`encode_json`'s slower routes (the caller then encodes the whole answer as usual)."""
+    encoded = []
+    for row in rows:
+        try:
+            encoded.append(orjson.dumps(row))
+        except TypeError:
+            return None
+    head = encode_json(envelope)
+    opening = b'{"' + key.encode() + b'":['
+    if not head.startswith(opening + b"]"):
+        raise ValueError(f"{key!r} must be the envelope's first key and hold an empty list")
+    return opening + b",".join(encoded) + head[len(opening) :]
+
+
 def page_bean(
     rows: Sequence[Any],
     start: int,
@@ -112,7 +141,9 @@ class JiraApp(EmulatorApp):
         self.stats = Stats()
         self.dispatcher = WebhookDispatcher()
         self.cache = SnapshotCache(state)
-        self.render_memo = RenderMemo()  # webhook payloads only
+        # Renderings of users and comments kept between webhook payloads and the reads that follow
+        # them (searches, comment lists), one memo per (base URL, API version) a client used.
+        self.render_memos: dict[tuple[str, int], RenderMemo] = {}
         self.dirty = False
         self.base_url = ""
 
@@ -300,6 +331,19 @@ class JiraApp(EmulatorApp):
             api = 3 if request.match_info.get("v") == "3" else 2
         return View(self.state, f"{request.scheme}://{request.host}", api)
 
+    def memo_view(self, base: str, api: int) -> View:
+        """A view reusing earlier renderings (see :class:`RenderMemo`): only for answers serialised
+        at once and never changed (a caller that adds to a rendered dict copies it first)."""
+        memo = self.render_memos.get((base, api))
+        if memo is None:
+            if len(self.render_memos) >= 8:  # a handful of base URLs in practice
+                self.render_memos.clear()
+            memo = self.render_memos[(base, api)] = RenderMemo()
+        return View(self.state, base, api, memo)
+
+    def request_memo_view(self, request: web.Request) -> View:
+        return self.memo_view(f"{request.scheme}://{request.host}", self.api(request))
+
     @staticmethod
     def api(request: web.Request) -> int:
         return 3 if request.match_info.get("v") == "3" else 2
@@ -350,8 +394,7 @@ class JiraApp(EmulatorApp):
         ]
         if not hooks or not self.dispatcher.running:
             return
-        view = View(self.state, self.base_url, 2, self.render_memo)
-        payload = self.webhook_payload(view, event)
+        payload = self.webhook_payload(self.memo_view(self.base_url, 2), event)
         shared: bytes | None = None  # one encoding for every hook that gets the same body
         snap = None
         for hook in hooks:
@@ -828,7 +871,7 @@ class JiraApp(EmulatorApp):
 
     async def comments(self, request: web.Request) -> web.StreamResponse:
         issue = self.issue_or_404(request)
-        view = self.view(request)
+        view = self.request_memo_view(request)
         start = self.int_param(request, "startAt", 0)
         size = self.int_param(request, "maxResults", 5000, 0, 5000)
         expand = set(self._list_param(request, "expand") or [])
@@ -840,7 +883,7 @@ class JiraApp(EmulatorApp):
         for c in page:
             row = view.comment(issue, c, rendered="renderedBody" in expand)
             if "properties" in expand:
-                row["properties"] = [{"key": k, "value": v} for k, v in c.properties.items()]
+                row = {**row, "properties": [{"key": k, "value": v} for k, v in c.properties.items()]}
             out.append(row)
         return json_response({"startAt": start, "maxResults": size, "total": len(rows), "comments": out})
 
@@ -1159,6 +1202,14 @@ class JiraApp(EmulatorApp):
         except JqlUnavailable as err:
             raise JiraApiError(503, [str(err)]) from err
 
+    def _search_view(self, request: web.Request, jql: Any) -> View:
+        """A search naming its issues by id or key (the node reading back what it just wrote, whose
+        comments and users were rendered for their webhooks) reuses those renderings; a scan of the
+        site renders each issue once, where a memo would only add its bookkeeping."""
+        if isinstance(jql, str) and plain_lookup(jql) is not None:
+            return self.request_memo_view(request)
+        return self.view(request)
+
     async def search(self, request: web.Request) -> web.StreamResponse:
         args = await self._search_args(request)
         start = max(0, self._as_int(args.get("startAt"), "startAt", 0))
@@ -1167,7 +1218,7 @@ class JiraApp(EmulatorApp):
         expand = set(self._as_list(args.get("expand")) or [])
         props = self._as_list(args.get("properties"))
         issues = self._matching(request, args.get("jql"))
-        view = self.view(request)
+        view = self._search_view(request, args.get("jql"))
         page = issues[start : start + size]
         return json_response(
             {
@@ -1196,18 +1247,25 @@ class JiraApp(EmulatorApp):
         expand = set(self._as_list(args.get("expand")) or [])
         props = self._as_list(args.get("properties"))
         issues = self._matching(request, jql)
-        view = self.view(request)
+        view = self._search_view(request, jql)
         page = issues[start : start + size]
-        rows = []
-        for i in page:
-            row = view.issue(i, fields=fields, expand=expand, properties=props)
-            if fields == ["id"]:
-                row = {"id": i.id}
-            rows.append(row)
-        out: dict[str, Any] = {"issues": rows, "isLast": start + size >= len(issues)}
+
+        def rows() -> Iterator[dict[str, Any]]:
+            for i in page:
+                yield (
+                    {"id": i.id}
+                    if fields == ["id"]
+                    else view.issue(i, fields=fields, expand=expand, properties=props)
+                )
+
+        out: dict[str, Any] = {"issues": [], "isLast": start + size >= len(issues)}
         if not out["isLast"]:
             out["nextPageToken"] = self._encode_token(start + size, jql)
-        return json_response(out)
+        body = encode_rows(out, "issues", rows())
+        if body is None:  # a row orjson alone cannot write: the whole answer the usual way
+            out["issues"] = list(rows())
+            return json_response(out)
+        return web.Response(body=body, content_type="application/json", charset="utf-8")
 
     @staticmethod
     def _encode_token(offset: int, jql: str) -> str:
@@ -1440,6 +1498,7 @@ class JiraApp(EmulatorApp):
         for name in EmulatorState.model_fields:
             setattr(self.state, name, getattr(fresh, name))
         self.cache.clear()
+        self.render_memos.clear()
         self.faults = Faults()
         self.stats = Stats()
 

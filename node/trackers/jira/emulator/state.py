@@ -548,7 +548,8 @@ class EmulatorState(_Model):
         user = self.users.get(key) if key else None
         if user is None:
             return None
-        return UserRef(
+        # Built without validation: every part is a str (or None) of an already validated User.
+        return UserRef.model_construct(
             email=user.email,
             display_name=user.display_name,
             account_id=user.account_id if self.mode == "cloud" else None,
@@ -576,17 +577,30 @@ class EmulatorState(_Model):
         return value
 
     def to_snapshot(self, issue: Issue, base_url: str = "") -> IssueSnapshot:
-        """The neutral view of an issue (what JQL evaluates and what an adapter would produce)."""
+        """The neutral view of an issue (what JQL evaluates and what an adapter would produce).
+
+        Built with ``model_construct``: every value comes from this state's own models, validated
+        when they were stored (bodies are docs the converters made), so validating them again (a
+        recursive walk of each comment body) would only cost time; a search builds one snapshot
+        per changed issue. Lists and dicts are the snapshot's own copies, as validation would make.
+        """
         status = self.statuses[issue.status]
         project = self.projects[issue.project]
         comp = {c.id: c.name for c in project.components}
         vers = {v.id: v.name for v in project.versions}
+        refs: dict[str | None, UserRef | None] = {}  # each person once per snapshot (~10 mentions)
+
+        def ref(key: str | None) -> UserRef | None:
+            if key not in refs:
+                refs[key] = self.user_ref(key)
+            return refs[key]
+
         changelog: list[ChangeItem] = []
         for history in issue.histories:
-            author = self.user_ref(history.author)
+            author = ref(history.author)
             for item in history.items:
                 changelog.append(
-                    ChangeItem(
+                    ChangeItem.model_construct(
                         field=item.field_id,
                         from_value=item.from_string,
                         to_value=item.to_string,
@@ -602,9 +616,9 @@ class EmulatorState(_Model):
             if fid in self.custom_fields and value is not None
         }
         comments = [
-            NeutralComment(
+            NeutralComment.model_construct(
                 id=c.id,
-                author=self.user_ref(c.author),
+                author=ref(c.author),
                 body=c.body,
                 created=c.created,
                 updated=c.updated,
@@ -617,18 +631,19 @@ class EmulatorState(_Model):
             rec = self.attachments.get(aid)
             if rec is not None:
                 attachments.append(
-                    NeutralAttachment(
+                    NeutralAttachment.model_construct(
                         id=rec.id,
                         filename=rec.filename,
                         size=len(rec.content),
                         mime_type=rec.mime_type,
                         sha256=rec.sha256,
                         created=rec.created,
-                        author=self.user_ref(rec.author),
+                        author=ref(rec.author),
+                        url=None,
                     )
                 )
         last_author = issue.histories[-1].author if issue.histories else issue.creator
-        return IssueSnapshot(
+        return IssueSnapshot.model_construct(
             tracker="jira",
             id=issue.id,
             key=issue.key,
@@ -636,7 +651,7 @@ class EmulatorState(_Model):
             project=issue.project,
             summary=issue.summary,
             description=issue.description,
-            status=StatusRef(name=status.name, category=status.category),
+            status=StatusRef.model_construct(name=status.name, category=status.category),
             resolution=self.resolutions[issue.resolution].name if issue.resolution else None,
             priority=self.priorities[issue.priority].name if issue.priority else None,
             issue_type=self.issue_types[issue.issuetype].name,
@@ -645,21 +660,26 @@ class EmulatorState(_Model):
             fix_versions=[vers[v] for v in issue.fix_versions if v in vers],
             affects_versions=[vers[v] for v in issue.versions if v in vers],
             due_date=dt.date.fromisoformat(issue.duedate) if issue.duedate else None,
-            assignee=self.user_ref(issue.assignee),
-            reporter=self.user_ref(issue.reporter),
-            creator=self.user_ref(issue.creator),
+            assignee=ref(issue.assignee),
+            reporter=ref(issue.reporter),
+            creator=ref(issue.creator),
             custom_fields=custom,
             field_names=self.field_names(),
             comments=comments,
+            comment_markers={},
             attachments=attachments,
+            worklogs=[],
+            links=[],
             parent=None,
             properties=dict(issue.properties),
-            watchers=[r for r in (self.user_ref(w) for w in issue.watchers) if r is not None],
+            watchers=[r for r in (ref(w) for w in issue.watchers) if r is not None],
+            votes=0,
             created=issue.created,
             updated=issue.updated,
             resolved=issue.resolutiondate,
-            updated_by=self.user_ref(last_author),
+            updated_by=ref(last_author),
             changelog=changelog,
+            raw={},
         )
 
     # ------------------------------------------------------------------ persistence

@@ -198,12 +198,13 @@ def _avatar_urls(seed: str) -> tuple[tuple[str, str], ...]:
 
 
 class RenderMemo:
-    """Renderings of users and comments kept between webhook events: each event carries the whole
-    issue (every comment, every user), so without it an issue's 7th comment event renders 7
-    comments and ~20 users again. An entry is reused only while what it was rendered from is the
-    same (stored bodies are replaced, never changed in place, so a body is compared by identity);
-    a hit is the very dict rendered before, so only callers that never change their answer (the
-    webhook payloads, serialised at once) may use a memo."""
+    """Renderings of users and comments kept between webhook events and the reads that follow them:
+    a comment rendered for its ``issue_commented`` event is served again by the node's search by id
+    and comment list, and a user shows up ~20 times in one issue. An entry is reused only while
+    what it was rendered from is the same (stored bodies are replaced, never changed in place, so a
+    body is compared by identity); a hit is the very dict rendered before, so only callers that
+    serialise their answer at once and never change it may use a memo (one that adds a key copies
+    the dict first)."""
 
     def __init__(self, limit: int = 8192) -> None:
         self.limit = limit
@@ -223,7 +224,7 @@ class RenderMemo:
 @dataclass
 class View:
     """How to render: which site, which base URL, which API version (2 or 3); ``memo`` reuses
-    renderings between calls (webhook payloads only, see :class:`RenderMemo`)."""
+    renderings between calls (see :class:`RenderMemo` for who may use one)."""
 
     state: EmulatorState
     base: str
