@@ -150,7 +150,7 @@ async def test_our_own_edit_keeps_the_memo_true(site: Site, ticking: None) -> No
         await adapter.close()
 
 
-async def test_a_persons_comment_is_read(site: Site) -> None:
+async def test_a_persons_comment_is_read(site: Site, ticking: None) -> None:
     adapter = site.adapter()
     try:
         await primed(site, adapter)
