@@ -981,7 +981,8 @@ class JiraAdapter(TrackerAdapter):
             raise TrackerError(f"Jira did not return the comment added to {key}")
         self.written_comments.remember(str(raw["id"]), raw.get("updated"), properties)
         comment, _ = mapping.comment_of(raw, sent=body)
-        return comment.model_copy(update={"internal": internal or comment.internal})
+        comment.internal = internal or comment.internal  # the answer does not show the property
+        return comment
 
     async def update_comment(
         self, key: str, comment_id: str, body: Doc, *, internal: bool | None = None
