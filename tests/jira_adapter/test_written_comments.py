@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
 
 import pytest
 
@@ -12,6 +13,7 @@ from node.trackers.base import IssueSnapshot, IssueUpdate
 from node.trackers.jira import JiraAdapter
 from node.trackers.jira.adapter import WrittenComments
 from node.trackers.jira.emulator import ops, server
+from protocol.replica import UserRef
 from protocol.richtext import from_plain_text
 
 from .conftest import PROJECT, Site
@@ -199,5 +201,55 @@ async def test_a_site_dropping_comment_properties_is_always_read(site: Site) -> 
         later = await issue_with_own_comments(adapter, 1, "later")
         snap, reads = await comment_reads(site, adapter, later)
         assert reads == 1 and snap == await adapter.get_issue(later.id)
+    finally:
+        await adapter.close()
+
+
+def comment_updated(issue: IssueSnapshot, comment_id: str, who: UserRef) -> bytes:
+    """A ``comment_updated`` delivery in Jira's shape, made by ``who``."""
+    user = {"accountId": who.account_id} if who.account_id else {"name": who.username}
+    return json.dumps(
+        {
+            "webhookEvent": "comment_updated",
+            "timestamp": 1_700_000_000_000,
+            "user": user,
+            "comment": {"id": comment_id, "author": user, "updateAuthor": user},
+            "issue": {"id": issue.id, "key": issue.key, "fields": {"project": {"key": PROJECT}}},
+        }
+    ).encode()
+
+
+async def test_a_webhook_about_our_comment_from_someone_else_drops_it(site: Site) -> None:
+    # e.g. JSM toggling internal/public where Jira bumps no ``updated`` but tells by webhook
+    adapter = site.adapter()
+    try:
+        await primed(site, adapter)
+        me = (await adapter.check()).user
+        person = (await site.human.check()).user
+        issue = await issue_with_own_comments(adapter, 2, "hook")
+        first = (await adapter.get_issue(issue.id)).comments[0].id
+        [echo] = adapter.parse_webhook({}, comment_updated(issue, first, me))
+        assert echo.comment_id == first
+        _snap, reads = await comment_reads(site, adapter, issue)
+        assert reads == 0  # the echo of our own write leaves the memo as it was
+        adapter.parse_webhook({}, comment_updated(issue, first, person))
+        _snap, reads = await comment_reads(site, adapter, issue)
+        assert reads == 1
+    finally:
+        await adapter.close()
+
+
+async def test_on_cloud_jsd_public_outranks_the_memo(site: Site) -> None:
+    if site.mode != "cloud":
+        pytest.skip("Server shows JSM's flag only as a comment property")
+    adapter = site.adapter()
+    try:
+        await primed(site, adapter)
+        issue = await issue_with_own_comments(adapter, 2, "live")
+        stored = site.emu.state.issues[issue.id].comments[1]
+        stored.properties["sd.public.comment"] = {"internal": False}  # JSM: public, ``updated`` as was
+        snap, reads = await comment_reads(site, adapter, issue)
+        assert reads == 0 and not snap.comments[1].internal
+        assert snap == await adapter.get_issue(issue.id)
     finally:
         await adapter.close()

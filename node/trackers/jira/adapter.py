@@ -91,15 +91,20 @@ class WrittenComments:
     * the issue's ``updated`` is not later than the newest remembered comment on it, i.e.
       nothing at all happened on the issue after our last comment write that Jira timestamps;
     * the site is known to keep create-time comment properties (checked once against a real read;
-      see :meth:`JiraAdapter._complete`).
+      see :meth:`JiraAdapter._complete`);
+    * no webhook delivery about the comment by anyone but the proxy user arrived meanwhile
+      (:meth:`JiraAdapter.parse_webhook` drops the entry).
+
+    Where Jira shows JSM's flag inline (Cloud's ``jsdPublic``), that live value is used and the
+    memo gives only the marker, which nobody but the node writes.
 
     Why that is safe: what can still be missed is a property change by someone else (JSM toggling
-    internal/public) that bumps neither the comment's nor the issue's ``updated`` within the
-    window. Such a change is invisible to polling too (its ``updated >= cursor`` query and the
-    engine's ``known(id, updated)`` check would skip the issue), so the memo loses nothing a read
-    would have caught for it; any later read after the window, or after any timestamped change,
-    reads the properties from Jira. Bounded by ``size`` (oldest entries go first) and by the
-    window; ``clock`` is injectable for tests."""
+    internal/public on Server) that bumps neither the comment's nor the issue's ``updated`` and
+    sends no webhook, within the window. Such a change is invisible to polling too (its
+    ``updated >= cursor`` query and the engine's ``known(id, updated)`` check would skip the
+    issue), so the memo loses nothing a read would have caught for it; any read after the window,
+    or after any timestamped change, reads the properties from Jira. Bounded by ``size`` (oldest
+    entries go first) and by the window; ``clock`` is injectable for tests."""
 
     def __init__(
         self, *, size: int = 10_000, window: float = 120.0, clock: Callable[[], float] = time.monotonic
@@ -341,7 +346,12 @@ class JiraAdapter(TrackerAdapter):
             at = mapping.parse_time(updated)
             if written is None or at is None:
                 return None
-            out.append({**c, "properties": [{"key": k, "value": v} for k, v in written]})
+            # Where Jira shows ``jsdPublic`` (Cloud) it is JSM's live flag: the memo gives the marker only.
+            live = "jsdPublic" in c
+            props = [
+                {"key": k, "value": v} for k, v in written if not (live and k == mapping.SD_PUBLIC_COMMENT)
+            ]
+            out.append({**c, "properties": props})
             if newest is None or at > newest:
                 newest = at
         if newest is None:
@@ -1107,7 +1117,22 @@ class JiraAdapter(TrackerAdapter):
         await self.client.request("DELETE", f"/rest/webhooks/1.0/webhook/{_seg(webhook_id)}")
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[TrackerEvent]:
-        return _parse_webhook(headers, body, secret=self.webhook_secret)
+        events = _parse_webhook(headers, body, secret=self.webhook_secret)
+        if len(self.written_comments):
+            # Someone else touched a comment we remember: whatever it was (an edit, JSM's internal
+            # flag), the next read asks Jira. Our own writes' echoes leave the memo alone.
+            for event in events:
+                if event.comment_id and not self._is_proxy_user(event.actor):
+                    self.written_comments.forget(event.comment_id)
+        return events
+
+    def _is_proxy_user(self, who: UserRef | None) -> bool:
+        me = self._myself
+        if who is None or me is None:
+            return False
+        if self.deployment == "cloud":
+            return bool(who.account_id) and who.account_id == me.get("accountId")
+        return bool(who.username) and who.username == me.get("name")
 
 
 # -----------------------------------------------------------------------------------------------
