@@ -13,7 +13,10 @@ Rows:
 
 * ``get_issue ×N`` (8 in flight, like the default ``get_issues``) vs ``get_issues`` (one call);
 * ``create_issue_ref ×N`` (8 in flight) vs ``create_issues_ref``;
-* ``search`` pages of 100 with full snapshots vs ``search_keys`` + ``get_issue`` per issue.
+* ``search`` pages of 100 with full snapshots vs ``search_keys`` + ``get_issue`` per issue;
+* node B's apply: ``add_comment`` (``--comments`` per issue, with markers) then ``get_issues`` of
+  those issues (the final read, which the adapter's memo of written comment properties serves);
+* ``client.request POST comment`` (``--comments`` per issue): the client's own CPU per request.
 
 Not a test: run it by hand; the table goes to stdout.
 """
@@ -40,6 +43,7 @@ from node.trackers.base import IssueUpdate  # noqa: E402
 from node.trackers.jira import JiraAdapter  # noqa: E402
 from node.trackers.jira.emulator import JiraEmulator  # noqa: E402
 from node.trackers.jira.emulator.ops import Site  # noqa: E402
+from node.trackers.jira.markup import to_native  # noqa: E402
 from protocol.richtext import from_plain_text  # noqa: E402
 from scripts.bench import issue_fields  # noqa: E402
 
@@ -155,7 +159,7 @@ async def bench_mode(mode: str, issues: int, comments: int) -> list[Row]:
     try:
         state = emu.emu.state
         state.add_user(HUMAN[0], password=HUMAN[1], display_name="Jane Human", email="jane@example.com")
-        for key in ("HUM", "OWN", "NEW", "NEWB"):
+        for key in ("HUM", "OWN", "NEW", "NEWB", "NEWW"):
             state.add_project(key, lead="admin", workflow="simple")
         human_ids = emu.call(asyncio.sleep(0, seed(emu.emu, "HUM", issues, comments, own=False))).result()
         own_ids = emu.call(asyncio.sleep(0, seed(emu.emu, "OWN", issues, comments, own=True))).result()
@@ -207,6 +211,55 @@ async def bench_mode(mode: str, issues: int, comments: int) -> list[Row]:
                     issues,
                     lambda: adapter.create_issues_ref(
                         "NEWB", [(update(n), f"mb:{n}") for n in range(issues)]
+                    ),
+                )
+            )
+
+            # What node B does per synced issue: bulk-create, add comments with markers, read back.
+            written = await adapter.create_issues_ref("NEWW", [(update(n), f"mw:{n}") for n in range(issues)])
+            keys = [w.key for w in written if not isinstance(w, Exception)]
+            rows.append(
+                await measure(
+                    emu,
+                    mode,
+                    "add_comment ×N×C (marker)",
+                    issues,
+                    lambda: gather_limited(
+                        [
+                            adapter.add_comment(
+                                k, from_plain_text(f"Comment {c} on {k}."), marker=f"mw:{k}.{c}"
+                            )
+                            for k in keys
+                            for c in range(comments)
+                        ]
+                    ),
+                )
+            )
+            # a running node has checked once that the site keeps comment properties (one read)
+            await adapter.get_issues([w.id for w in written[:1] if not isinstance(w, Exception)])
+            rows.append(
+                await measure(
+                    emu,
+                    mode,
+                    "get_issues (own, just written)",
+                    issues,
+                    lambda: adapter.get_issues([w.id for w in written if not isinstance(w, Exception)]),
+                )
+            )
+            text = from_plain_text("A plain comment, as a copier posts it.")
+            body = {"body": to_native(text, adapter.text_format)}
+            rows.append(
+                await measure(
+                    emu,
+                    mode,
+                    "client.request POST comment ×N×C",
+                    issues,
+                    lambda: gather_limited(
+                        [
+                            adapter.client.request("POST", f"issue/{k}/comment", json_body=body)
+                            for k in keys
+                            for _ in range(comments)
+                        ]
                     ),
                 )
             )

@@ -239,6 +239,19 @@ def test_updated_by_is_latest_of_changelog_and_comment_edits() -> None:
     assert snap.updated_by is not None and snap.updated_by.account_id == "5b10bbb"
 
 
+def test_updated_by_skips_entries_without_a_user() -> None:
+    # the newest comment edit names nobody (a deleted user's empty object): its author counts instead;
+    # a newer history entry with no author at all does not compete
+    edited = dict(COMMENTS[1], updateAuthor={"displayName": "", "emailAddress": "?"}, author=ALICE_CLOUD)
+    raw = cloud_issue()
+    raw["changelog"]["histories"].append(
+        {"id": "9", "author": {}, "created": "2024-05-03T00:00:00.000+0000", "items": []}
+    )
+    snap = issue_snapshot(raw, base_url="https://x", comments=[COMMENTS[0], edited])
+    assert snap.updated_by is not None and snap.updated_by.account_id == "5b10aaa"
+    assert snap.updated_by == snap.assignee  # Alice, whichever of her JSON objects mapped her
+
+
 def test_comments_markers_and_internal_flag() -> None:
     snap = issue_snapshot(cloud_issue(), base_url="https://x", comments=COMMENTS)
     assert [c.id for c in snap.comments] == ["500", "501"]

@@ -15,6 +15,9 @@ Decisions worth knowing (details in ``docs/trackers/jira.md``):
 * **Internal comments**: written as JSM's ``sd.public.comment = {"internal": true}`` (and, when
   ``internal_visibility`` is configured, a visibility restriction too); read as internal when either
   is present or ``jsdPublic`` is false.
+* **Comments the node just wrote** are not read again for their properties: the adapter remembers
+  what it wrote (:class:`WrittenComments`, a short, bounded memo) and a batched read trusts it
+  while Jira shows the comment and the issue unchanged since.
 * **Polling** (:meth:`JiraAdapter.changed_since`): JQL dates have minute granularity and are read in
   the proxy user's time zone, so the query starts ``poll_margin`` earlier, floored to the minute, in
   that zone; pages overlap; results are de-duplicated by ``(id, updated)``.
@@ -26,7 +29,10 @@ import asyncio
 import datetime as dt
 import hashlib
 import logging
+import time
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable, Mapping, MutableMapping, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -64,6 +70,80 @@ _BULK_CREATE = 50  # issueUpdates per POST issue/bulk (Jira's maximum)
 _READ_BATCH = 50  # ids per get_issues search (Cloud reconciles at most 50 ids per search)
 
 
+@dataclass(frozen=True, slots=True)
+class _Written:
+    updated: str  # the comment's ``updated`` as Jira answered the write
+    properties: tuple[tuple[str, Any], ...]  # (key, value) the write set
+    at: float  # clock reading when it was written
+
+
+class WrittenComments:
+    """The properties the adapter itself wrote on comments, by comment id, so that a batched read
+    right after (the sync engine's final read of an apply) need not ask Jira for them again: the
+    issue search cannot return comment properties, so on Server each issue with comments would
+    cost one ``GET issue/{id}/comment``.
+
+    What an entry means: "at ``at`` this comment's properties were exactly ``properties``, and its
+    ``updated`` was ``updated``". A read uses it only while all of these hold:
+
+    * the entry is younger than ``window`` seconds (short: it only has to outlive one apply);
+    * Jira lists the comment with the same ``updated`` (an edit, ours or a person's, bumps it);
+    * the issue's ``updated`` is not later than the newest remembered comment on it, i.e.
+      nothing at all happened on the issue after our last comment write that Jira timestamps;
+    * the site is known to keep create-time comment properties (checked once against a real read;
+      see :meth:`JiraAdapter._complete`);
+    * no webhook delivery about the comment by anyone but the proxy user arrived meanwhile
+      (:meth:`JiraAdapter.parse_webhook` drops the entry).
+
+    Where Jira shows JSM's flag inline (Cloud's ``jsdPublic``), that live value is used and the
+    memo gives only the marker, which nobody but the node writes.
+
+    Why that is safe: what can still be missed is a property change by someone else (JSM toggling
+    internal/public on Server) that bumps neither the comment's nor the issue's ``updated`` and
+    sends no webhook, within the window. Such a change is invisible to polling too (its
+    ``updated >= cursor`` query and the engine's ``known(id, updated)`` check would skip the
+    issue), so the memo loses nothing a read would have caught for it; any read after the window,
+    or after any timestamped change, reads the properties from Jira. Bounded by ``size`` (oldest
+    entries go first) and by the window; ``clock`` is injectable for tests."""
+
+    def __init__(
+        self, *, size: int = 10_000, window: float = 120.0, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.size = max(0, size)
+        self.window = window
+        self.clock = clock
+        self._entries: OrderedDict[str, _Written] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def remember(self, comment_id: str, updated: Any, properties: Sequence[Mapping[str, Any]]) -> None:
+        """Note what a write just set (``properties`` as sent: ``[{"key", "value"}]``)."""
+        if not isinstance(updated, str) or not updated or self.size == 0:
+            return
+        props = tuple((str(p["key"]), p.get("value")) for p in properties)
+        self._entries.pop(comment_id, None)
+        self._entries[comment_id] = _Written(updated, props, self.clock())
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+
+    def forget(self, comment_id: str) -> None:
+        self._entries.pop(comment_id, None)
+
+    def get(
+        self, comment_id: str, updated: Any, *, any_updated: bool = False
+    ) -> tuple[tuple[str, Any], ...] | None:
+        """The properties written on ``comment_id`` if still trusted with the comment now showing
+        ``updated`` (else None); ``any_updated`` skips that comparison (the adapter's own edit)."""
+        entry = self._entries.get(comment_id)
+        if entry is None:
+            return None
+        if self.clock() - entry.at >= self.window:
+            del self._entries[comment_id]
+            return None
+        return entry.properties if any_updated or entry.updated == updated else None
+
+
 class JiraAdapter(TrackerAdapter):
     kind: ClassVar[str] = "jira"
 
@@ -91,6 +171,7 @@ class JiraAdapter(TrackerAdapter):
         poll_margin: dt.timedelta = dt.timedelta(minutes=2),
         poll_page_size: int = 50,
         attachment_hashes: MutableMapping[str, str] | None = None,
+        written_comments: WrittenComments | None = None,
     ) -> None:
         self.client = JiraClient(
             base_url,
@@ -124,6 +205,8 @@ class JiraAdapter(TrackerAdapter):
         self._fields: dict[str, dict[str, Any]] | None = None
         self._myself: dict[str, Any] | None = None
         self._create_properties: bool | None = None  # does this site keep create-time properties?
+        self.written_comments = written_comments if written_comments is not None else WrittenComments()
+        self._comment_properties_kept: bool | None = None  # ... and create-time comment properties?
 
     def __repr__(self) -> str:
         return f"JiraAdapter({self.base_url!r}, deployment={self.deployment!r}, user={self.client.user!r})"
@@ -199,9 +282,10 @@ class JiraAdapter(TrackerAdapter):
         me: Mapping[str, Any] | None = None,
     ) -> IssueSnapshot:
         """Fetch what the issue JSON left out (changelog pages, comment properties, attachment
-        hashes) and map it. With ``me`` (the proxy user), comments are read again with their
-        properties only when those can change the snapshot (see :meth:`_comment_properties_matter`);
-        without, whenever there are comments."""
+        hashes) and map it. With ``me`` (the proxy user: a batched read), comments are read again
+        with their properties only when those can change the snapshot and are not known from the
+        adapter's own recent writes (see :meth:`_embedded_comments`); without, whenever there are
+        comments."""
         issue_id = str(raw.get("id"))
         fields = raw.get("fields") or {}
         histories = await self._histories(issue_id, raw.get("changelog"))
@@ -211,8 +295,17 @@ class JiraAdapter(TrackerAdapter):
         comments: list[dict[str, Any]] | None = None
         if total or embedded:
             truncated = not isinstance(total, int) or total > len(embedded)
-            if me is None or truncated or self._comment_properties_matter(embedded, me):
+            known: list[dict[str, Any]] | None = None
+            if me is not None and not truncated:
+                known = self._embedded_comments(embedded, me, fields.get("updated"))
+            if known is None:
                 comments = await self._comments(issue_id)
+            elif known is not embedded:  # some properties came from the memo
+                if self._comment_properties_kept:
+                    comments = known
+                else:  # not yet checked that this site keeps them: read, and compare once
+                    comments = await self._comments(issue_id)
+                    self._check_comment_properties(known, comments)
         hashes = await self._attachment_hashes(fields.get("attachment") or [])
         return mapping.issue_snapshot(
             raw,
@@ -223,22 +316,79 @@ class JiraAdapter(TrackerAdapter):
             attachment_hashes=hashes,
         )
 
-    def _comment_properties_matter(self, comments: list[Any], me: Mapping[str, Any]) -> bool:
-        """Whether embedded comments (which Jira lists without their properties) could map
-        differently once their properties are read. Properties feed two things: the Tandem marker,
-        which only the node writes, as the proxy user; and JSM's internal flag, which Cloud also
-        shows inline as ``jsdPublic`` (Server does not). So: on Server, always; on Cloud, when a
-        comment is the proxy user's or lacks ``jsdPublic``."""
-        if self.deployment != "cloud":
-            return True
+    def _embedded_comments(
+        self, embedded: list[Any], me: Mapping[str, Any], issue_updated: Any
+    ) -> list[dict[str, Any]] | None:
+        """The embedded comments (which Jira lists without their properties) complete enough to map
+        as a full read would, or ``None`` when their properties must be read. Properties feed two
+        things: the Tandem marker, which only the node writes, as the proxy user; and JSM's
+        internal flag, which Cloud also shows inline as ``jsdPublic`` (Server does not). So a
+        comment needs its properties on Server always, and on Cloud when it is the proxy user's or
+        lacks ``jsdPublic``; those are taken from :attr:`written_comments` where it still trusts
+        them (see :class:`WrittenComments`). Returns ``embedded`` itself when no comment needed
+        them, else new comment dicts (the raw issue is left as Jira sent it)."""
+        cloud = self.deployment == "cloud"
         mine = me.get("accountId")
-        for c in comments:
-            if not isinstance(c, dict) or "jsdPublic" not in c:
-                return True
-            author = c.get("author")
-            if not mine or not isinstance(author, dict) or author.get("accountId") == mine:
-                return True
-        return False
+        out: list[dict[str, Any]] = []
+        newest: dt.datetime | None = None  # the latest ``updated`` of a comment completed from the memo
+        for c in embedded:
+            if not isinstance(c, dict):
+                return None
+            if cloud and "jsdPublic" in c and mine:
+                author = c.get("author")
+                if isinstance(author, dict) and author.get("accountId") != mine:
+                    out.append(c)  # a person's comment: Cloud shows all it maps to inline
+                    continue
+            if self._comment_properties_kept is False:  # this site drops them: the memo is no use
+                return None
+            updated = c.get("updated")
+            written = self.written_comments.get(str(c.get("id")), updated)
+            at = mapping.parse_time(updated)
+            if written is None or at is None:
+                return None
+            # Where Jira shows ``jsdPublic`` (Cloud) it is JSM's live flag: the memo gives the marker only.
+            live = "jsdPublic" in c
+            props = [
+                {"key": k, "value": v} for k, v in written if not (live and k == mapping.SD_PUBLIC_COMMENT)
+            ]
+            out.append({**c, "properties": props})
+            if newest is None or at > newest:
+                newest = at
+        if newest is None:
+            return embedded
+        # Anything Jira timestamps on the issue after our last comment write (a person's property
+        # change included, where Jira bumps the issue for it) means: read them.
+        issue_at = mapping.parse_time(issue_updated)
+        if issue_at is None or issue_at > newest:
+            return None
+        return out
+
+    def _check_comment_properties(self, known: list[dict[str, Any]], read: list[dict[str, Any]]) -> None:
+        """Compare, once, what the memo would have given with what Jira returned: a site that drops
+        create-time comment properties (or adds its own) would make the memo wrong."""
+        actual = {str(c.get("id")): c for c in read if isinstance(c, dict)}
+        for c in known:
+            got = actual.get(str(c.get("id")))
+            if "properties" not in c or got is None:
+                continue
+            props, got_props = (
+                mapping.entity_properties(c["properties"]),
+                mapping.entity_properties(got.get("properties")),
+            )
+            same = mapping.marker_of(props) == mapping.marker_of(got_props) and mapping.comment_internal(
+                c, props
+            ) == mapping.comment_internal(got, got_props)
+            if not same:
+                if self._comment_properties_kept is not False:
+                    log.warning(
+                        "Jira did not keep the create-time properties of comment %s as written; "
+                        "reading comment properties back every time",
+                        c.get("id"),
+                    )
+                self._comment_properties_kept = False
+                return
+        if self._comment_properties_kept is None:
+            self._comment_properties_kept = True
 
     async def _histories(self, issue_id: str, embedded: Any) -> list[dict[str, Any]] | None:
         if not isinstance(embedded, dict):
@@ -839,8 +989,10 @@ class JiraAdapter(TrackerAdapter):
         raw = await self.client.request("POST", f"issue/{_seg(key)}/comment", json_body=payload)
         if not isinstance(raw, dict) or "id" not in raw:
             raise TrackerError(f"Jira did not return the comment added to {key}")
+        self.written_comments.remember(str(raw["id"]), raw.get("updated"), properties)
         comment, _ = mapping.comment_of(raw, sent=body)
-        return comment.model_copy(update={"internal": internal or comment.internal})
+        comment.internal = internal or comment.internal  # the answer does not show the property
+        return comment
 
     async def update_comment(
         self, key: str, comment_id: str, body: Doc, *, internal: bool | None = None
@@ -848,6 +1000,10 @@ class JiraAdapter(TrackerAdapter):
         payload: dict[str, Any] = {"body": to_native(body, self.text_format)}
         if internal and self.internal_visibility:
             payload["visibility"] = self.internal_visibility
+        # What the memo knows of this comment holds until both writes are through (a failure in
+        # between leaves it unknown: read from Jira next time).
+        written = self.written_comments.get(str(comment_id), None, any_updated=True)
+        self.written_comments.forget(str(comment_id))
         raw = await self.client.request(
             "PUT", f"issue/{_seg(key)}/comment/{_seg(comment_id)}", json_body=payload
         )
@@ -859,12 +1015,20 @@ class JiraAdapter(TrackerAdapter):
             )
         if not isinstance(raw, dict) or "id" not in raw:
             raise TrackerError(f"Jira did not return comment {comment_id} of {key}")
+        if written is not None:
+            props = {k: v for k, v in written if k != mapping.SD_PUBLIC_COMMENT or internal is None}
+            if internal is not None:
+                props[mapping.SD_PUBLIC_COMMENT] = {"internal": internal}
+            self.written_comments.remember(
+                str(comment_id), raw.get("updated"), [{"key": k, "value": v} for k, v in props.items()]
+            )
         comment, _ = mapping.comment_of(raw)
         if internal is not None:
             comment = comment.model_copy(update={"internal": internal or bool(raw.get("visibility"))})
         return comment
 
     async def delete_comment(self, key: str, comment_id: str) -> None:
+        self.written_comments.forget(str(comment_id))
         await self.client.request("DELETE", f"issue/{_seg(key)}/comment/{_seg(comment_id)}")
 
     # -------------------------------------------------------------------------------------------
@@ -953,7 +1117,22 @@ class JiraAdapter(TrackerAdapter):
         await self.client.request("DELETE", f"/rest/webhooks/1.0/webhook/{_seg(webhook_id)}")
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[TrackerEvent]:
-        return _parse_webhook(headers, body, secret=self.webhook_secret)
+        events = _parse_webhook(headers, body, secret=self.webhook_secret)
+        if len(self.written_comments):
+            # Someone else touched a comment we remember: whatever it was (an edit, JSM's internal
+            # flag), the next read asks Jira. Our own writes' echoes leave the memo alone.
+            for event in events:
+                if event.comment_id and not self._is_proxy_user(event.actor):
+                    self.written_comments.forget(event.comment_id)
+        return events
+
+    def _is_proxy_user(self, who: UserRef | None) -> bool:
+        me = self._myself
+        if who is None or me is None:
+            return False
+        if self.deployment == "cloud":
+            return bool(who.account_id) and who.account_id == me.get("accountId")
+        return bool(who.username) and who.username == me.get("name")
 
 
 # -----------------------------------------------------------------------------------------------

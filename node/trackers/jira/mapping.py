@@ -103,6 +103,26 @@ def user_ref(obj: Any) -> UserRef | None:
     return None if ref.is_empty() else ref
 
 
+#: (accountId, name, displayName, emailAddress) → the UserRef made of them, within one mapping
+UserMemo = dict[tuple[Any, ...], UserRef | None]
+
+
+def _user(obj: Any, memo: UserMemo | None) -> UserRef | None:
+    """:func:`user_ref` through ``memo``: an issue names the same few people over and over (every
+    comment's author and update author), each its own JSON object. UserRefs are never changed in
+    place, so one snapshot may share them."""
+    if memo is None or not isinstance(obj, dict):
+        return user_ref(obj)
+    key = (obj.get("accountId"), obj.get("name"), obj.get("displayName"), obj.get("emailAddress"))
+    try:
+        return memo[key]
+    except KeyError:
+        ref = memo[key] = user_ref(obj)
+        return ref
+    except TypeError:  # an unhashable value where a string belongs
+        return user_ref(obj)
+
+
 def status_ref(obj: Any) -> StatusRef | None:
     if not isinstance(obj, dict) or not obj.get("name"):
         return None
@@ -179,14 +199,16 @@ def marker_value(marker: str) -> dict[str, str]:
     return {"marker": marker}
 
 
-def comment_of(obj: Mapping[str, Any], *, sent: Doc | None = None) -> tuple[Comment, str | None]:
+def comment_of(
+    obj: Mapping[str, Any], *, sent: Doc | None = None, users: UserMemo | None = None
+) -> tuple[Comment, str | None]:
     """A Jira comment (with ``expand=properties`` when available) → (Comment, Tandem marker).
     ``sent``: the body just written, used as is instead of parsing Jira's rendering of it back."""
     props = entity_properties(obj.get("properties"))
     body = sent if sent is not None else from_native(obj.get("body")) or empty_doc()
     comment = Comment(
         id=str(obj.get("id", "")),
-        author=user_ref(obj.get("author")),
+        author=_user(obj.get("author"), users),
         body=body,
         created=parse_time(obj.get("created")),
         updated=parse_time(obj.get("updated")),
@@ -284,7 +306,7 @@ def issue_snapshot(
     """Map one issue. ``histories``/``comments`` override the (possibly truncated) embedded ones;
     attachments whose hash is not in ``attachment_hashes`` are left out (the adapter computes them)."""
     fields: Mapping[str, Any] = issue.get("fields") or {}
-    names = dict(names or issue.get("names") or {})
+    names = names or issue.get("names") or {}
     project = fields.get("project") or {}
     key = str(issue.get("key") or "")
 
@@ -294,7 +316,8 @@ def issue_snapshot(
         (h for h in histories if isinstance(h, dict)),
         key=lambda h: parse_time(h.get("created")) or dt.datetime.min.replace(tzinfo=dt.UTC),
     )
-    changelog = [item for h in histories for item in change_items(h)]
+    users: UserMemo = {}
+    changelog = [item for h in histories for item in change_items(h, author=_user(h.get("author"), users))]
 
     if comments is None:
         comments = list((fields.get("comment") or {}).get("comments") or [])
@@ -303,7 +326,7 @@ def issue_snapshot(
     for c in comments:
         if not isinstance(c, dict) or "id" not in c:
             continue
-        comment, marker = comment_of(c)
+        comment, marker = comment_of(c, users=users)
         neutral_comments.append(comment)
         if marker:
             markers[comment.id] = marker
@@ -339,9 +362,9 @@ def issue_snapshot(
         fix_versions=[n for n in (_name(v) for v in fields.get("fixVersions") or []) if n],
         affects_versions=[n for n in (_name(v) for v in fields.get("versions") or []) if n],
         due_date=parse_date(fields.get("duedate")),
-        assignee=user_ref(fields.get("assignee")),
-        reporter=user_ref(fields.get("reporter")),
-        creator=user_ref(fields.get("creator")),
+        assignee=_user(fields.get("assignee"), users),
+        reporter=_user(fields.get("reporter"), users),
+        creator=_user(fields.get("creator"), users),
         custom_fields=custom,
         field_names={str(k): str(v) for k, v in names.items()},
         comments=neutral_comments,
@@ -359,30 +382,47 @@ def issue_snapshot(
         created=parse_time(fields.get("created")),
         updated=parse_time(fields.get("updated")),
         resolved=parse_time(fields.get("resolutiondate")),
-        updated_by=_latest_actor(histories, comments) or user_ref(fields.get("creator")),
+        updated_by=_latest_actor(histories, comments, users) or _user(fields.get("creator"), users),
         changelog=changelog,
         raw=dict(issue),
     )
 
 
 def _latest_actor(
-    histories: Sequence[Mapping[str, Any]], comments: Sequence[Mapping[str, Any]]
+    histories: Sequence[Mapping[str, Any]], comments: Sequence[Mapping[str, Any]], users: UserMemo
 ) -> UserRef | None:
     """Who touched the issue last: the author of the newest changelog entry or comment edit (the
-    caller falls back to the creator: creation is the first change of all)."""
-    best: tuple[dt.datetime, UserRef] | None = None
+    caller falls back to the creator: creation is the first change of all). Only the winner's user
+    object is mapped (an entry whose user maps to nothing does not compete)."""
+    best_at: dt.datetime | None = None
+    best: Any = None
     for h in histories:
-        at, who = parse_time(h.get("created")), user_ref(h.get("author"))
-        if at and who and (best is None or at >= best[0]):
-            best = (at, who)
+        at = parse_time(h.get("created"))
+        if at and (best_at is None or at >= best_at):
+            who = h.get("author")
+            if _is_user(who):
+                best_at, best = at, who
     for c in comments:
         if not isinstance(c, dict):
             continue
         at = parse_time(c.get("updated")) or parse_time(c.get("created"))
-        who = user_ref(c.get("updateAuthor")) or user_ref(c.get("author"))
-        if at and who and (best is None or at >= best[0]):
-            best = (at, who)
-    return best[1] if best else None
+        if at and (best_at is None or at >= best_at):
+            who = c.get("updateAuthor")
+            if not _is_user(who):
+                who = c.get("author")
+            if _is_user(who):
+                best_at, best = at, who
+    return _user(best, users) if best is not None else None
+
+
+def _is_user(obj: Any) -> bool:
+    """Whether :func:`user_ref` maps ``obj`` to a user (without building it)."""
+    if not isinstance(obj, dict):
+        return False
+    email = obj.get("emailAddress")
+    if isinstance(email, str) and "@" in email:
+        return True
+    return any(obj.get(k) not in (None, "") for k in ("displayName", "accountId", "name"))
 
 
 def _name(obj: Any) -> str | None:
