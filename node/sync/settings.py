@@ -41,7 +41,7 @@ class SyncSettings(BaseModel):
     )
     reconcile_batch: int = Field(100, ge=1, le=1000, description="issues per page when listing (bulk)")
     apply_concurrency: int = Field(
-        16, ge=1, le=64, description="incoming replicas applied, and bulk issues sent, at once"
+        256, ge=1, le=1024, description="incoming replicas applied, and bulk issues sent, at once"
     )
     retry_base_seconds: float = Field(0.5, gt=0, description="first backoff after a transient fault")
     retry_max_seconds: float = Field(60.0, gt=0, description="longest backoff between retries")
