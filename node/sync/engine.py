@@ -986,16 +986,27 @@ class SyncEngine:
     async def _process_with_retry(self, rt: Runtime, seq: int, message: Message) -> None:
         delay = self.settings.retry_base_seconds
         entity = self._entity_of(message)
+        unnamed: set[int] = set()  # retrying errors of a message that names no entity (a Blob)
         while not self._stopped:
             try:
                 await self._process(rt, seq, message)
                 if entity is not None:
                     await self._resolve_retrying(rt.row.id, entity)
+                elif unnamed:
+                    await self._write(
+                        lambda c: c.executemany(
+                            "UPDATE sync_errors SET state = 'resolved', last_seen = ? "
+                            "WHERE id = ? AND state = 'retrying'",
+                            [(s.now(), error_id) for error_id in unnamed],
+                        )
+                    )
                 return
             except TrackerTransient as exc:
-                await self._error(
+                error_id = await self._error(
                     rt.row.id, entity, "tracker", f"tracker unavailable, retrying: {exc}", state="retrying"
                 )
+                if entity is None:
+                    unnamed.add(error_id)
                 await asyncio.sleep(min(max(delay, exc.retry_after or 0.0), self.settings.retry_max_seconds))
                 delay = min(delay * 2, self.settings.retry_max_seconds)
             except ManagerError as exc:  # our reply could not be queued: the peer connection is gone
