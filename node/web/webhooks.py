@@ -80,19 +80,21 @@ def accept(intake: Intake, headers: Mapping[str, str], body: bytes) -> Answer:
 async def receive_webhook(request: web.Request) -> web.Response:
     """The route of the peer app (a public node)."""
     intake = request.app[NODE].intake
-    refused = check_path(intake, request.match_info["secret"])
-    if refused is None:
-        assert intake is not None
-        try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            intake.reject("oversized")
-            refused = TOO_LARGE
-        except (ConnectionError, aiohttp.ClientPayloadError, asyncio.IncompleteReadError, OSError):
-            intake.reject("truncated")
-            refused = _error(400, "bad_webhook", "the webhook body was cut off")
-    status, payload = refused or accept(intake, request.headers, body)  # type: ignore[arg-type]
+    status, payload = check_path(intake, request.match_info["secret"]) or await _read(intake, request)
     return web.Response(status=status, body=payload, content_type="application/json")
+
+
+async def _read(intake: Intake | None, request: web.Request) -> Answer:
+    assert intake is not None  # else check_path refused
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        intake.reject("oversized")
+        return TOO_LARGE
+    except (ConnectionError, aiohttp.ClientPayloadError, asyncio.IncompleteReadError, OSError):
+        intake.reject("truncated")
+        return _error(400, "bad_webhook", "the webhook body was cut off")
+    return accept(intake, request.headers, body)
 
 
 def add_webhook_route(app: web.Application) -> None:
@@ -205,7 +207,8 @@ class _Connection(asyncio.Protocol):
         self.loop = asyncio.get_running_loop()
         self.active = self.loop.time()
         self.started: float | None = None  # when the request being read began
-        self.head = 0  # bytes received while reading the current request line and headers
+        self.reading_head = True  # between requests, or reading a request line and headers
+        self.head = 0  # bytes received while reading_head
         self.url = b""
         self.headers: CIMultiDict[str] = CIMultiDict()
         self.body: list[bytes] = []
@@ -222,6 +225,10 @@ class _Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        if not self.reading_head and self.refused is None and not self.closing:
+            intake = self.server.node.intake
+            if intake is not None:
+                intake.reject("truncated")  # the client went away in the middle of a body
 
     def pause_writing(self) -> None:  # a client that does not read its answers: stop reading
         self.transport.pause_reading()
@@ -233,7 +240,7 @@ class _Connection(asyncio.Protocol):
         if self.closing:
             return
         self.active = self.loop.time()
-        if self.started is None or self.head:  # reading a request line and headers
+        if self.reading_head:
             if self.head > MAX_HEAD:
                 self.refuse(_error(400, "bad_request", "the request line and headers are too large"))
                 return
@@ -265,7 +272,7 @@ class _Connection(asyncio.Protocol):
         self.headers.add(name.decode("latin-1"), value.decode("latin-1"))
 
     def on_headers_complete(self) -> None:
-        self.head = 0
+        self.reading_head, self.head = False, 0
         if self.parser.should_upgrade():
             raise _Refused(_UPGRADE)
         try:
@@ -298,7 +305,9 @@ class _Connection(asyncio.Protocol):
             self.body.append(body)
 
     def on_message_complete(self) -> None:
-        self.started = None
+        self.started, self.reading_head = None, True
+        if self.closing:
+            return  # pipelined after a request that closes the connection: neither taken nor answered
         answer = self.refused
         if answer is None:
             body = self.body[0] if len(self.body) == 1 else b"".join(self.body)

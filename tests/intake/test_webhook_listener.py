@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -259,6 +260,16 @@ async def test_connection_close_and_http_1_0_are_answered_then_closed(listener: 
     assert await wire.closed()
 
 
+async def test_nothing_pipelined_after_connection_close_is_taken(listener: Listener, wire: Wire) -> None:
+    path = listener.intake.webhook_path or ""
+    await wire.send(post(path, b"issue:1", "Connection: close") + post(path, b"issue:2"))
+    assert (await wire.answer())[0] == 200
+    assert await wire.closed()
+    await listener.engine.wait_calls(1)
+    await listener.intake.idle()
+    assert listener.engine.ids("webhook") == ["1"]
+
+
 async def test_http_1_0_closes_after_the_answer(listener: Listener, wire: Wire) -> None:
     request = post(listener.intake.webhook_path or "", b"issue:1").replace(b"HTTP/1.1", b"HTTP/1.0", 1)
     await wire.send(request)
@@ -316,8 +327,13 @@ async def test_expect_100_continue_is_honoured(listener: Listener, wire: Wire) -
     assert (await wire.answer())[::2] == (200, b'{"accepted": 1}')
 
 
-async def test_headers_beyond_the_limit_close_the_connection(listener: Listener, wire: Wire) -> None:
-    await wire.send(b"POST /webhooks/x HTTP/1.1\r\nHost: n\r\n")
+@pytest.mark.parametrize("before", [b"", post("/", b"")], ids=["alone", "after a pipelined request"])
+async def test_headers_beyond_the_limit_close_the_connection(
+    listener: Listener, wire: Wire, before: bytes
+) -> None:
+    await wire.send(before + b"POST /webhooks/x HTTP/1.1\r\nHost: n\r\n")
+    if before:
+        assert (await wire.answer())[0] == 404
     filler = b"X-Filler: " + b"a" * 60_000 + b"\r\n"
     for _ in range(webhooks.MAX_HEAD // len(filler) + 3):
         wire.writer.write(filler)
@@ -339,6 +355,24 @@ async def test_a_request_that_stalls_is_cut_off(listener: Listener, wire: Wire) 
     assert status == 408 and headers["connection"] == "close"
     assert await wire.closed()
     assert listener.engine.calls == []
+
+
+async def test_a_body_cut_off_by_the_client_is_counted(listener: Listener, wire: Wire) -> None:
+    path = listener.intake.webhook_path or ""
+    await wire.send(f"POST {path} HTTP/1.1\r\nHost: n\r\nContent-Length: 100\r\n\r\nissue:1".encode())
+    wire.writer.close()
+    await until(lambda: listener.server.connections == set())
+    assert listener.metric('tandem_webhook_rejected_total{reason="truncated"} 1.0')
+    assert listener.engine.calls == []
+
+
+async def until(predicate: Callable[[], bool], within: float = 5.0) -> None:
+    """Poll a condition only the listener's side of a socket sets (bounded)."""
+    deadline = time.monotonic() + within
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not reached in time")
+        await asyncio.sleep(0.005)
 
 
 async def test_an_idle_connection_is_closed_and_stop_closes_the_rest(db: Database) -> None:
