@@ -395,3 +395,23 @@ async def test_an_idle_connection_is_closed_and_stop_closes_the_rest(db: Databas
     assert await asyncio.wait_for(reader.read(), 5) == b""
     writer.close()
     assert server.connections == set()
+
+
+async def test_headers_and_the_exact_body_reach_the_adapter(
+    listener: Listener, wire: Wire, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: list[tuple[str | None, str | None, bytes]] = []
+    parse = listener.intake.adapter.parse_webhook
+
+    def recording(headers: Any, body: bytes) -> Any:
+        seen.append((headers.get("x-hub-signature"), headers.get("X-GITHUB-EVENT"), body))
+        return parse(headers, body)
+
+    monkeypatch.setattr(listener.intake.adapter, "parse_webhook", recording)
+    path = listener.intake.webhook_path or ""
+    await wire.send(post(path, b"issue:1", "X-Hub-Signature: sha256=abc", "x-github-event: issues"))
+    assert (await wire.answer())[0] == 200
+    await wire.send(f"POST {path} HTTP/1.1\r\nHost: n\r\nTransfer-Encoding: chunked\r\n\r\n".encode())
+    await wire.send(b"3\r\niss\r\n4\r\nue:2\r\n0\r\n\r\n")
+    assert (await wire.answer())[0] == 200
+    assert seen == [("sha256=abc", "issues", b"issue:1"), (None, None, b"issue:2")]
