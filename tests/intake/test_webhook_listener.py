@@ -113,7 +113,7 @@ async def test_a_wrong_secret_is_a_counted_404(listener: Listener) -> None:
 
 
 @pytest.mark.parametrize("path", ["/", "/webhooks/", "/webhooks", "/admin/api/v1/node", "/webhooks/x/y"])
-async def test_other_paths_are_a_json_404_naming_no_secret(listener: Listener, path: str) -> None:
+async def test_other_paths_are_a_json_404(listener: Listener, path: str) -> None:
     status, body, text = await request("POST", listener.url + path, b"issue:1")
     assert status == 404 and body["error"]["code"] == "not_found"
     assert "Traceback" not in text
