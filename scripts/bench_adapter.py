@@ -52,10 +52,10 @@ HUMAN = ("jane.human", "jane-token")
 
 
 class EmulatorThread:
-    """A Jira emulator serving from its own thread and event loop."""
+    """A Jira emulator serving from its own thread and event loop (its CPU is that thread's)."""
 
-    def __init__(self, mode: str) -> None:
-        self.mode = mode
+    def __init__(self, mode: str, password: str = TOKEN) -> None:
+        self.mode, self.password = mode, password
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name=f"emulator-{mode}", daemon=True)
         self.thread.start()
@@ -63,7 +63,7 @@ class EmulatorThread:
         self.url: str = self.call(self.emu.start(host="127.0.0.1", port=0)).result()
 
     async def _make(self) -> JiraEmulator:
-        return JiraEmulator(mode=self.mode, user="admin", password=TOKEN, state_file=None)
+        return JiraEmulator(mode=self.mode, user="admin", password=self.password, state_file=None)
 
     def call(self, coro: Awaitable[Any]) -> Future[Any]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]

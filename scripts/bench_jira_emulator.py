@@ -44,10 +44,7 @@ import random
 import statistics
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Awaitable
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -62,6 +59,7 @@ from node.trackers.jira.emulator.ops import Site
 from node.trackers.jira.emulator.search import run_search
 from node.trackers.jira.emulator.webhooks import WebhookDispatcher
 from node.trackers.jira.webhooks import SUBSCRIBED_EVENTS
+from scripts.bench_adapter import EmulatorThread
 
 RECEIVER = """
 import sys
@@ -257,40 +255,11 @@ async def bench_webhooks(args: argparse.Namespace) -> None:
         )
 
 
-class EmulatorThread:
-    """A Jira emulator serving from its own thread and event loop (its CPU is that thread's)."""
-
-    def __init__(self, mode: str) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name=f"emulator-{mode}", daemon=True)
-        self.thread.start()
-        self.emu: JiraEmulator = self.call(self._make(mode)).result()
-        self.url: str = self.call(self.emu.start(host="127.0.0.1", port=0)).result()
-
-    @staticmethod
-    async def _make(mode: str) -> JiraEmulator:
-        return JiraEmulator(mode=mode, user="admin", password="admin", state_file=None)
-
-    def call(self, coro: Awaitable[Any]) -> Future[Any]:
-        return asyncio.run_coroutine_threadsafe(coro, self.loop)  # type: ignore[arg-type]
-
-    async def _cpu(self) -> float:
-        return time.thread_time()
-
-    def cpu(self) -> float:
-        return float(self.call(self._cpu()).result())
-
-    def stop(self) -> None:
-        self.call(self.emu.stop()).result()
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-
-
 async def bench_reads(args: argparse.Namespace) -> None:
     receiver = subprocess.Popen(  # noqa: ASYNC220 (started once, before anything is measured)
         [sys.executable, "-c", RECEIVER], stdout=subprocess.PIPE, text=True
     )
-    emu = EmulatorThread(args.mode)
+    emu = EmulatorThread(args.mode, password="admin")
     headers = {"Authorization": aiohttp.encode_basic_auth("admin", "admin")}
     rows: dict[str, list[tuple[int, float, float]]] = {}
     errors = 0
@@ -400,7 +369,7 @@ async def bench_pages(args: argparse.Namespace) -> None:
     builds the snapshots JQL evaluates)."""
     from scripts.bench import HUMAN, seed
 
-    emu = EmulatorThread("cloud")
+    emu = EmulatorThread("cloud", password="admin")
     headers = {"Authorization": aiohttp.encode_basic_auth("admin", "admin")}
     passes: list[tuple[float, float]] = []
     try:

@@ -46,6 +46,7 @@ from aiohttp import web
 from click.decorators import FC
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, generate_latest
 
+from node.tasks import cancel_and_wait
 from node.transport.relay_client import (
     CLOSE_AUTH_FAILED,
     CLOSE_AUTH_TIMEOUT,
@@ -587,9 +588,7 @@ class RelayServer:
 
     async def stop(self) -> None:
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            await cancel_and_wait([self._sweeper])
             self._sweeper = None
         if self._runner is not None:
             await self._runner.cleanup()

@@ -29,6 +29,7 @@ import orjson
 from aiohttp import web
 from multidict import CIMultiDict
 
+from node.tasks import cancel_and_wait
 from node.trackers.base import WebhookError
 from node.web.errors import json_errors
 from node.web.keys import NODE
@@ -170,9 +171,7 @@ class WebhookServer:
 
     async def stop(self) -> None:
         if self._sweeper is not None:
-            self._sweeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sweeper
+            await cancel_and_wait([self._sweeper])
             self._sweeper = None
         if self._server is not None:
             self._server.close()
