@@ -39,7 +39,7 @@ from node.transport.via_relay import RelayLinks
 from node.web.admin import make_admin_app
 from node.web.keys import NODE
 from node.web.peer import make_peer_app
-from node.web.webhooks import WebhookServer
+from node.web.webhooks import make_webhook_server
 from protocol import NodeIdentity
 
 if TYPE_CHECKING:
@@ -80,7 +80,7 @@ class Node:
         self.started_at = time.time()
         self._admin_runner: web.AppRunner | None = None
         self._peer_runner: web.AppRunner | None = None
-        self._webhook_server: WebhookServer | None = None
+        self._webhook_runner: web.ServerRunner | None = None
         # beside its tracker ([tracker] in config.toml): adapter, sync engine, intake
         self.tracker = TrackerSide(config, self.db, self.manager) if config.tracker is not None else None
         self.adapter_options: dict[str, Any] = {}  # tests: retry settings for the adapter
@@ -166,9 +166,11 @@ class Node:
         assert self.tracker is not None and self.config.tracker is not None
         listen_url = None
         if self.config.tracker.webhook_listen and self.config.tracker.webhooks != "off":
-            self._webhook_server = WebhookServer(self)
+            self._webhook_runner = web.ServerRunner(make_webhook_server(self), shutdown_timeout=2.0)
+            await self._webhook_runner.setup()
             host, port = parse_hostport(self.config.tracker.webhook_listen)
-            listen_url = _url(host, await self._webhook_server.start(host, port))
+            await web.TCPSite(self._webhook_runner, host, port).start()
+            listen_url = _url(host, self._webhook_runner.addresses[0][1])
         base = self.tracker.webhook_base(self.peer_url, listen_url)
         await self.tracker.start_intake(base, self.manager.metrics.registry)
 
@@ -181,8 +183,8 @@ class Node:
         await self.manager.stop()
         if self._peer_runner is not None:
             await self._peer_runner.cleanup()
-        if self._webhook_server is not None:
-            await self._webhook_server.stop()
+        if self._webhook_runner is not None:
+            await self._webhook_runner.cleanup()
         if self._admin_runner is not None:
             await self._admin_runner.cleanup()
         self.home.clear_run_info(os.getpid())

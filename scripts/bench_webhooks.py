@@ -2,8 +2,7 @@
 
     .venv/bin/python scripts/bench_webhooks.py [--deliveries 5000] [--concurrency 8]
 
-This process runs the node's real webhook listeners (``node.web.webhooks``: the webhook-only
-listener of a private node, ``WebhookServer``, and the route of a public node's peer app) with the
+This process runs the node's real webhook listener (``node.web.webhooks.make_webhook_app``) with the
 real :class:`~node.sync.intake.Intake` and the real Jira adapter (checked against a Jira Server
 emulator in this process, which then stays idle); the sync engine is a counter. Another process
 posts recorded-shaped deliveries — rendered by the emulator's own webhook code for an issue with 7
@@ -37,7 +36,7 @@ from node.trackers.jira import connect_jira
 from node.trackers.jira.emulator import JiraEmulator
 from node.trackers.jira.emulator.ops import Event, Site
 from node.trackers.jira.emulator.views import View
-from node.web.webhooks import WebhookServer, make_webhook_app
+from node.web.webhooks import make_webhook_app, make_webhook_server
 
 
 class CountingEngine:
@@ -161,20 +160,20 @@ async def receiver(args: argparse.Namespace) -> None:
     )
     intake = Intake(adapter, engine, db, settings, describe="Jira Server emulator", user="admin")
     await intake.start()
-    stub: Any = NodeStub(intake)
-    runner: web.AppRunner | None = None
-    server: WebhookServer | None = None
+    runners: dict[str, web.BaseRunner[web.BaseRequest]] = {}
     urls: dict[str, str] = {}
-    if args.listener in ("server", "both"):  # the webhook-only listener of a private node (node.app)
-        server = WebhookServer(stub)
-        port = await server.start("127.0.0.1", 0)
-        urls["server"] = f"http://127.0.0.1:{port}/webhooks/{intake._path}"
-    if args.listener in ("app", "both"):  # the route as the peer app of a public node mounts it
-        runner = web.AppRunner(make_webhook_app(stub), access_log=None)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
+    listeners = ("server", "app") if args.listener == "both" else (args.listener,)
+    for listener in listeners:
+        if listener == "app":  # the route as the peer app of a public node mounts it
+            stub: Any = NodeStub(intake)
+            runners[listener] = web.AppRunner(make_webhook_app(stub), access_log=None)
+        else:  # the webhook-only listener of a private node (node.app)
+            runners[listener] = web.ServerRunner(make_webhook_server(NodeStub(intake)))  # type: ignore[arg-type]
+        await runners[listener].setup()
+        site = web.TCPSite(runners[listener], "127.0.0.1", 0)
         await site.start()
-        urls["app"] = f"http://127.0.0.1:{runner.addresses[0][1]}/webhooks/{intake._path}"
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        urls[listener] = f"http://127.0.0.1:{port}/webhooks/{intake._path}"
     # (listener, scenario) -> per round: (wall s, CPU s, handed to the engine)
     runs: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
     try:
@@ -200,9 +199,7 @@ async def receiver(args: argparse.Namespace) -> None:
                     runs.setdefault((listener, name), []).append((wall, cpu, engine.changes - before))
     finally:
         await intake.stop()
-        if server is not None:
-            await server.stop()
-        if runner is not None:
+        for runner in runners.values():
             await runner.cleanup()
         await adapter.close()
         await db.close()
