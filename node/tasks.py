@@ -37,8 +37,8 @@ async def cancel_and_wait(tasks: Sequence[asyncio.Task[Any]], *, again_after: fl
 
 def run(main: Coroutine[Any, Any, _T]) -> _T:
     """``asyncio.run`` on uvloop's event loop when it is installed (a dependency on Linux and
-    macOS: its transports cost about a tenth of a node's CPU less than asyncio's selector loop under
-    sync load, docs/benchmarks.md), else on asyncio's own. ``TANDEM_EVENT_LOOP=asyncio`` in the
+    macOS: node B's CPU in a 2,000-issue bulk was about a tenth lower on it than on asyncio's
+    selector loop in one A/B pair, docs/benchmarks.md), else on asyncio's own. ``TANDEM_EVENT_LOOP=asyncio`` in the
     environment chooses asyncio's loop regardless (for comparing, or to rule uvloop out)."""
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if os.environ.get("TANDEM_EVENT_LOOP", "").strip().lower() != "asyncio":
@@ -53,9 +53,9 @@ def run(main: Coroutine[Any, Any, _T]) -> _T:
 
 
 #: Allocations (net, of objects the collector tracks) between two young-generation collections.
-#: Python's default, 700, had a syncing node collect about 2,700 times in a 3,000-issue bulk, and
-#: the oldest generation's passes over every long-lived object cost it 2.6 s of CPU (node A: most
-#: of its CPU). At 50,000 the same bulk collects 3 times (0.05 s) at the same peak RSS.
+#: With Python's default, 700, each node of a 3,000-issue benchmark run collected 1,700–2,700 times
+#: and spent 2.6 s of CPU in it, mostly in the oldest generation's passes over every long-lived
+#: object. At 50,000 the same run collected 2–3 times per node (0.04–0.07 s) at the same peak RSS.
 GC_GEN0_THRESHOLD = 50_000
 
 

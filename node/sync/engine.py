@@ -59,6 +59,7 @@ from node.rules import (
 from node.rules.config import DEFAULT_HEADER, field_kind
 from node.rules.values import same
 from node.store import Database
+from node.store import rows as q
 from node.sync import store as s
 from node.sync.intake import same_user
 from node.sync.service import (
@@ -104,7 +105,7 @@ log = logging.getLogger("tandem.sync")
 
 ENGINE_TYPES = frozenset({"replica", "result", "unlink", "blob", "blob_request"})
 _BLOB_BATCH = 8  # Blob messages per manager.send call
-_GROUP_WRITES = 64  # store calls of concurrent lanes run in one thread hop (one transaction for writes)
+_GROUP_SENDS = 64  # peer messages of concurrent lanes queued in one outbox transaction
 _TRACKER_BATCH = 50  # issues per batched tracker call (Jira: issue/bulk takes at most 50)
 # Longest wait of a batched create for lanes that said they would join it. Final reads do not
 # wait (lanes reach them out of step, after their comments; waiting cost more than it saved).
@@ -364,13 +365,10 @@ class SyncEngine:
         self._retry_loaded = False
         self._applying: dict[str, _Applying] = {}  # local id and key → apply in progress
         self.in_memory = _IN_MEMORY  # decoded incoming messages kept per connection (tests lower it)
-        # Store work and peer messages of concurrent lanes travel together (see _Group): one thread
-        # hop and one transaction for many writes, one Result message for many replies.
-        self._writes: _Group[Callable[[sqlite3.Connection], Any], Any] = _Group(
-            self._write_batch, self._spawn, size=_GROUP_WRITES
-        )
+        # Peer messages of concurrent lanes travel together (see _Group): one outbox transaction and
+        # one Result message for many replies. (Store writes group by themselves: Database.write.)
         self._sends: _Group[tuple[Runtime, Message, int | None], Any] = _Group(
-            self._send_batch, self._spawn, size=_GROUP_WRITES
+            self._send_batch, self._spawn, size=_GROUP_SENDS
         )
         # Tracker calls of concurrent lanes made together: creates and the apply's final reads.
         self._creates: _Group[_CreateItem, IssueSnapshot] = _Group(
@@ -461,28 +459,15 @@ class SyncEngine:
     # Store access, grouped
 
     async def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """``fn`` in a write transaction, possibly shared with other lanes' writes (all or none of
-        a shared one commits; ``fn`` returns only once its changes are committed)."""
-        return cast(_T, await self._writes(fn))
+        """``fn`` in a write transaction, possibly shared with other lanes' writes (Database.write
+        groups them, a savepoint each: a failing ``fn`` rolls back alone; ``fn`` returns only once
+        its changes are committed)."""
+        return await self.db.write(fn)
 
     async def _read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
         """``fn`` on a read connection. Not grouped: :meth:`Database.read` runs a short read inline
         on the loop (a few µs), so a batch would only add a future and a task per read."""
         return await self.db.read(fn)
-
-    async def _write_batch(self, fns: list[Callable[[sqlite3.Connection], Any]]) -> list[Any]:
-        if len(fns) > 1:
-            try:
-                return await self.db.write(lambda c: [fn(c) for fn in fns])
-            except Exception:
-                pass  # one of them failed: each alone now, so only it fails
-        out: list[Any] = []
-        for fn in fns:
-            try:
-                out.append(await self.db.write(fn))
-            except Exception as exc:
-                out.append(exc)
-        return out
 
     async def _send(self, rt: Runtime, message: Message, answers: int | None = None) -> None:
         """Queue one message for the peer; messages of concurrent lanes are queued together (one
@@ -1044,7 +1029,7 @@ class SyncEngine:
     async def _mark_processed(self, rt: Runtime, seq: int | None) -> None:
         if seq is None:
             return
-        changed = await self._write(lambda c: _mark(c, rt.row.id, seq))
+        changed = await self._write(lambda c: q.inbox_mark_processed(c, rt.row.id, [seq], s.now()))
         rt.inbox_unprocessed = max(0, rt.inbox_unprocessed - changed)
 
     # =============================================================================================
@@ -1637,7 +1622,7 @@ class SyncEngine:
                 direction="incoming",
             )
             if seq is not None:
-                _mark(c, conn_id, seq)
+                q.inbox_mark_processed(c, conn_id, [seq], s.now())
             row = s.twin_by_id(c, twin_id)
             assert row is not None
             return row
@@ -2343,9 +2328,7 @@ class SyncEngine:
                     await self._bulk_send(rt, job_id, [i for i in page.issues if i.key in still])
             finally:
                 if next_page is not None:
-                    next_page.cancel()
-                    with contextlib.suppress(BaseException):
-                        await next_page
+                    await cancel_and_wait([next_page])
             await self._end_bulk(job_id, "done", None)
         except TrackerError as exc:
             await self._end_bulk(job_id, "failed", f"the tracker refused the query or failed: {exc}")
@@ -2778,16 +2761,8 @@ def _close_intent(c: sqlite3.Connection, conn_id: bytes, marker: str) -> None:
     c.execute("UPDATE intents SET done = 1 WHERE conn_id = ? AND marker = ? AND done = 0", (conn_id, marker))
 
 
-def _mark(c: sqlite3.Connection, conn_id: bytes, seq: int) -> int:
-    cur = c.execute(
-        "UPDATE inbox SET processed_at = ? WHERE conn_id = ? AND seq = ? AND processed_at IS NULL",
-        (s.now(), conn_id, seq),
-    )
-    return cur.rowcount
-
-
 def _mark_all(c: sqlite3.Connection, conn_id: bytes, seqs: list[int], marked: list[int]) -> None:
-    marked.extend(_mark(c, conn_id, seq) for seq in seqs)
+    marked.append(q.inbox_mark_processed(c, conn_id, seqs, s.now()))
 
 
 def _next_version(c: sqlite3.Connection, conn_id: bytes, direction: str) -> int:
