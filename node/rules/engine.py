@@ -19,6 +19,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import orjson
 from pydantic import ValidationError
 
 from node.rules.changes import (
@@ -221,13 +222,14 @@ def outgoing_comments(snapshot: IssueSnapshot, ctx: OutgoingContext, rules: Visu
     for comment in snapshot.comments:
         if _is_received(ctx, snapshot, comment):
             continue  # a copy of the peer's own comment: never echo it back
+        if comment.internal and policy == "skip":
+            continue
+        # already valid: a copy, not a dump and re-validation; the body tree copied through orjson
+        # (several times cheaper than deepcopy) so the replica shares no tree with the issue
+        update: dict[str, Any] = {"body": orjson.loads(orjson.dumps(comment.body))}
         if comment.internal:
-            if policy == "skip":
-                continue
-            comment = comment.model_copy(update={"internal": policy == "internal"})
-        else:
-            comment = comment.model_copy()  # already valid: no dump and re-validation per comment
-        out.append(comment)
+            update["internal"] = policy == "internal"
+        out.append(comment.model_copy(update=update))
     return out
 
 

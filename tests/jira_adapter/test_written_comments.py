@@ -152,6 +152,21 @@ async def test_our_own_edit_keeps_the_memo_true(site: Site, ticking: None) -> No
         await adapter.close()
 
 
+async def test_our_own_body_edit_keeps_the_memo_and_needs_no_read(site: Site, ticking: None) -> None:
+    adapter = site.adapter()
+    try:
+        await primed(site, adapter)
+        issue = await issue_with_own_comments(adapter, 2, "own-body")
+        second = (await adapter.get_issue(issue.id)).comments[1]
+        await adapter.update_comment(issue.key, second.id, from_plain_text("reworded"))
+        snap, reads = await comment_reads(site, adapter, issue)
+        assert reads == 0  # the memo, refreshed with the edit's `updated`, still answers
+        assert snap.comment_markers[second.id] == "tandem:own-body.1"
+        assert snap == await adapter.get_issue(issue.id)
+    finally:
+        await adapter.close()
+
+
 async def test_a_persons_comment_is_read(site: Site, ticking: None) -> None:
     adapter = site.adapter()
     try:

@@ -23,7 +23,7 @@ def test_the_replica_does_not_share_comments_or_attachments_with_the_issue() -> 
     sent = [c.id for c in replica.comments]
     assert sent == ["100", "102"]  # the internal comment stays home
     replica.comments[0].internal = True
-    replica.comments[0].body = from_plain_text("changed in the replica")
+    replica.comments[0].body["content"].clear()  # in place: the trees must not be shared
     replica.attachments[0].filename = "renamed"
     assert issue.comments[0].internal is False
     assert issue.comments[0].body == from_plain_text("It is still failing.")

@@ -1016,7 +1016,7 @@ class JiraAdapter(TrackerAdapter):
         if not isinstance(raw, dict) or "id" not in raw:
             raise TrackerError(f"Jira did not return comment {comment_id} of {key}")
         if written is not None:
-            props = {k: v for k, v in written if k != mapping.SD_PUBLIC_COMMENT or internal is None}
+            props = dict(written)
             if internal is not None:
                 props[mapping.SD_PUBLIC_COMMENT] = {"internal": internal}
             self.written_comments.remember(
