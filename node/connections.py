@@ -1055,8 +1055,7 @@ class ConnectionManager:
                 row = rt.row
 
                 def commit(c: sqlite3.Connection) -> None:
-                    if items:
-                        q.inbox_put(c, row.id, items, session.recv_next, now)
+                    q.inbox_put(c, row.id, items, session.recv_next, now)
                     if received.newly_acked:
                         q.outbox_ack(c, row.id, acked_upto)
                     if state_change is not None:

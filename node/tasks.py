@@ -38,8 +38,9 @@ async def cancel_and_wait(tasks: Sequence[asyncio.Task[Any]], *, again_after: fl
 def run(main: Coroutine[Any, Any, _T]) -> _T:
     """``asyncio.run`` on uvloop's event loop when it is installed (a dependency on Linux and
     macOS: node B's CPU in a 2,000-issue bulk was about a tenth lower on it than on asyncio's
-    selector loop in one A/B pair, docs/benchmarks.md), else on asyncio's own. ``TANDEM_EVENT_LOOP=asyncio`` in the
-    environment chooses asyncio's loop regardless (for comparing, or to rule uvloop out)."""
+    selector loop in one A/B pair, docs/benchmarks.md), else on asyncio's own.
+    ``TANDEM_EVENT_LOOP=asyncio`` in the environment chooses asyncio's loop regardless (for
+    comparing, or to rule uvloop out)."""
     factory: Callable[[], asyncio.AbstractEventLoop] | None = None
     if os.environ.get("TANDEM_EVENT_LOOP", "").strip().lower() != "asyncio":
         try:

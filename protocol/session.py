@@ -19,9 +19,9 @@ Rules of this module (the whole state machine, in one place):
    so duplicates are exactly recognisable — once it learned the peer's ``recv_next`` from Hello.
 6. Envelopes that fail to open are rejected with EnvelopeError before touching any state.
 7. What this side tells the peer it has (``ack``, the ``ack`` field of what it sends, ``Hello``)
-   is ``recv_next - 1`` unless the caller says less: a caller that persists delivered messages after
-   ``receive`` returns passes what it has persisted (``upto=`` / ``ack=`` / ``recv_next=``), so an
-   ack never covers a message that could still be lost.
+   is ``recv_next - 1``; a Hello may say less (``recv_next=``: what the caller has persisted when
+   a new link arrives while delivered messages are still being stored), so it never covers a
+   message that could still be lost.
 """
 
 from __future__ import annotations
@@ -88,13 +88,13 @@ class Session:
 
     # -- sending ------------------------------------------------------------------------------
 
-    def send(self, message: Message, nonce: bytes, *, ack: int | None = None) -> tuple[int, bytes]:
+    def send(self, message: Message, nonce: bytes) -> tuple[int, bytes]:
         """Seal a sequenced message; returns (sequence, envelope). Keep the envelope until acked.
-        It carries ``ack`` (default: everything delivered) as its piggybacked ack."""
+        It carries everything delivered as its piggybacked ack."""
         if is_control(message):
             raise ValueError(f"{message.t} is a control message: use control()")
         if "ack" in type(message).model_fields:
-            message = message.model_copy(update={"ack": self._ack_value(ack)})
+            message = message.model_copy(update={"ack": self.delivered_upto})
         seq = self.send_next
         data = self.keys.seal(seq, encode_message(message), nonce)
         self.send_next += 1
@@ -115,23 +115,20 @@ class Session:
         recv_next: int | None = None,
     ) -> bytes:
         """The Hello for a new link; ``recv_next`` (default: ours) is what the peer resends from."""
-        upto = self._ack_value(None if recv_next is None else recv_next - 1)
+        upto = self.delivered_upto
+        if recv_next is not None:
+            if not 1 <= recv_next <= self.recv_next:
+                raise ValueError(f"cannot ack {recv_next - 1}: delivered up to {self.delivered_upto}")
+            upto = recv_next - 1
         return self.control(Hello(recv_next=upto + 1, software=software, features=features or []), nonce)
 
-    def ack(self, nonce: bytes, *, upto: int | None = None) -> bytes:
-        """A cumulative ack of ``upto`` (default: everything delivered)."""
-        return self.control(Ack(upto=self._ack_value(upto)), nonce)
+    def ack(self, nonce: bytes) -> bytes:
+        """A cumulative ack of everything delivered."""
+        return self.control(Ack(upto=self.delivered_upto), nonce)
 
     @property
     def delivered_upto(self) -> int:
         return self.recv_next - 1
-
-    def _ack_value(self, upto: int | None) -> int:
-        if upto is None:
-            return self.delivered_upto
-        if not 0 <= upto <= self.delivered_upto:
-            raise ValueError(f"cannot ack {upto}: delivered up to {self.delivered_upto}")
-        return upto
 
     def unacked(self) -> list[tuple[int, bytes]]:
         """Everything to resend after a reconnect, oldest first."""

@@ -452,7 +452,6 @@ class DeliveryQueue(Generic[Item, Stats_co]):
         self._session: aiohttp.ClientSession | None = None  # only for URLs the lean client leaves
         self._targets: dict[str, _Target | None] = {}
         self._late = f"no answer within {timeout:g} s"
-        self.connections = 0  # connections opened by the lean client
         self.stats = stats
 
     @property
@@ -557,7 +556,6 @@ class DeliveryQueue(Generic[Item, Stats_co]):
             )
         except TimeoutError:
             raise DeliveryError(f"no connection within {self._timeout:g} s") from None
-        self.connections += 1
         conns[target.key] = conn
         return await self._send(target, request, conns, conn, deadline)
 
