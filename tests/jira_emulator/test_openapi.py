@@ -185,9 +185,6 @@ async def test_cloud_responses_match_the_openapi_spec(
 async def test_search_jql_and_parse_match_the_spec(
     cloud: JiraEmulator, cc: Client, validate_response: Validate
 ) -> None:
-    from .test_search import require_jql
-
-    require_jql()
     for n in range(3):
         st, _ = await cc.post(
             "/rest/api/3/issue",

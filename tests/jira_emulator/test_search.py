@@ -1,33 +1,12 @@
-"""Search (v2 startAt paging, Cloud nextPageToken paging), /jql/parse and JQL errors.
-
-These need the project's JQL engine (``node.jql``); if it is not importable yet they are skipped
-with that reason rather than passing vacuously.
-"""
+"""Search (v2 startAt paging, Cloud nextPageToken paging), /jql/parse and JQL errors."""
 
 from __future__ import annotations
 
-import importlib
 from urllib.parse import quote
-
-import pytest
 
 from node.trackers.jira.emulator import JiraEmulator
 
 from .conftest import Client, make_issue
-
-
-def require_jql() -> None:
-    try:
-        module = importlib.import_module("node.jql")
-    except ImportError as err:
-        pytest.skip(f"node.jql not importable: {err}")
-    if not all(hasattr(module, n) for n in ("compile_query", "JqlError", "EvalContext")):
-        pytest.skip("node.jql does not expose compile_query/JqlError/EvalContext yet")
-
-
-@pytest.fixture(autouse=True)
-def _jql() -> None:
-    require_jql()
 
 
 async def test_v2_search_pages_with_start_at_and_total(cc: Client) -> None:

@@ -236,9 +236,6 @@ async def test_webhook_registration_crud_and_validation(cc: Client, receiver: Re
 
 
 async def test_jql_filter_and_dynamic_webhooks(cloud: JiraEmulator, cc: Client, receiver: Receiver) -> None:
-    from .test_search import require_jql
-
-    require_jql()
     cloud.state.add_project("OTHER")
     await register(cc, receiver.url + "/legacy", ["jira:issue_created"], jql="project = PROJ")
     status, reg = await cc.post(
@@ -264,9 +261,6 @@ async def test_jql_filter_and_dynamic_webhooks(cloud: JiraEmulator, cc: Client, 
 async def test_every_hook_gets_the_same_body_and_dynamic_ones_their_id(
     cloud: JiraEmulator, cc: Client, receiver: Receiver
 ) -> None:
-    from .test_search import require_jql
-
-    require_jql()
     await register(cc, receiver.url + "/one", ["jira:issue_created"])
     await register(cc, receiver.url + "/two", ["jira:issue_created"])
     status, reg = await cc.post(

@@ -12,12 +12,11 @@ building snapshots; its answer is the one the engine gives (a hypothesis test co
 from __future__ import annotations
 
 import datetime as dt
-import importlib
-import inspect
 import re
 from collections import OrderedDict
-from typing import Any
+from typing import Any, Literal
 
+import node.jql as jql
 from node.jql.ast import And, Clause, ListOperand, Or, Terminal, Value
 from node.jql.errors import JqlError
 from node.jql.evaluator import resolve_field
@@ -27,25 +26,8 @@ from .ops import JiraApiError
 from .state import EmulatorState, Issue, User
 
 
-class JqlUnavailable(RuntimeError):
-    pass
-
-
-def _jql() -> Any:
-    try:
-        module = importlib.import_module("node.jql")
-    except ImportError as err:  # the engine is another package; say so rather than crash
-        raise JqlUnavailable(f"JQL engine not available: {err}") from err
-    needed = ("compile_query", "JqlError", "EvalContext", "JqlSchema", "parse_for_api")
-    missing = [n for n in needed if not hasattr(module, n)]
-    if missing:
-        raise JqlUnavailable(f"JQL engine not available: node.jql lacks {', '.join(missing)}")
-    return module
-
-
 def schema_for(state: EmulatorState) -> Any:
     """What the site knows, so unknown fields and values are refused as Jira refuses them."""
-    jql = _jql()
     projects = [v for p in state.projects.values() for v in (p.key, p.name, p.id)]
     values = {
         "project": projects,
@@ -59,7 +41,6 @@ def schema_for(state: EmulatorState) -> Any:
 
 def compile_jql(text: str, state: EmulatorState | None = None) -> Any:
     """Compile (validating against ``state`` when given) or raise JiraApiError(400) with Jira's message."""
-    jql = _jql()
     try:
         if state is None:
             return jql.compile_query(text)
@@ -68,26 +49,19 @@ def compile_jql(text: str, state: EmulatorState | None = None) -> Any:
         raise JiraApiError(400, [str(err)]) from err
 
 
-def make_context(state: EmulatorState, user: User | None) -> Any:
-    """An EvalContext for ``user`` (``currentUser()``), passing only what the engine accepts."""
-    jql = _jql()
-    cls = jql.EvalContext
+def make_context(state: EmulatorState, user: User | None) -> jql.EvalContext:
+    """An EvalContext for ``user`` (``currentUser()``)."""
     groups: dict[str, list[str]] = {name: [] for name in state.groups}
     for member in state.users.values():
         for g in member.groups:
             groups.setdefault(g, []).extend([member.account_id, member.name, member.email])
-    wanted: dict[str, Any] = {
-        "current_user": state.user_ref(user.key) if user else None,
-        "now": dt.datetime.now(dt.UTC),
-        "groups": groups,
+    return jql.EvalContext(
+        now=dt.datetime.now(dt.UTC),
+        current_user=state.user_ref(user.key) if user else None,
+        groups=groups,
         # Jira lists priorities highest first; the engine wants lowest first.
-        "priority_order": [p.name for p in reversed(list(state.priorities.values()))],
-    }
-    try:
-        params = inspect.signature(cls).parameters
-    except (TypeError, ValueError):
-        return cls()
-    return cls(**{k: v for k, v in wanted.items() if k in params})
+        priority_order=[p.name for p in reversed(list(state.priorities.values()))],
+    )
 
 
 class SnapshotCache:
@@ -210,7 +184,6 @@ def run_search(
     if lookup and text:
         values = plain_lookup(text)
         if values is not None:
-            _jql()  # the same 503 as the compiled path when the engine is missing
             return _looked_up(state, values)
     query = compile_jql(text or "", state)
     ctx = make_context(state, user)
@@ -240,8 +213,9 @@ def _id_order(issue_id: str) -> tuple[int, str]:
     return (int(issue_id), issue_id) if issue_id.isdigit() else (-1, issue_id)
 
 
-def parse_structure(text: str, state: EmulatorState, validation: str = "strict") -> dict[str, Any]:
+def parse_structure(
+    text: str, state: EmulatorState, validation: Literal["strict", "warn", "none"] = "strict"
+) -> dict[str, Any]:
     """One entry of ``/jql/parse``: ``{query, structure}`` and/or ``{errors, warnings}``."""
-    jql = _jql()
     result: dict[str, Any] = jql.parse_for_api(text, schema_for(state), validation)
     return result

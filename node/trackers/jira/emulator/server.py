@@ -17,7 +17,7 @@ import json
 import logging
 import mimetypes
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
-from typing import Any
+from typing import Any, Literal, cast
 
 import orjson
 from aiohttp import BodyPartReader, web
@@ -28,7 +28,6 @@ from node.trackers.common.rest import encode_json
 from .faults import Faults, FaultSpecError, Stats
 from .ops import NOT_FOUND, Event, JiraApiError, Site, check_property_key
 from .search import (
-    JqlUnavailable,
     SnapshotCache,
     compile_jql,
     make_context,
@@ -404,7 +403,7 @@ class JiraApp(EmulatorApp):
                     snap = snap or self.state.to_snapshot(event.issue)
                     if not query.matches(snap, make_context(self.state, None)):
                         continue
-                except (JiraApiError, JqlUnavailable):
+                except JiraApiError:
                     continue
             if hook.exclude_body:
                 data = b""
@@ -1197,10 +1196,7 @@ class JiraApp(EmulatorApp):
     def _matching(self, request: web.Request, jql: Any) -> list[Issue]:
         if jql is not None and not isinstance(jql, str):
             raise JiraApiError(400, ["The 'jql' parameter must be a string."])
-        try:
-            return run_search(self.state, self.cache, jql or "", self.actor(request))
-        except JqlUnavailable as err:
-            raise JiraApiError(503, [str(err)]) from err
+        return run_search(self.state, self.cache, jql or "", self.actor(request))
 
     def _search_view(self, request: web.Request, jql: Any) -> View:
         """A search naming its issues by id or key (the node reading back what it just wrote, whose
@@ -1298,10 +1294,8 @@ class JiraApp(EmulatorApp):
         validation = request.query.get("validation", "strict")
         if validation not in ("strict", "warn", "none"):
             raise JiraApiError(400, ["validation must be one of strict, warn, none"])
-        try:
-            parsed = [parse_structure(q, self.state, validation) for q in queries]
-        except JqlUnavailable as err:
-            raise JiraApiError(503, [str(err)]) from err
+        mode = cast(Literal["strict", "warn", "none"], validation)
+        parsed = [parse_structure(q, self.state, mode) for q in queries]
         return json_response({"queries": parsed})
 
     # ------------------------------------------------------------------ webhooks (legacy 1.0)
@@ -1334,10 +1328,7 @@ class JiraApp(EmulatorApp):
         filters = body.get("filters") or {}
         jql = filters.get("issue-related-events-section") if isinstance(filters, dict) else None
         if jql:
-            try:
-                compile_jql(str(jql))
-            except JqlUnavailable:
-                pass
+            compile_jql(str(jql))
         return (
             url,
             str(name),
@@ -1423,10 +1414,7 @@ class JiraApp(EmulatorApp):
                 jql = spec.get("jqlFilter")
                 if not isinstance(jql, str) or not jql.strip():
                     raise JiraApiError(400, ["The JQL filter is required."])
-                try:
-                    compile_jql(jql)
-                except JqlUnavailable:
-                    pass
+                compile_jql(jql)
             except JiraApiError as err:
                 results.append({"errors": err.messages + list(err.errors.values())})
                 continue
