@@ -53,6 +53,7 @@ from node.trackers.jira import JiraAdapter  # noqa: E402
 from node.trackers.jira.mapping import issue_snapshot  # noqa: E402
 from protocol import NodeIdentity  # noqa: E402
 from protocol.messages import Message, ReplicaMessage, decode_message, encode_message  # noqa: E402
+from scripts.bench import cpu_seconds  # noqa: E402
 
 CONN_ID = bytes(range(16))
 NAME = "to-a"
@@ -168,12 +169,6 @@ class StandInManager:
         )
         for listener in self.listeners:
             await listener(NAME, seq, message)
-
-
-def cpu_seconds(pid: int, tid: int | None = None) -> float:
-    path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
-    fields = Path(path).read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def writer_cpu(db: Database) -> float:

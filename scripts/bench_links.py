@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -29,6 +28,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from scripts.bench import cpu_seconds  # noqa: E402
 from tests.e2e.harness import Cluster, NodeProc, wait_for  # noqa: E402
 
 
@@ -72,11 +72,6 @@ def measure(
         "rtt_p99": report["rtt_ms"]["p99"],
         "rate": thr["messages_per_s"],
     }
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def cpu_per_message(count: int, payload: int) -> None:
