@@ -75,7 +75,8 @@ def add_webhook_route(app: web.Application) -> None:
 
 
 def make_webhook_app(node: Node) -> web.Application:
-    """The webhook route as an application (tests that mount it beside other routes)."""
+    """The webhook route as the peer app serves it (a public node), alone in an application:
+    ``scripts/bench_webhooks.py`` measures it beside the webhook-only listener."""
     app = web.Application(middlewares=[json_errors], client_max_size=MAX_BODY)
     app[NODE] = node
     add_webhook_route(app)

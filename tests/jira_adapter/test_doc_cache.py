@@ -16,7 +16,7 @@ from node.richtext.wiki import from_wiki, to_wiki
 from node.trackers.base import IssueUpdate
 from node.trackers.jira.markup import DOC_CACHE, DocCache, from_native, primable, to_native
 from protocol.errors import InvalidMessage
-from protocol.richtext import from_plain_text, validate_doc
+from protocol.richtext import empty_doc, from_plain_text, validate_doc
 
 from ..richtext.strategies import docs
 from .conftest import PROJECT, Site
@@ -178,9 +178,12 @@ def test_the_memo_is_bounded_by_entries_and_by_bytes() -> None:
 
 
 def test_odd_values_are_read_without_caching_failures() -> None:
+    DOC_CACHE.clear()
+    # orjson cannot write 2**70: the value is still read, and nothing is kept for it
     assert from_native({"type": "doc", "content": [{"type": "paragraph", "content": [{"text": 2**70}]}]})
+    assert len(DOC_CACHE) == 0
     assert from_native(12) == from_plain_text("12")
-    assert from_native("") == from_native("")
+    assert from_native("") == empty_doc()
 
 
 async def test_issue_read_after_adding_comments_equals_an_uncached_read(site: Site) -> None:
