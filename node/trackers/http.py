@@ -34,6 +34,7 @@ from node.trackers.base import (
     TrackerRejected,
     TrackerTransient,
 )
+from node.trackers.common.http1 import HttpClientError
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,8 @@ async def with_retries(
 def transient_from_client_error(exc: BaseException, describe: str) -> TrackerTransient:
     """Name a connection-level failure (refused, reset, timeout, bad response framing)."""
     if isinstance(exc, TimeoutError):
-        return TrackerTransient(f"{describe}: timed out")
+        detail = str(exc)  # the lean client says what it waited for
+        return TrackerTransient(f"{describe}: timed out" + (f" ({detail})" if detail else ""))
     return TrackerTransient(f"{describe}: {type(exc).__name__}: {exc}")
 
 
@@ -153,11 +155,13 @@ def new_session(
     total_timeout: float = 60.0,
     connect_timeout: float = 10.0,
     headers: Mapping[str, str] | None = None,
+    verify_tls: bool = True,
 ) -> aiohttp.ClientSession:
-    """One pooled session per adapter: ``limit`` concurrent connections, bounded timeouts."""
-    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit)
+    """One pooled session per adapter: ``limit`` concurrent connections, bounded timeouts, TLS
+    certificates verified unless ``verify_tls`` is false."""
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=limit, ssl=verify_tls)
     timeout = aiohttp.ClientTimeout(total=total_timeout, sock_connect=connect_timeout)
     return aiohttp.ClientSession(connector=connector, timeout=timeout, headers=dict(headers or {}))
 
 
-CLIENT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
+CLIENT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, HttpClientError, TimeoutError)

@@ -17,8 +17,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from node.config import TRACKER_KINDS, ConfigError, TrackerSection
 from node.trackers.base import TrackerAdapter, TrackerError
 
@@ -66,19 +64,14 @@ def resolve_token(section: TrackerSection, environ: Mapping[str, str] | None = N
 
 
 class TrackerHandle:
-    """An adapter plus what was made for it (a session without TLS verification); close both."""
+    """An adapter and how to name it; closing it closes the adapter's connections."""
 
-    def __init__(self, adapter: TrackerAdapter, describe: str, session: aiohttp.ClientSession | None) -> None:
+    def __init__(self, adapter: TrackerAdapter, describe: str) -> None:
         self.adapter = adapter
         self.describe = describe
-        self._session = session
 
     async def close(self) -> None:
-        try:
-            await self.adapter.close()
-        finally:
-            if self._session is not None and not self._session.closed:
-                await self._session.close()
+        await self.adapter.close()
 
 
 async def open_tracker(
@@ -89,26 +82,17 @@ async def open_tracker(
 ) -> TrackerHandle:
     """Build the adapter for ``section`` (``options`` pass through to the adapter, e.g. retry
     settings in tests). Raises :class:`ConfigError` when the token is missing or a setting is not
-    usable by the adapter. No network call."""
+    usable by the adapter. No network call. ``tracker.verify_tls = false`` turns certificate checks off
+    for every call the adapter makes (a site with a self-signed certificate)."""
     token = resolve_token(section, environ)
-    session: aiohttp.ClientSession | None = None
-    if not section.verify_tls:
-        session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(ssl=False, limit=10),
-            timeout=aiohttp.ClientTimeout(total=section.timeout_seconds, sock_connect=10.0),
-        )
     try:
-        adapter = _build(section, token, session, options)
+        adapter = _build(section, token, options)
     except (ValueError, TrackerError) as exc:  # the adapters' own checks (bad URL, repo, user)
-        if session is not None:
-            await session.close()
         raise ConfigError(f"config.toml: tracker: {exc}") from None
-    return TrackerHandle(adapter, describe(section), session)
+    return TrackerHandle(adapter, describe(section))
 
 
-def _build(
-    section: TrackerSection, token: str, session: aiohttp.ClientSession | None, options: dict[str, Any]
-) -> TrackerAdapter:
+def _build(section: TrackerSection, token: str, options: dict[str, Any]) -> TrackerAdapter:
     if section.kind == "github":
         from node.trackers.github import GitHubAdapter
 
@@ -116,8 +100,8 @@ def _build(
             section.base_url,
             token=token,
             repos=list(section.projects),
-            session=session,
             timeout=section.timeout_seconds,
+            verify_tls=section.verify_tls,
             **options,
         )
     from node.trackers.jira import JiraAdapter
@@ -128,7 +112,7 @@ def _build(
         user=section.user,
         token=token,
         auth=section.effective_auth,
-        session=session,
         timeout=section.timeout_seconds,
+        verify_tls=section.verify_tls,
         **options,
     )

@@ -1,7 +1,13 @@
-"""The REST client base every tracker client builds on: one pooled :class:`aiohttp.ClientSession`
-(owned unless the caller passes one), the credentials header, same-origin checks, one bounded
-request/response exchange with connection faults named as :class:`~node.trackers.base.TrackerTransient`,
-and JSON decoding. Retries are the shared policy of :mod:`node.trackers.http`.
+"""The REST client base every tracker client builds on: the credentials header, same-origin checks,
+one bounded request/response exchange with connection faults named as
+:class:`~node.trackers.base.TrackerTransient`, and JSON decoding. Retries are the shared policy of
+:mod:`node.trackers.http`.
+
+Two transports: plain calls (no body or a JSON body, redirects not followed: nearly every call) go
+through the lean keep-alive pool of :mod:`node.trackers.common.http1` (a quarter of aiohttp's CPU per
+request); multipart uploads and redirect-following calls go through one pooled
+:class:`aiohttp.ClientSession` (owned unless the caller passes one). Both verify TLS certificates
+unless built with ``verify_tls=False``.
 
 A subclass adds its tracker's URL rules, headers and error bodies (:meth:`RestClient._error`).
 Never logs or echoes the credentials: ``repr`` and messages name the site only.
@@ -17,8 +23,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
+from yarl import URL
 
-from node.trackers.base import TrackerError, TrackerTransient
+from node.trackers.base import TrackerError, TrackerRejected, TrackerTransient
+from node.trackers.common.http1 import Http1Client, HttpClientError, InvalidRequest
 from node.trackers.http import CLIENT_ERRORS, RetryPolicy, new_session, transient_from_client_error
 
 USER_AGENT = "tandem-sync (+https://github.com/tandem-sync)"
@@ -69,6 +77,7 @@ class RestClient:
         policy: RetryPolicy | None,
         connection_limit: int,
         timeout: float,
+        verify_tls: bool = True,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
@@ -81,6 +90,8 @@ class RestClient:
         self._session = session
         self._connection_limit = connection_limit
         self._timeout = timeout
+        self.verify_tls = verify_tls
+        self._http: Http1Client | None = None
 
     def __repr__(self) -> str:  # never show the credentials
         return f"{type(self).__name__}({self.base_url!r})"
@@ -88,13 +99,28 @@ class RestClient:
     @property
     def session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
-            self._session = new_session(limit=self._connection_limit, total_timeout=self._timeout)
+            self._session = new_session(
+                limit=self._connection_limit, total_timeout=self._timeout, verify_tls=self.verify_tls
+            )
             self._owns_session = True
         return self._session
 
+    @property
+    def http(self) -> Http1Client:
+        """The keep-alive pool for plain calls (built on first use)."""
+        if self._http is None:
+            self._http = Http1Client(
+                limit=self._connection_limit, timeout=self._timeout, verify=self.verify_tls
+            )
+        return self._http
+
     async def close(self) -> None:
-        if self._owns_session and self._session is not None and not self._session.closed:
-            await self._session.close()
+        try:
+            if self._http is not None:
+                await self._http.close()
+        finally:
+            if self._owns_session and self._session is not None and not self._session.closed:
+                await self._session.close()
 
     def same_origin(self, url: str) -> bool:
         parts = urlsplit(url)
@@ -122,6 +148,8 @@ class RestClient:
         if data is None and json_body is not None:
             body = encode_json(json_body)
             headers = {**headers, "Content-Type": "application/json"}
+        if data is None and not allow_redirects:
+            return await self._plain(method, url, describe, headers, params, body)
         try:
             async with self.session.request(
                 method,
@@ -144,6 +172,37 @@ class RestClient:
             raise self._error(answer, describe)
         return answer
 
+    async def _plain(
+        self,
+        method: str,
+        url: str,
+        describe: str,
+        headers: Mapping[str, str],
+        params: Mapping[str, str | int] | None,
+        body: Any,
+    ) -> Answer:
+        """:meth:`exchange` on the lean pool (no upload, no redirect to follow)."""
+        target = URL(url)
+        try:
+            resp = await self.http.request(method, target, headers=headers, body=body, params=params)
+        except HttpClientError as exc:
+            raise transient_from_client_error(exc, describe) from None
+        except InvalidRequest as exc:
+            raise TrackerRejected(f"{describe}: {exc}") from None
+        raw = resp.body
+        status = resp.status
+        if status >= 400 and len(raw) > MAX_ERROR_BODY:
+            raw = raw[:MAX_ERROR_BODY]
+        next_url: str | None = None
+        if "Link" in resp.headers:  # most answers have none
+            link = next_link(resp.headers.getall("Link"))
+            next_url = str(target.join(URL(link))) if link else None
+        answer = Answer(status, resp.headers, raw, next_url)
+        self._observe(answer)
+        if status >= 400:
+            raise self._error(answer, describe)
+        return answer
+
     @staticmethod
     def decode_json(answer: Answer, describe: str) -> Any:
         """The body as JSON; ``None`` for an empty one. A garbled body is transient (a proxy's page)."""
@@ -163,3 +222,44 @@ class RestClient:
 
     def _error(self, answer: Answer, describe: str) -> TrackerError:
         raise NotImplementedError
+
+
+def next_link(values: list[str]) -> str | None:
+    """The target of the ``rel="next"`` link in ``Link`` header values (RFC 8288 section 3), as
+    written (it may be relative); ``None`` when there is none. A target is taken whole between ``<``
+    and ``>`` and quoted parameter values whole, so commas or semicolons inside them split nothing;
+    ``rel`` may list several relation types (only the first ``rel`` counts). Malformed links are
+    skipped, never raised."""
+    for link in _split(", ".join(values), ","):
+        target, *params = _split(link, ";")
+        target = target.strip()
+        if len(target) < 2 or target[0] != "<" or target[-1] != ">":
+            continue
+        for param in params:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "rel":
+                if "next" in value.strip().strip('"').lower().split():
+                    return target[1:-1].strip()
+                break
+    return None
+
+
+def _split(text: str, sep: str) -> list[str]:
+    """``text`` split at ``sep``, except inside ``<...>`` and ``"..."`` (with ``\\`` escapes)."""
+    out: list[str] = []
+    start, i, n = 0, 0, len(text)
+    while i < n:
+        ch = text[i]
+        if ch == '"':
+            i += 1
+            while i < n and text[i] != '"':
+                i += 2 if text[i] == "\\" else 1
+        elif ch == "<":
+            close = text.find(">", i)
+            i = n if close < 0 else close
+        elif ch == sep:
+            out.append(text[start:i])
+            start = i + 1
+        i += 1
+    out.append(text[start:])
+    return out

@@ -97,6 +97,7 @@ class GitHubAdapter(TrackerAdapter):
         poll_margin: dt.timedelta = dt.timedelta(seconds=5),
         poll_page_size: int = 100,
         create_missing_milestones: bool = True,
+        verify_tls: bool = True,
     ) -> None:
         self.client = GitHubClient(
             base_url,
@@ -110,6 +111,7 @@ class GitHubAdapter(TrackerAdapter):
             ),
             connection_limit=connection_limit,
             timeout=timeout,
+            verify_tls=verify_tls,
         )
         self.base_url = self.client.base_url
         self.repos = [_check_repo(r) for r in repos or []]

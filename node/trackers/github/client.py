@@ -84,6 +84,7 @@ class GitHubClient(RestClient):
         timeout: float = 60.0,
         etag_cache_size: int = 512,
         clock: Callable[[], float] = time.time,
+        verify_tls: bool = True,
     ) -> None:
         if not token:
             raise ValueError("a GitHub token is required")
@@ -94,6 +95,7 @@ class GitHubClient(RestClient):
             policy=policy,
             connection_limit=connection_limit,
             timeout=timeout,
+            verify_tls=verify_tls,
         )
         self.rate = RateLimit()
         self._etags: OrderedDict[str, tuple[str, Any, str | None]] = OrderedDict()

@@ -172,6 +172,7 @@ class JiraAdapter(TrackerAdapter):
         poll_page_size: int = 50,
         attachment_hashes: MutableMapping[str, str] | None = None,
         written_comments: WrittenComments | None = None,
+        verify_tls: bool = True,
     ) -> None:
         self.client = JiraClient(
             base_url,
@@ -188,6 +189,7 @@ class JiraAdapter(TrackerAdapter):
             ),
             connection_limit=connection_limit,
             timeout=timeout,
+            verify_tls=verify_tls,
         )
         self.base_url = self.client.base_url
         self.deployment: Deployment = deployment

@@ -63,6 +63,7 @@ class JiraClient(RestClient):
         policy: RetryPolicy | None = None,
         connection_limit: int = 10,
         timeout: float = 60.0,
+        verify_tls: bool = True,
     ) -> None:
         if deployment not in ("cloud", "server"):
             raise ValueError("deployment must be 'cloud' or 'server'")
@@ -82,6 +83,7 @@ class JiraClient(RestClient):
             policy=policy,
             connection_limit=connection_limit,
             timeout=timeout,
+            verify_tls=verify_tls,
         )
         self.deployment: Deployment = deployment
         self.user = user
