@@ -393,7 +393,7 @@ class JiraApp(EmulatorApp):
         ]
         if not hooks or not self.dispatcher.running:
             return
-        payload = self.webhook_payload(self.memo_view(self.base_url, 2), event)
+        payload: dict[str, Any] | None = None  # rendered for the first hook whose delivery is queued
         shared: bytes | None = None  # one encoding for every hook that gets the same body
         snap = None
         for hook in hooks:
@@ -405,12 +405,17 @@ class JiraApp(EmulatorApp):
                         continue
                 except JiraApiError:
                     continue
+            if self.dispatcher.drop_if_full():  # counted; a body that would be dropped is not rendered
+                continue
             if hook.exclude_body:
                 data = b""
-            elif hook.dynamic:
-                data = encode_json({**payload, "matchedWebhookIds": [int(hook.id)]})
             else:
-                data = shared = shared if shared is not None else encode_json(payload)
+                if payload is None:
+                    payload = self.webhook_payload(self.memo_view(self.base_url, 2), event)
+                if hook.dynamic:
+                    data = encode_json({**payload, "matchedWebhookIds": [int(hook.id)]})
+                else:
+                    data = shared = shared if shared is not None else encode_json(payload)
             self.dispatcher.enqueue(self.webhook_url(hook.url, event.issue), data)
 
     def webhook_url(self, url: str, issue: Issue) -> str:
