@@ -8,7 +8,9 @@ import asyncio
 import hashlib
 import hmac
 from collections.abc import AsyncIterator
+from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -101,3 +103,55 @@ async def test_ping_and_events_reach_a_receiver_through_the_emulator(receiver: R
     finally:
         await emu.stop()
     assert receiver.got[0][0]["X-GitHub-Event"] == "ping" and receiver.got[0][1] == b'{"zen":"x"}'
+
+
+async def test_a_full_queue_drops_and_counts_each_delivery_and_later_ones_arrive_whole() -> None:
+    arrived, release = asyncio.Event(), asyncio.Event()
+    got: list[dict[str, Any]] = []
+
+    async def held(request: web.Request) -> web.Response:
+        got.append(await request.json())
+        arrived.set()
+        await asyncio.wait_for(release.wait(), 5.0)
+        return web.Response(status=200)
+
+    app = web.Application()
+    app.router.add_post("/{tail:.*}", held)
+    runner, base = await serve(app)
+    emu = GitHubEmulator(user="bot", token="tok", name="Bot")
+    emu.app.dispatcher = HookDispatcher(max_queue=1, workers=1, timeout=5.0)
+    url = await emu.start(host="127.0.0.1", port=0)
+    repo = emu.state.create_repo("bot", "tracker")
+    repo.hooks[1] = Hook(id=1, url=f"{base}/hook", events=["issues", "issue_comment"])
+    headers = {"Authorization": "Bearer tok", "Accept": "application/vnd.github+json"}
+    try:
+        async with aiohttp.ClientSession(base_url=url, headers=headers) as http:
+
+            async def open_issue(title: str) -> None:
+                async with http.post("/repos/bot/tracker/issues", json={"title": title}) as resp:
+                    assert resp.status == 201
+
+            await open_issue("in flight")
+            await asyncio.wait_for(arrived.wait(), 5.0)  # the one worker is held by the receiver
+            await open_issue("queued")  # fills the queue (1)
+            await open_issue("dropped")
+            async with http.post(
+                "/repos/bot/tracker/issues/1/comments", json={"body": "dropped too"}
+            ) as resp:
+                assert resp.status == 201
+            stats = emu.app.dispatcher.stats
+            assert (stats.queued, stats.dropped) == (2, 2)
+            release.set()
+            await asyncio.wait_for(emu.drain_webhooks(), 5.0)
+            await open_issue("after the drain")
+            await asyncio.wait_for(emu.drain_webhooks(), 5.0)
+    finally:
+        release.set()
+        await emu.stop()
+        await runner.cleanup()
+    assert (stats.queued, stats.dropped, stats.delivered) == (3, 2, 3)
+    assert [(p["action"], p["issue"]["title"]) for p in got] == [
+        ("opened", "in flight"),
+        ("opened", "queued"),
+        ("opened", "after the drain"),
+    ]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import json
 import time
 from collections.abc import AsyncIterator
@@ -15,6 +16,9 @@ import pytest
 from aiohttp import web
 
 from node.trackers.jira.emulator import JiraEmulator
+from node.trackers.jira.emulator.ops import Event
+from node.trackers.jira.emulator.state import Webhook
+from node.trackers.jira.emulator.views import View
 from node.trackers.jira.emulator.webhooks import WebhookDispatcher
 from tests.helpers.http import serve
 
@@ -287,3 +291,62 @@ async def test_values_beyond_64_bits_are_still_served_exactly(sc: Client) -> Non
     assert status in (200, 201)
     status, prop = await sc.get(f"/rest/api/2/issue/{key}/properties/huge")
     assert status == 200 and prop["value"] == huge
+
+
+async def test_a_full_queue_counts_each_dropped_delivery_and_renders_no_body_for_it(
+    receiver: Receiver,
+) -> None:
+    emu = JiraEmulator(mode="server")
+    emu.app.dispatcher = WebhookDispatcher(max_queue=2, workers=1, timeout=5.0)
+    await emu.start()
+    try:
+        state, app = emu.state, emu.app
+        state.add_project("PROJ")
+        created = dt.datetime.now(dt.UTC)
+        for hook_id, path, jql in (
+            ("1", "/one", None),
+            ("2", "/two", None),
+            ("3", "/never", "labels = nomatch"),
+        ):
+            state.webhooks[hook_id] = Webhook(
+                id=hook_id,
+                name=hook_id,
+                url=receiver.url + path,
+                events=["jira:issue_created"],
+                jql=jql,
+                created=created,
+            )
+        rendered: list[str] = []
+        render = app.webhook_payload
+
+        def counting(view: View, event: Event) -> dict[str, Any]:
+            rendered.append(event.issue.key)
+            return render(view, event)
+
+        app.webhook_payload = counting  # type: ignore[method-assign]
+        admin = state.users["admin"]
+        fields = {"project": {"key": "PROJ"}, "issuetype": {"name": "Task"}}
+        # No await between the events: the workers cannot take anything, so the queue (2) fills on the
+        # first event's two deliveries and every later delivery is dropped.
+        for n in range(5):
+            app.site.create_issue(admin, {"fields": {**fields, "summary": f"n{n}"}}, 2)
+        stats = app.dispatcher.stats
+        assert (stats.queued, stats.dropped) == (2, 8)  # per event and hook; the JQL miss is neither
+        assert rendered == ["PROJ-1"]  # once for both hooks, never for a dropped delivery
+        await emu.drain_webhooks()
+        app.site.create_issue(admin, {"fields": {**fields, "summary": "after the drain"}}, 2)
+        await emu.drain_webhooks()
+    finally:
+        await emu.stop()
+    assert rendered == ["PROJ-1", "PROJ-6"]
+    assert (stats.queued, stats.dropped, stats.delivered) == (4, 8, 4)
+    got = [
+        (path, p["issue"]["key"], p["issue"]["fields"]["summary"])
+        for path, p in zip(receiver.paths, receiver.payloads(), strict=True)
+    ]
+    assert sorted(got) == [
+        ("/one", "PROJ-1", "n0"),
+        ("/one", "PROJ-6", "after the drain"),
+        ("/two", "PROJ-1", "n0"),
+        ("/two", "PROJ-6", "after the drain"),
+    ]

@@ -483,6 +483,14 @@ class DeliveryQueue(Generic[Item, Stats_co]):
         self.stats.queued += 1
         return True
 
+    def drop_if_full(self) -> bool:
+        """Count a drop, as :meth:`put` would, and say so when the queue is full: a caller asks
+        before building an item that would only be dropped (rendering a payload costs far more)."""
+        if self._queue.full():
+            self.stats.dropped += 1
+            return True
+        return False
+
     async def drain(self, wait: float = 10.0) -> None:
         """Wait until every item queued so far was attempted (tests, shutdown)."""
         await asyncio.wait_for(self._queue.join(), wait)

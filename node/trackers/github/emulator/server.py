@@ -289,30 +289,37 @@ class GitHubApp(EmulatorApp):
             links = [f'<{url(page - 1)}>; rel="prev"', f'<{url(1)}>; rel="first"', *links]
         return chunk, ({"Link": ", ".join(links)} if links else {})
 
-    def _fire(self, repo: Repo, event: str, payload: dict[str, Any]) -> None:
+    def _fire(self, repo: Repo, event: str, action: str, payload: Callable[[], dict[str, Any]]) -> None:
+        """Queue ``event`` for every active hook of ``repo`` that wants it. The payload is built (once)
+        for the first delivery queued: one that a full queue drops is counted and never rendered."""
         if not self.dispatcher.running:
             return
         body: bytes | None = None
         for hook in repo.hooks.values():
             if not hook.active or not ({event, "*"} & set(hook.events)):
                 continue
+            if self.dispatcher.drop_if_full():
+                continue
             if body is None:
-                body = json.dumps(payload, separators=(",", ":")).encode()
-            self.dispatcher.enqueue(Delivery(hook, repo.id, event, payload.get("action"), body))
+                body = json.dumps(payload(), separators=(",", ":")).encode()
+            self.dispatcher.enqueue(Delivery(hook, repo.id, event, action, body))
 
     def _issue_event(self, request: web.Request, repo: Repo, issue: Issue, action: str, **extra: Any) -> None:
         self._record(request, issue, action, extra)
         if issue.is_pull_request or not repo.hooks:
             return
-        v = self.view(request)
-        payload = {
-            "action": action,
-            "issue": v.issue(repo, issue, webhook=True),
-            **extra,
-            "repository": v.repo(repo),
-            "sender": v.user(request[USER_KEY]),
-        }
-        self._fire(repo, "issues", payload)
+
+        def payload() -> dict[str, Any]:
+            v = self.view(request)
+            return {
+                "action": action,
+                "issue": v.issue(repo, issue, webhook=True),
+                **extra,
+                "repository": v.repo(repo),
+                "sender": v.user(request[USER_KEY]),
+            }
+
+        self._fire(repo, "issues", action, payload)
 
     def _record(self, request: web.Request, issue: Issue, action: str, extra: dict[str, Any]) -> None:
         """Keep what ``/issues/{n}/events`` lists for a webhook action (edits of the body leave none)."""
@@ -348,16 +355,19 @@ class GitHubApp(EmulatorApp):
     ) -> None:
         if not repo.hooks:
             return
-        v = self.view(request)
-        payload = {
-            "action": action,
-            "issue": v.issue(repo, issue, webhook=True),
-            "comment": v.comment(repo, comment),
-            **extra,
-            "repository": v.repo(repo),
-            "sender": v.user(request[USER_KEY]),
-        }
-        self._fire(repo, "issue_comment", payload)
+
+        def payload() -> dict[str, Any]:
+            v = self.view(request)
+            return {
+                "action": action,
+                "issue": v.issue(repo, issue, webhook=True),
+                "comment": v.comment(repo, comment),
+                **extra,
+                "repository": v.repo(repo),
+                "sender": v.user(request[USER_KEY]),
+            }
+
+        self._fire(repo, "issue_comment", action, payload)
 
     # ------------------------------------------------------------------ users
 

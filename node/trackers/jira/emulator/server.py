@@ -393,7 +393,7 @@ class JiraApp(EmulatorApp):
         ]
         if not hooks or not self.dispatcher.running:
             return
-        payload = self.webhook_payload(self.memo_view(self.base_url, 2), event)
+        payload: dict[str, Any] | None = None  # rendered for the first hook whose delivery is queued
         shared: bytes | None = None  # one encoding for every hook that gets the same body
         snap = None
         for hook in hooks:
@@ -405,12 +405,17 @@ class JiraApp(EmulatorApp):
                         continue
                 except JiraApiError:
                     continue
+            if self.dispatcher.drop_if_full():  # counted; a body that would be dropped is not rendered
+                continue
             if hook.exclude_body:
                 data = b""
-            elif hook.dynamic:
-                data = encode_json({**payload, "matchedWebhookIds": [int(hook.id)]})
             else:
-                data = shared = shared if shared is not None else encode_json(payload)
+                if payload is None:
+                    payload = self.webhook_payload(self.memo_view(self.base_url, 2), event)
+                if hook.dynamic:
+                    data = encode_json({**payload, "matchedWebhookIds": [int(hook.id)]})
+                else:
+                    data = shared = shared if shared is not None else encode_json(payload)
             self.dispatcher.enqueue(self.webhook_url(hook.url, event.issue), data)
 
     def webhook_url(self, url: str, issue: Issue) -> str:
@@ -891,7 +896,9 @@ class JiraApp(EmulatorApp):
         comment = self.site.add_comment(
             self.actor(request), issue, await self.body(request), self.api(request)
         )
-        return json_response(self.view(request).comment(issue, comment), status=201)
+        # Through the memo: the rendering its webhook made is served again, or this one is kept for
+        # the node's read by id that follows (a webhook dropped on a full queue rendered nothing).
+        return json_response(self.request_memo_view(request).comment(issue, comment), status=201)
 
     async def comment(self, request: web.Request) -> web.StreamResponse:
         issue = self.issue_or_404(request)
