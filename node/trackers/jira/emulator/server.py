@@ -896,9 +896,7 @@ class JiraApp(EmulatorApp):
         comment = self.site.add_comment(
             self.actor(request), issue, await self.body(request), self.api(request)
         )
-        # Through the memo: the rendering its webhook made is served again, or this one is kept for
-        # the node's read by id that follows (a webhook dropped on a full queue rendered nothing).
-        return json_response(self.request_memo_view(request).comment(issue, comment), status=201)
+        return json_response(self.view(request).comment(issue, comment), status=201)
 
     async def comment(self, request: web.Request) -> web.StreamResponse:
         issue = self.issue_or_404(request)
