@@ -31,6 +31,7 @@ from .normalize import (
     MARK_ORDER,
     Node,
     block_inlines,
+    is_canonical,
     mention,
     normalize,
     normalize_inlines,
@@ -749,9 +750,10 @@ def to_wiki(doc: Doc) -> str:
 
 def to_wiki_canonical(doc: Doc) -> tuple[str, Doc]:
     """(wiki markup, the canonical form of ``doc`` it renders): callers that memoise reads get the
-    normalised doc without normalising twice."""
+    normalised doc without normalising twice. A doc already canonical (what the converters and the
+    rules make) is not normalised again, and is itself the canonical form returned."""
     validate_doc(doc)
-    canon = normalize(doc)
+    canon = doc if is_canonical(doc) else normalize(doc)
     return "\n\n".join(_blocks(canon["content"], False, False)), canon
 
 
