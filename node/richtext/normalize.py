@@ -174,7 +174,9 @@ def _canonical_marks(marks: Any) -> tuple[tuple[str, str], ...] | None:
         if type(m) is not dict:
             return None
         kind = m.get("type")
-        rank = _MARK_RANK.get(kind) if type(kind) is str else None
+        if type(kind) is not str:
+            return None
+        rank = _MARK_RANK.get(kind)
         if rank is None or rank <= last:
             return None
         last = rank
