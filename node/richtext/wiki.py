@@ -731,7 +731,11 @@ def _render_inline(nodes: list[Node], br: str) -> str:
         elif kind == _S_CODE:  # same escapes as text: an outer marker must not close inside {{...}}
             out.append(_escape_text(value, "{", "}", False))
         elif kind == _S_TEXT:
-            line_start = k == 0 or segs[k - 1][0] == _S_BREAK
+            # (markers opened at a line's start do not hide it: "*# x*" would read as list items)
+            j = k - 1
+            while j >= 0 and segs[j][0] == _S_OPEN:
+                j -= 1
+            line_start = j < 0 or segs[j][0] == _S_BREAK
             out.append(_escape_text(value, edge_char(k - 1, True), edge_char(k + 1, False), line_start))
         else:
             before = _cls(edge_char(k - 1, True))
