@@ -19,6 +19,7 @@ from .normalize import (
     Node,
     RichTextError,
     block_inlines,
+    is_canonical,
     mention,
     mention_label,
     normalize,
@@ -303,9 +304,10 @@ def to_adf(doc: Doc) -> dict[str, Any]:
 
 def to_adf_canonical(doc: Doc) -> tuple[dict[str, Any], Doc]:
     """(ADF, the canonical form of ``doc`` it renders): callers that memoise reads get the normalised
-    doc without normalising twice."""
+    doc without normalising twice. A doc already canonical is not normalised again, and is itself
+    the canonical form returned."""
     validate_doc(doc)
-    canon = normalize(doc)
+    canon = doc if is_canonical(doc) else normalize(doc)
     return {"type": "doc", "version": 1, "content": [_to_block(b) for b in canon["content"]]}, canon
 
 

@@ -34,6 +34,7 @@ from .normalize import (
     CONTAINER_DEPTH,
     Node,
     block_inlines,
+    is_canonical,
     mention,
     normalize,
     normalize_inlines,
@@ -369,7 +370,7 @@ def _inlines(children: list[Token]) -> list[Node]:
 def to_markdown(doc: Doc) -> str:
     """GitHub-flavoured Markdown for a neutral doc."""
     validate_doc(doc)
-    canon = normalize(doc)
+    canon = doc if is_canonical(doc) else normalize(doc)
     return "\n\n".join(_blocks(canon["content"]))
 
 

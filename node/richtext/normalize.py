@@ -44,6 +44,7 @@ _INLINE_BLOCKS = frozenset({"paragraph", "heading"})
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _UNSAFE_SCHEME = re.compile(r"^\s*(javascript|vbscript|data|file)\s*:", re.IGNORECASE)
 _SCHEME_WS = re.compile(r"[\x00-\x20]")
+_NOT_PLAIN = re.compile(r"[\x00-\x1f\x7f]")  # controls, and the newlines that become breaks
 
 
 class RichTextError(ValueError):
@@ -132,6 +133,116 @@ def normalize(doc: Doc) -> Doc:
         "version": DOC_VERSION,
         "content": normalize_blocks(content if isinstance(content, list) else [], 0),
     }
+
+
+def is_canonical(doc: Any) -> bool:
+    """True only if ``normalize(doc) == doc``, checked without building a tree: for the common
+    shapes (paragraphs and headings of text and hard breaks, rules); any other shape answers False
+    and the caller normalises (``tests/richtext/test_fast_paths.py`` holds the two together)."""
+    if type(doc) is not dict or len(doc) != 3 or doc.get("type") != "doc":
+        return False
+    version, content = doc.get("version"), doc.get("content")
+    if type(version) is not int or version != DOC_VERSION or type(content) is not list:
+        return False
+    for block in content:
+        if type(block) is not dict:
+            return False
+        kind = block.get("type")
+        if kind == "paragraph":
+            if len(block) != 2 or not _canonical_inlines(block.get("content")):
+                return False
+        elif kind == "heading":
+            attrs = block.get("attrs")
+            if len(block) != 3 or type(attrs) is not dict or len(attrs) != 1:
+                return False
+            level = attrs.get("level")
+            if type(level) is not int or not 1 <= level <= 6 or not _canonical_inlines(block.get("content")):
+                return False
+        elif kind != "rule" or len(block) != 1:
+            return False
+    return True
+
+
+def _canonical_marks(marks: Any) -> tuple[tuple[str, str], ...] | None:
+    """The mark key of a canonical, non-empty mark list (sorted, unique, link attrs only a safe
+    href, not both sub and sup); None when ``sort_marks`` would change it."""
+    if type(marks) is not list or not marks:
+        return None
+    key: list[tuple[str, str]] = []
+    last = -1
+    for m in marks:
+        if type(m) is not dict:
+            return None
+        kind = m.get("type")
+        if type(kind) is not str:
+            return None
+        rank = _MARK_RANK.get(kind)
+        if rank is None or rank <= last:
+            return None
+        last = rank
+        if kind == "link":
+            attrs = m.get("attrs")
+            if len(m) != 2 or type(attrs) is not dict or len(attrs) != 1:
+                return None
+            href = attrs.get("href")
+            if type(href) is not str or safe_href(href) is None:
+                return None
+            key.append((kind, href))
+        elif len(m) != 1:
+            return None
+        else:
+            key.append((kind, ""))
+    if last == _MARK_RANK["sup"] and len(key) > 1 and key[-2][0] == "sub":
+        return None
+    return tuple(key)
+
+
+def _canonical_inlines(nodes: Any) -> bool:
+    """Is this paragraph/heading content what ``normalize_inlines`` returns for it? (Text and hard
+    breaks only: no controls or newlines, no empty text, no whitespace at a line's edges or at a
+    formatted run's edges, no two neighbours that would merge.)"""
+    if type(nodes) is not list or not nodes:
+        return False
+    last = len(nodes) - 1
+    previous: tuple[tuple[str, str], ...] | None = None  # mark key of the text before, None after a break
+    for i, node in enumerate(nodes):
+        if type(node) is not dict:
+            return False
+        kind = node.get("type")
+        if kind == "hard_break":
+            if len(node) != 1 or i == 0 or i == last:
+                return False
+            previous = None
+            continue
+        value = node.get("text")
+        if kind != "text" or type(value) is not str or not value or _NOT_PLAIN.search(value):
+            return False
+        if "marks" in node:
+            if len(node) != 3:
+                return False
+            key = _canonical_marks(node["marks"])
+            if key is None:
+                return False
+        elif len(node) != 2:
+            return False
+        else:
+            key = ()
+        if key == previous:
+            return False
+        previous = key
+        names = {k for k, _ in key}
+        if "code" in names:
+            continue
+        edge_run = bool(names) and not names <= {"link"}  # whitespace moves out of a formatted run
+        if value[0].isspace() and (edge_run or i == 0 or _is_break(nodes[i - 1])):
+            return False
+        if value[-1].isspace() and (edge_run or i == last or _is_break(nodes[i + 1])):
+            return False
+    return True
+
+
+def _is_break(node: Any) -> bool:
+    return type(node) is dict and node.get("type") == "hard_break"
 
 
 def normalize_blocks(blocks: list[Any], depth: int) -> list[Node]:
@@ -269,9 +380,6 @@ def _flatten(node: Node, depth: int) -> Iterator[Node]:
         children = current.get("content")
         if isinstance(children, list):
             stack.extend(reversed(children))
-
-
-_NOT_PLAIN = re.compile(r"[\x00-\x1f\x7f]")  # controls, and the newlines that become breaks
 
 
 def normalize_inlines(nodes: list[Any]) -> list[Node]:

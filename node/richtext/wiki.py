@@ -31,6 +31,7 @@ from .normalize import (
     MARK_ORDER,
     Node,
     block_inlines,
+    is_canonical,
     mention,
     normalize,
     normalize_inlines,
@@ -730,7 +731,11 @@ def _render_inline(nodes: list[Node], br: str) -> str:
         elif kind == _S_CODE:  # same escapes as text: an outer marker must not close inside {{...}}
             out.append(_escape_text(value, "{", "}", False))
         elif kind == _S_TEXT:
-            line_start = k == 0 or segs[k - 1][0] == _S_BREAK
+            # (markers opened at a line's start do not hide it: "*# x*" would read as list items)
+            j = k - 1
+            while j >= 0 and segs[j][0] == _S_OPEN:
+                j -= 1
+            line_start = j < 0 or segs[j][0] == _S_BREAK
             out.append(_escape_text(value, edge_char(k - 1, True), edge_char(k + 1, False), line_start))
         else:
             before = _cls(edge_char(k - 1, True))
@@ -749,9 +754,10 @@ def to_wiki(doc: Doc) -> str:
 
 def to_wiki_canonical(doc: Doc) -> tuple[str, Doc]:
     """(wiki markup, the canonical form of ``doc`` it renders): callers that memoise reads get the
-    normalised doc without normalising twice."""
+    normalised doc without normalising twice. A doc already canonical (what the converters and the
+    rules make) is not normalised again, and is itself the canonical form returned."""
     validate_doc(doc)
-    canon = normalize(doc)
+    canon = doc if is_canonical(doc) else normalize(doc)
     return "\n\n".join(_blocks(canon["content"], False, False)), canon
 
 

@@ -480,7 +480,11 @@ def header_paragraph(template: str, comment: Comment, ctx: IncomingContext) -> d
     values = {
         "author": author or "Someone",
         "peer": ctx.peer_name or ctx.connection or "peer",
-        "created": comment.created.strftime("%Y-%m-%d %H:%M %Z").strip() if comment.created else "",
+        "created": (  # (formatted only when the template shows it: a header per copied comment)
+            comment.created.strftime("%Y-%m-%d %H:%M %Z").strip()
+            if comment.created and "{created}" in template
+            else ""
+        ),
         "id": comment.id,
     }
     text = _PLACE.sub(lambda m: values[m.group(1)], template)

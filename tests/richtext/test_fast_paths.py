@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.richtext.normalize import _normalize_inlines, _plain_run, normalize_inlines
-from node.richtext.wiki import _SPECIAL, _escape_chars, _parse_wiki, from_wiki, to_wiki
+from node.richtext.adf import to_adf_canonical
+from node.richtext.normalize import _normalize_inlines, _plain_run, is_canonical, normalize, normalize_inlines
+from node.richtext.wiki import _SPECIAL, _escape_chars, _parse_wiki, from_wiki, to_wiki, to_wiki_canonical
+
+from .strategies import docs
 
 edges = st.none() | st.sampled_from([" ", "a", "*", "?", "!", "#", "\n"])
 texts = st.text(alphabet=st.characters(codec="utf-8"), max_size=30) | st.sampled_from(
@@ -65,3 +69,109 @@ plain_wiki = st.text(
 @given(plain_wiki)
 def test_markup_free_text_reads_as_the_parser_reads_it(markup: str) -> None:
     assert from_wiki(markup) == _parse_wiki(markup)
+
+
+# Raw inline content as anyone may send it: edge and inner spaces, newlines and controls, marks in
+# any order, repeated or unsafe, neighbours that merge, breaks anywhere.
+raw_marks = st.lists(
+    st.sampled_from(
+        [
+            {"type": "strong"},
+            {"type": "em"},
+            {"type": "code"},
+            {"type": "sub"},
+            {"type": "sup"},
+            {"type": "strike"},
+            {"type": "link", "attrs": {"href": "https://a.example/x"}},
+            {"type": "link", "attrs": {"href": "https://b.example/y", "title": "t"}},
+            {"type": "link", "attrs": {"href": "javascript:alert(1)"}},
+            {"type": "strong", "attrs": {}},
+            {"type": "bogus"},
+        ]
+    ),
+    max_size=3,
+)
+raw_texts = st.sampled_from(["a", "b c", " lead", "trail ", " ", "x\ny", "t\tab", "\x01", "", "\u00a0z"])
+raw_inline = st.one_of(
+    st.builds(lambda t: {"type": "text", "text": t}, raw_texts),
+    st.builds(lambda t, m: {"type": "text", "text": t, "marks": m}, raw_texts, raw_marks),
+    st.just({"type": "hard_break"}),
+    st.just({"type": "hard_break", "attrs": {}}),
+    st.just({"type": "mention", "attrs": {"username": "u"}}),
+    st.just({"type": "text", "text": 5}),
+)
+raw_block = st.one_of(
+    st.builds(lambda c: {"type": "paragraph", "content": c}, st.lists(raw_inline, max_size=5)),
+    st.builds(
+        lambda level, c: {"type": "heading", "attrs": {"level": level}, "content": c},
+        st.sampled_from([0, 1, 3, 6, 7, True]),
+        st.lists(raw_inline, max_size=4),
+    ),
+    st.just({"type": "rule"}),
+    st.just({"type": "rule", "content": []}),
+    st.just({"type": "code_block", "attrs": {"language": None}, "content": [{"type": "text", "text": "x"}]}),
+)
+raw_docs = st.builds(
+    lambda c, version: {"type": "doc", "version": version, "content": c},
+    st.lists(raw_block, max_size=4),
+    st.sampled_from([1, 1, 1, 2, True]),
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(raw_docs | st.builds(normalize, raw_docs) | docs("wiki") | docs("adf"))
+def test_a_doc_is_called_canonical_only_when_normalising_leaves_it_as_it_is(doc: dict[str, Any]) -> None:
+    if is_canonical(doc):
+        assert normalize(doc) == doc
+
+
+@settings(max_examples=150, deadline=None)
+@given(raw_docs)
+def test_the_common_shapes_are_recognised_once_normalised(doc: dict[str, Any]) -> None:
+    """The check is not merely safe but useful: a normalised doc of paragraphs, headings and rules,
+    holding text and breaks without tabs, is recognised."""
+    canon = normalize(doc)
+    inlines = [i for b in canon["content"] for i in b.get("content", [])]
+    if all(i["type"] != "mention" and "\t" not in i.get("text", "") for i in inlines) and all(
+        b["type"] != "code_block" for b in canon["content"]
+    ):
+        assert is_canonical(canon)
+
+
+def test_renderers_give_the_same_text_for_a_canonical_doc_and_keep_it_unchanged() -> None:
+    header = {
+        "type": "paragraph",
+        "content": [
+            {"type": "text", "text": "Jane Agent", "marks": [{"type": "strong"}]},
+            {"type": "text", "text": " (via A) wrote:"},
+        ],
+    }
+    body = [{"type": "paragraph", "content": [{"type": "text", "text": "Comment 0: it still fails."}]}]
+    doc = {"type": "doc", "version": 1, "content": [header, *body]}
+    before = copy.deepcopy(doc)
+    assert is_canonical(doc)
+    text, canon = to_wiki_canonical(doc)
+    assert canon is doc and doc == before  # no second tree, nothing changed in place
+    assert text == "*Jane Agent* (via A) wrote:\n\nComment 0: it still fails."
+    assert to_adf_canonical(doc)[1] is doc
+    # Not canonical (edge space in a strong run, unsorted marks): normalised as before.
+    odd = {
+        "type": "doc",
+        "version": 1,
+        "content": [
+            {
+                "type": "paragraph",
+                "content": [{"type": "text", "text": "Jane ", "marks": [{"type": "em"}, {"type": "strong"}]}],
+            }
+        ],
+    }
+    assert not is_canonical(odd)
+    assert to_wiki_canonical(odd)[1] == normalize(odd) != odd
+    inner_space = [
+        {"type": "text", "text": "a ", "marks": [{"type": "strong"}]},
+        {"type": "text", "text": "b"},
+    ]
+    merging = [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]
+    for content in (inner_space, merging):
+        odd = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": content}]}
+        assert not is_canonical(odd) and normalize(odd) != odd

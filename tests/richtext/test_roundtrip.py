@@ -360,3 +360,17 @@ def test_any_markdown_text_parses_and_is_stable(raw: str) -> None:
     validate_doc(doc)
     once = to_markdown(doc)
     assert to_markdown(from_markdown(once)) == once
+
+
+@pytest.mark.parametrize("value", ["#", "# x", "* x", "- x", "** x", "h1. x", "bq. x"])
+@pytest.mark.parametrize("marks", [["strong"], ["strike"], ["strong", "em"]])
+def test_formatted_text_at_a_line_start_is_not_read_back_as_a_list_or_heading(
+    value: str, marks: list[str]
+) -> None:
+    """The markers opened at a line's start do not make it safe: ``*# x*`` is two list markers."""
+    for before in ([], [{"type": "text", "text": "a"}, {"type": "hard_break"}]):
+        formatted = {"type": "text", "text": value, "marks": [{"type": m} for m in marks]}
+        doc = normalize(
+            {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": [*before, formatted]}]}
+        )
+        assert from_wiki(to_wiki(doc)) == doc

@@ -171,3 +171,24 @@ async def test_same_field_edited_on_both_sides_later_wins_and_is_recorded(pair: 
         ("Support's title", "Engineering's title"),
         ("Engineering's title", "Support's title"),
     }
+
+
+async def test_an_issue_created_with_the_peers_comments_is_not_echoed_back(pair: Pair) -> None:
+    """The create's baseline counts the comments it added as the peer's (they are recorded with
+    the outcome, after the fingerprint): their webhooks coming back send nothing."""
+    sup, eng = pair.support, pair.engineering
+    key = await sup.create("Created with comments")
+    await sup.human.add_comment(key, from_plain_text("first"))
+    await sup.human.add_comment(key, from_plain_text("second"))
+    await sup.engine.sync(key, sup.connection)
+    eng_key = await pair.twin_of(sup, key)
+    await pair.settle()
+    assert len((await eng.adapter.get_issue(eng_key)).comments) == 2
+    await eng.engine.local_change(eng_key)
+    [view] = await eng.engine.status(eng_key)
+    assert view.last_sent_version is None
+    # a person's comment there is not the peer's: it goes out
+    await eng.human.add_comment(eng_key, from_plain_text("from engineering"))
+    await eng.engine.local_change(eng_key)
+    [view] = await eng.engine.status(eng_key)
+    assert view.last_sent_version == 1
