@@ -134,7 +134,8 @@ class _Connection(asyncio.Protocol):
         self._max_error_body: int | None = None
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] = []
-        self._fields = 0
+        self._fields = 0  # header and trailer fields (and interim answers) of the current request
+        self._head_size = 0  # their bytes
         self._chunks: list[bytes] = []
         self._size = 0
         self._stalled = 0  # bytes received since the last body byte (head, trailers, framing)
@@ -205,15 +206,19 @@ class _Connection(asyncio.Protocol):
             raise _Refused("an answer came that no request asked for")
         self._status = 0
         self._headers = []
-        self._fields = 0
         self._chunks = []
         self._size = 0
         self._headers_done = False
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._fields += 1
+        self._head_size += len(name) + len(value)
         if self._fields > MAX_FIELDS:
             raise _Refused(f"answer with more than {MAX_FIELDS} header fields")
+        if self._head_size > MAX_HEAD:
+            raise _Refused(
+                f"answer {'trailers' if self._headers_done else 'headers'} larger than {MAX_HEAD} bytes"
+            )
         if not self._headers_done:  # after the head: a trailer field, dropped (never a header)
             self._headers.append((name, value))
 
@@ -243,6 +248,9 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         if self._status < 200:  # 1xx interim answer (100 Continue, 103 Early Hints): the real one follows
             self._headers_done = False
+            self._fields += 1  # counted as a field: no endless stream of them
+            if self._fields > MAX_FIELDS:
+                raise _Refused(f"answer with more than {MAX_FIELDS} header fields")
             return
         if not self._parser.should_keep_alive():
             self._reusable = False
@@ -274,6 +282,8 @@ class _Connection(asyncio.Protocol):
         self._headers_done = False
         self._truncated = False
         self._stalled = 0
+        self._fields = 0
+        self._head_size = 0
         self.used += 1
         reused = self.used > 1
         if len(data) <= WRITE_PIECE:
