@@ -491,13 +491,18 @@ class _Pool:
         self.idle.append(conn)
 
     def _hand_slots(self) -> None:
-        """Free slots to the first waiters, each as a new connection for it to connect."""
-        while self.waiters and len(self.open) < self.client.limit:
-            fut = self.waiters.popleft()
-            if not fut.done():
+        """Idle connections, then free slots (as new connections to connect) to the first waiters."""
+        while self.waiters:
+            if self.waiters[0].done():  # timed out or cancelled, its task not yet run
+                self.waiters.popleft()
+                continue
+            conn = self._take_idle()
+            if conn is None:
+                if len(self.open) >= self.client.limit:
+                    return
                 conn = _Connection(self)
                 self.open.add(conn)
-                fut.set_result(conn)
+            self.waiters.popleft().set_result(conn)
 
     def _give_back(self, conn: _Connection) -> None:
         """A connection handed to a waiter that left (cancelled) before using it."""
@@ -532,6 +537,8 @@ class _Pool:
                 return await self._connect(conn, deadline)
         fut: asyncio.Future[_Connection] = self.loop.create_future()
         self.waiters.append(fut)
+        if self.idle or len(self.open) < self.client.limit:
+            self._hand_slots()  # only waiters whose time ran out (still queued) were ahead of us
         timer = self.loop.call_at(deadline, _expire, fut)  # cheaper than asyncio.timeout_at
         try:
             conn = await fut
