@@ -123,11 +123,18 @@ class RestClient:
                 await self._session.close()
 
     def same_origin(self, url: str) -> bool:
-        parts = urlsplit(url)
+        try:
+            parts = urlsplit(url)
+        except ValueError:  # not a URL at all (an unterminated IPv6 literal)
+            return False
         return (parts.scheme, parts.netloc) == self._origin
 
     def describe(self, method: str, url: str) -> str:
-        return f"{self.product} {method} {urlsplit(url).path}"
+        try:
+            path = urlsplit(url).path
+        except ValueError:
+            path = "(not a valid URL)"
+        return f"{self.product} {method} {path}"
 
     async def exchange(
         self,
@@ -182,22 +189,23 @@ class RestClient:
         body: Any,
     ) -> Answer:
         """:meth:`exchange` on the lean pool (no upload, no redirect to follow)."""
-        target = URL(url)
         try:
-            resp = await self.http.request(method, target, headers=headers, body=body, params=params)
+            target = URL(url)
+        except ValueError as exc:  # a bad base URL or port: our configuration, not worth a retry
+            raise TrackerRejected(f"{describe}: not a valid URL: {_shown(url)} ({exc})") from None
+        try:
+            resp = await self.http.request(
+                method, target, headers=headers, body=body, params=params, max_error_body=MAX_ERROR_BODY
+            )
         except HttpClientError as exc:
             raise transient_from_client_error(exc, describe) from None
         except InvalidRequest as exc:
             raise TrackerRejected(f"{describe}: {exc}") from None
-        raw = resp.body
         status = resp.status
-        if status >= 400 and len(raw) > MAX_ERROR_BODY:
-            raw = raw[:MAX_ERROR_BODY]
         next_url: str | None = None
         if "Link" in resp.headers:  # most answers have none
-            link = next_link(resp.headers.getall("Link"))
-            next_url = str(target.join(URL(link))) if link else None
-        answer = Answer(status, resp.headers, raw, next_url)
+            next_url = _next_url(target, resp.headers.getall("Link"))
+        answer = Answer(status, resp.headers, resp.body, next_url)
         self._observe(answer)
         if status >= 400:
             raise self._error(answer, describe)
@@ -222,6 +230,28 @@ class RestClient:
 
     def _error(self, answer: Answer, describe: str) -> TrackerError:
         raise NotImplementedError
+
+
+def _next_url(base: URL, links: list[str]) -> str | None:
+    """The absolute next-page URL of ``Link`` values; ``None`` when there is none or it is not a URL
+    (a server's or proxy's garbage ends the pages, it raises nothing)."""
+    link = next_link(links)
+    if not link:
+        return None
+    try:
+        return str(base.join(URL(link)))
+    except ValueError:
+        return None
+
+
+def _shown(url: str) -> str:
+    """``url`` fit for a message: without userinfo, query or fragment (they may carry tokens)."""
+    url = url.split("#", 1)[0].split("?", 1)[0]
+    scheme, sep, rest = url.partition("://")
+    if sep:
+        netloc, slash, path = rest.partition("/")
+        url = f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
+    return url
 
 
 def next_link(values: list[str]) -> str | None:
