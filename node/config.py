@@ -151,6 +151,9 @@ class TrackerSection(_Section):
     )
     verify_tls: bool = Field(True, description="verify the tracker's TLS certificate")
     timeout_seconds: float = Field(60.0, gt=0, le=3600, description="total timeout of one tracker request")
+    connections: int = Field(
+        32, ge=1, le=256, description="kept-alive HTTP connections to the tracker at most (REST calls)"
+    )
     retry_max_seconds: float = Field(
         300.0, gt=0, le=86400, description="longest wait between credential checks / failed polls"
     )

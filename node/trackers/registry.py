@@ -102,6 +102,7 @@ def _build(section: TrackerSection, token: str, options: dict[str, Any]) -> Trac
             repos=list(section.projects),
             timeout=section.timeout_seconds,
             verify_tls=section.verify_tls,
+            connection_limit=section.connections,
             **options,
         )
     from node.trackers.jira import JiraAdapter
@@ -114,5 +115,6 @@ def _build(section: TrackerSection, token: str, options: dict[str, Any]) -> Trac
         auth=section.effective_auth,
         timeout=section.timeout_seconds,
         verify_tls=section.verify_tls,
+        connection_limit=section.connections,
         **options,
     )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import stat
 import tomllib
 from pathlib import Path
@@ -136,3 +137,61 @@ async def test_the_registry_builds_the_adapter_for_each_kind(tmp_path: Path) -> 
     assert section is not None
     with pytest.raises(ConfigError, match="not a GitHub repository"):
         await open_tracker(section)
+
+
+async def test_tracker_connections_bounds_the_parallel_calls_to_the_tracker(tmp_path: Path) -> None:
+    """``tracker.connections`` is the most connections (so calls in flight) the node opens."""
+    from aiohttp import web
+
+    state = {"now": 0, "most": 0, "peers": set()}
+    release = asyncio.Event()
+
+    async def info(request: web.Request) -> web.Response:
+        state["peers"].add(request.transport.get_extra_info("peername") if request.transport else None)
+        state["now"] += 1
+        state["most"] = max(state["most"], state["now"])
+        if state["now"] >= 2:
+            release.set()
+        try:
+            await asyncio.wait_for(release.wait(), 5)
+        finally:
+            state["now"] -= 1
+        return web.json_response({"version": "9.12.2", "deploymentType": "Server"})
+
+    app = web.Application()
+    app.router.add_get("/rest/api/2/serverInfo", info)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        home = tmp_path / "h"
+        init(home, "--tracker", "jira-server", "--tracker-url", f"http://127.0.0.1:{port}",
+             "--tracker-user", "u", "--tracker-token", "t")  # fmt: skip
+        config = home / "config.toml"
+        config.write_text(config.read_text().replace("\nconnections = 32\n", "\nconnections = 2\n"))
+        section = load_config(config).tracker
+        assert section is not None and section.connections == 2
+        handle = await open_tracker(section)
+        try:
+            client = handle.adapter.client  # type: ignore[attr-defined]
+            await asyncio.wait_for(
+                asyncio.gather(*(client.request("GET", "serverInfo") for _ in range(6))), 20
+            )
+        finally:
+            await handle.close()
+    finally:
+        await runner.cleanup()
+    assert state["most"] == 2  # two at once (the limit reached), never more
+    assert len(state["peers"]) == 2
+
+
+def test_tracker_connections_out_of_range_is_a_clear_error(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    init(home, "--tracker", "jira-server", "--tracker-url", "http://j:1", "--tracker-user", "u",
+         "--tracker-token", "t")  # fmt: skip
+    config = home / "config.toml"
+    config.write_text(config.read_text().replace("\nconnections = 32\n", "\nconnections = 0\n"))
+    with pytest.raises(ConfigError, match="connections"):
+        load_config(config)
