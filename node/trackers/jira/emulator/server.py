@@ -17,6 +17,7 @@ import json
 import logging
 import mimetypes
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any, Literal, cast
 
 import orjson
@@ -395,6 +396,21 @@ class JiraApp(EmulatorApp):
             return
         payload: dict[str, Any] | None = None  # rendered for the first hook whose delivery is queued
         shared: bytes | None = None  # one encoding for every hook that gets the same body
+
+        def delivery(hook: Webhook) -> tuple[str, bytes]:
+            """Built only for a delivery the queue takes: a dropped one is counted, never rendered."""
+            nonlocal payload, shared
+            if hook.exclude_body:
+                data = b""
+            else:
+                if payload is None:
+                    payload = self.webhook_payload(self.memo_view(self.base_url, 2), event)
+                if hook.dynamic:
+                    data = encode_json({**payload, "matchedWebhookIds": [int(hook.id)]})
+                else:
+                    data = shared = shared if shared is not None else encode_json(payload)
+            return self.webhook_url(hook.url, event.issue), data
+
         snap = None
         for hook in hooks:
             if hook.jql:
@@ -405,18 +421,7 @@ class JiraApp(EmulatorApp):
                         continue
                 except JiraApiError:
                     continue
-            if self.dispatcher.drop_if_full():  # counted; a body that would be dropped is not rendered
-                continue
-            if hook.exclude_body:
-                data = b""
-            else:
-                if payload is None:
-                    payload = self.webhook_payload(self.memo_view(self.base_url, 2), event)
-                if hook.dynamic:
-                    data = encode_json({**payload, "matchedWebhookIds": [int(hook.id)]})
-                else:
-                    data = shared = shared if shared is not None else encode_json(payload)
-            self.dispatcher.enqueue(self.webhook_url(hook.url, event.issue), data)
+            self.dispatcher.put_lazy(partial(delivery, hook))
 
     def webhook_url(self, url: str, issue: Issue) -> str:
         project = self.state.projects.get(issue.project)
