@@ -1203,18 +1203,16 @@ class JiraApp(EmulatorApp):
         except (TypeError, ValueError) as err:
             raise JiraApiError(400, [f"The '{name}' parameter must be an integer: '{value}'."]) from err
 
-    def _matching(self, request: web.Request, jql: Any) -> list[Issue]:
+    def _matching(self, request: web.Request, jql: Any) -> tuple[list[Issue], View]:
+        """The issues ``jql`` matches and the view to render them with. A search naming its issues by
+        id or key (the node reading back what it just wrote, whose comments and users were rendered
+        for their webhooks) reuses those renderings; a scan of the site renders each issue once,
+        where a memo would only add its bookkeeping."""
         if jql is not None and not isinstance(jql, str):
             raise JiraApiError(400, ["The 'jql' parameter must be a string."])
-        return run_search(self.state, self.cache, jql or "", self.actor(request))
-
-    def _search_view(self, request: web.Request, jql: Any) -> View:
-        """A search naming its issues by id or key (the node reading back what it just wrote, whose
-        comments and users were rendered for their webhooks) reuses those renderings; a scan of the
-        site renders each issue once, where a memo would only add its bookkeeping."""
-        if isinstance(jql, str) and plain_lookup(jql) is not None:
-            return self.request_memo_view(request)
-        return self.view(request)
+        plain = plain_lookup(jql) if jql else None
+        issues = run_search(self.state, self.cache, jql or "", self.actor(request), plain=plain)
+        return issues, (self.view(request) if plain is None else self.request_memo_view(request))
 
     async def search(self, request: web.Request) -> web.StreamResponse:
         args = await self._search_args(request)
@@ -1223,8 +1221,7 @@ class JiraApp(EmulatorApp):
         fields = self._as_list(args.get("fields")) or ["*navigable"]
         expand = set(self._as_list(args.get("expand")) or [])
         props = self._as_list(args.get("properties"))
-        issues = self._matching(request, args.get("jql"))
-        view = self._search_view(request, args.get("jql"))
+        issues, view = self._matching(request, args.get("jql"))
         page = issues[start : start + size]
         return json_response(
             {
@@ -1252,8 +1249,7 @@ class JiraApp(EmulatorApp):
         fields = self._as_list(args.get("fields")) or ["id"]
         expand = set(self._as_list(args.get("expand")) or [])
         props = self._as_list(args.get("properties"))
-        issues = self._matching(request, jql)
-        view = self._search_view(request, jql)
+        issues, view = self._matching(request, jql)
         page = issues[start : start + size]
 
         def rows() -> Iterator[dict[str, Any]]:
