@@ -81,6 +81,19 @@ def test_memo_hit_needs_the_same_updated_within_the_window() -> None:
     assert len(memo) == 0
 
 
+def test_take_hands_over_the_properties_within_the_window_and_removes_the_entry() -> None:
+    clock = Clock()
+    memo = WrittenComments(size=10, window=60, clock=clock)
+    for n in ("7", "8"):
+        memo.remember(n, "2024-01-01T10:00:00.000+0000", [{"key": "tandem.marker", "value": {"marker": n}}])
+    assert memo.take("7") == (("tandem.marker", {"marker": "7"}),)  # whatever ``updated`` shows now
+    assert memo.take("7") is None and memo.get("7", "2024-01-01T10:00:00.000+0000") is None
+    assert memo.take("9") is None  # never written by us
+    clock.now += 60
+    assert memo.take("8") is None  # the window is over
+    assert len(memo) == 0
+
+
 def test_memo_evicts_the_oldest_beyond_its_size() -> None:
     memo = WrittenComments(size=2, window=60)
     for n in range(3):
