@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import logging
 
 import pytest
 
@@ -218,17 +219,32 @@ async def test_evicted_comments_are_read(site: Site) -> None:
         await adapter.close()
 
 
-async def test_a_site_dropping_comment_properties_is_always_read(site: Site) -> None:
+async def test_a_site_dropping_comment_properties_is_always_read(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
     adapter = site.adapter()
-    try:
-        issue = await issue_with_own_comments(adapter, 2, "dropped")
+
+    async def dropped(tag: str) -> IssueSnapshot:
+        issue = await issue_with_own_comments(adapter, 2, tag)
         for stored in site.emu.state.issues[issue.id].comments:
             stored.properties.clear()  # as a Jira that ignores create-time comment properties
-        snap, reads = await comment_reads(site, adapter, issue)
-        assert reads == 1 and snap.comment_markers == {}
-        later = await issue_with_own_comments(adapter, 1, "later")
-        snap, reads = await comment_reads(site, adapter, later)
-        assert reads == 1 and snap == await adapter.get_issue(later.id)
+        return issue
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="node.trackers.jira.adapter"):
+            issue = await dropped("dropped")
+            snap, reads = await comment_reads(site, adapter, issue)
+            assert reads == 1 and snap.comment_markers == {}
+            later = await issue_with_own_comments(adapter, 1, "later")  # this one's properties are kept
+            snap, reads = await comment_reads(site, adapter, later)
+            assert reads == 1 and snap == await adapter.get_issue(later.id)
+            # Still read: the site is known to drop them (not merely unchecked, which the kept
+            # properties of "later" would have settled the other way).
+            again = await dropped("again")
+            snap, reads = await comment_reads(site, adapter, again)
+            assert reads == 1 and snap.comment_markers == {}
+        warnings = [r for r in caplog.records if "did not keep the create-time properties" in r.getMessage()]
+        assert len(warnings) == 1
     finally:
         await adapter.close()
 
