@@ -1,7 +1,7 @@
 """Apply-path benchmark: the CPU node B spends per incoming replica in its sync engine, store and
 tracker adapter, without the link, the peer or intake.
 
-    .venv/bin/python scripts/bench_apply.py [--issues 1000] [--rate 80] [--concurrency 48]
+    .venv/bin/python scripts/bench_apply.py [--issues 1000] [--rate 80] [--concurrency N]
 
 What runs where (all on 127.0.0.1, ports picked by the OS):
 
@@ -16,7 +16,9 @@ The replicas are ``scripts/bench.py``'s bulk issues as node A's Basic outgoing r
 arrive ``--rate`` per second, ``--burst`` at a time (node A sends a search page's issues together;
 rate 0: all at once), and the run ends when the engine is idle. Every
 issue is a create: one ``issue/bulk`` per batch, one ``POST comment`` per comment, one search per
-batch of final reads (plus, on Server, one comment read per issue).
+batch of final reads (the comments' properties come from the adapter's memo of what it wrote; a
+comment read or two at the start check once that the site keeps them). ``--concurrency`` defaults
+to the node's ``sync.apply_concurrency``.
 
 The figures: this process's CPU (every thread: the event loop and the store's writer) per
 applied issue, the emulator's CPU per issue (the tracker side of the same calls), and the
@@ -238,7 +240,12 @@ def main() -> None:
     parser.add_argument("--comments", type=int, default=7)
     parser.add_argument("--rate", type=float, default=80.0, help="replicas per second (0: all at once)")
     parser.add_argument("--burst", type=int, default=50, help="replicas arriving together (A sends pages)")
-    parser.add_argument("--concurrency", type=int, default=48, help="sync.apply_concurrency")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=SyncSettings().apply_concurrency,
+        help="sync.apply_concurrency (default: the node's)",
+    )
     args = parser.parse_args()
     messages = replicas(args.issues, args.comments)
     command = [sys.executable, "-m", "node.cli", "emulate", "jira-server", "--port", "0", "--project", "ENG"]

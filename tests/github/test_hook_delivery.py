@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import aiohttp
@@ -16,7 +16,7 @@ from aiohttp import web
 
 from node.trackers.github.emulator import GitHubEmulator
 from node.trackers.github.emulator.hooks import Delivery, HookDispatcher
-from node.trackers.github.emulator.state import Hook
+from node.trackers.github.emulator.state import Hook, Repo
 from tests.helpers.http import serve
 
 
@@ -105,7 +105,7 @@ async def test_ping_and_events_reach_a_receiver_through_the_emulator(receiver: R
     assert receiver.got[0][0]["X-GitHub-Event"] == "ping" and receiver.got[0][1] == b'{"zen":"x"}'
 
 
-async def test_a_full_queue_drops_and_counts_each_delivery_and_later_ones_arrive_whole() -> None:
+async def test_a_full_queue_drops_and_counts_each_delivery_renders_none_and_later_ones_arrive_whole() -> None:
     arrived, release = asyncio.Event(), asyncio.Event()
     got: list[dict[str, Any]] = []
 
@@ -123,6 +123,17 @@ async def test_a_full_queue_drops_and_counts_each_delivery_and_later_ones_arrive
     url = await emu.start(host="127.0.0.1", port=0)
     repo = emu.state.create_repo("bot", "tracker")
     repo.hooks[1] = Hook(id=1, url=f"{base}/hook", events=["issues", "issue_comment"])
+    rendered: list[tuple[str, str]] = []  # (event, action) of each payload built
+    fire = emu.app._fire
+
+    def counting(repo: Repo, event: str, action: str, payload: Callable[[], dict[str, Any]]) -> None:
+        def render() -> dict[str, Any]:
+            rendered.append((event, action))
+            return payload()
+
+        fire(repo, event, action, render)
+
+    emu.app._fire = counting  # type: ignore[method-assign]
     headers = {"Authorization": "Bearer tok", "Accept": "application/vnd.github+json"}
     try:
         async with aiohttp.ClientSession(base_url=url, headers=headers) as http:
@@ -141,6 +152,7 @@ async def test_a_full_queue_drops_and_counts_each_delivery_and_later_ones_arrive
                 assert resp.status == 201
             stats = emu.app.dispatcher.stats
             assert (stats.queued, stats.dropped) == (2, 2)
+            assert rendered == [("issues", "opened")] * 2  # nothing built for the dropped deliveries
             release.set()
             await asyncio.wait_for(emu.drain_webhooks(), 5.0)
             await open_issue("after the drain")
@@ -150,6 +162,7 @@ async def test_a_full_queue_drops_and_counts_each_delivery_and_later_ones_arrive
         await emu.stop()
         await runner.cleanup()
     assert (stats.queued, stats.dropped, stats.delivered) == (3, 2, 3)
+    assert rendered == [("issues", "opened")] * 3
     assert [(p["action"], p["issue"]["title"]) for p in got] == [
         ("opened", "in flight"),
         ("opened", "queued"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import logging
 
 import pytest
 
@@ -78,6 +79,19 @@ def test_memo_hit_needs_the_same_updated_within_the_window() -> None:
     assert memo.get("8", "2024-01-01T10:00:00.000+0000") is None  # never written by us
     clock.now += 60
     assert memo.get("7", "2024-01-01T10:00:00.000+0000") is None  # the window is over
+    assert len(memo) == 0
+
+
+def test_take_hands_over_the_properties_within_the_window_and_removes_the_entry() -> None:
+    clock = Clock()
+    memo = WrittenComments(size=10, window=60, clock=clock)
+    for n in ("7", "8"):
+        memo.remember(n, "2024-01-01T10:00:00.000+0000", [{"key": "tandem.marker", "value": {"marker": n}}])
+    assert memo.take("7") == (("tandem.marker", {"marker": "7"}),)  # whatever ``updated`` shows now
+    assert memo.take("7") is None and memo.get("7", "2024-01-01T10:00:00.000+0000") is None
+    assert memo.take("9") is None  # never written by us
+    clock.now += 60
+    assert memo.take("8") is None  # the window is over
     assert len(memo) == 0
 
 
@@ -205,17 +219,32 @@ async def test_evicted_comments_are_read(site: Site) -> None:
         await adapter.close()
 
 
-async def test_a_site_dropping_comment_properties_is_always_read(site: Site) -> None:
+async def test_a_site_dropping_comment_properties_is_always_read(
+    site: Site, caplog: pytest.LogCaptureFixture
+) -> None:
     adapter = site.adapter()
-    try:
-        issue = await issue_with_own_comments(adapter, 2, "dropped")
+
+    async def dropped(tag: str) -> IssueSnapshot:
+        issue = await issue_with_own_comments(adapter, 2, tag)
         for stored in site.emu.state.issues[issue.id].comments:
             stored.properties.clear()  # as a Jira that ignores create-time comment properties
-        snap, reads = await comment_reads(site, adapter, issue)
-        assert reads == 1 and snap.comment_markers == {}
-        later = await issue_with_own_comments(adapter, 1, "later")
-        snap, reads = await comment_reads(site, adapter, later)
-        assert reads == 1 and snap == await adapter.get_issue(later.id)
+        return issue
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="node.trackers.jira.adapter"):
+            issue = await dropped("dropped")
+            snap, reads = await comment_reads(site, adapter, issue)
+            assert reads == 1 and snap.comment_markers == {}
+            later = await issue_with_own_comments(adapter, 1, "later")  # this one's properties are kept
+            snap, reads = await comment_reads(site, adapter, later)
+            assert reads == 1 and snap == await adapter.get_issue(later.id)
+            # Still read: the site is known to drop them (not merely unchecked, which the kept
+            # properties of "later" would have settled the other way).
+            again = await dropped("again")
+            snap, reads = await comment_reads(site, adapter, again)
+            assert reads == 1 and snap.comment_markers == {}
+        warnings = [r for r in caplog.records if "did not keep the create-time properties" in r.getMessage()]
+        assert len(warnings) == 1
     finally:
         await adapter.close()
 

@@ -22,24 +22,15 @@ def comparable(page: dict[str, Any]) -> list[dict[str, Any]]:
 async def check(client: Client, issue_id: str, api: int) -> None:
     """Memo paths (plain lookup, comment list) against paths that render afresh (a compiled query, one
     comment at a time)."""
-    fields = ["*all"]
-    memo_status, memo = await client.post(
-        f"/rest/api/{api}/search",
-        {
-            "jql": f"id in ({issue_id})",
-            "fields": fields,
-            "expand": ["names", "changelog"],
-            "properties": ["*all"],
-        },
-    )
+    body = {
+        "jql": f"id in ({issue_id})",
+        "fields": ["*all"],
+        "expand": ["names", "changelog"],
+        "properties": ["*all"],
+    }
+    memo_status, memo = await client.post(f"/rest/api/{api}/search", body)
     fresh_status, fresh = await client.post(
-        f"/rest/api/{api}/search",
-        {
-            "jql": f"id in ({issue_id}) AND project = PROJ",
-            "fields": fields,
-            "expand": ["names", "changelog"],
-            "properties": ["*all"],
-        },
+        f"/rest/api/{api}/search", {**body, "jql": f"id in ({issue_id}) AND project = PROJ"}
     )
     assert memo_status == fresh_status == 200
     assert memo["issues"] == fresh["issues"] and len(memo["issues"]) == 1

@@ -430,7 +430,7 @@ Stats_co = TypeVar("Stats_co", bound=BaseDeliveryStats)
 class DeliveryQueue(Generic[Item, Stats_co]):
     """A bounded queue and a few workers that POST each item.
 
-    The API never waits for a receiver: :meth:`enqueue` drops (and counts) an item when the queue
+    The API never waits for a receiver: :meth:`put_lazy` drops (and counts) an item when the queue
     is full, and each POST has a timeout, so a slow or dead receiver costs only its own deliveries.
     A subclass says what to send (:meth:`request`) and may record the outcome (:meth:`finished`).
 
@@ -475,21 +475,18 @@ class DeliveryQueue(Generic[Item, Stats_co]):
             self._session = None
 
     def put(self, item: Item) -> bool:
-        try:
-            self._queue.put_nowait(item)
-        except asyncio.QueueFull:
-            self.stats.dropped += 1
-            return False
-        self.stats.queued += 1
-        return True
+        """Queue ``item``, or count a drop when the queue is full."""
+        return self.put_lazy(lambda: item)
 
-    def drop_if_full(self) -> bool:
-        """Count a drop, as :meth:`put` would, and say so when the queue is full: a caller asks
-        before building an item that would only be dropped (rendering a payload costs far more)."""
+    def put_lazy(self, build: Callable[[], Item]) -> bool:
+        """Queue the item ``build`` returns, or count a drop (without calling ``build``) when the queue
+        is full: a sender passes what renders its payload, which costs far more than a drop."""
         if self._queue.full():
             self.stats.dropped += 1
-            return True
-        return False
+            return False
+        self._queue.put_nowait(build())
+        self.stats.queued += 1
+        return True
 
     async def drain(self, wait: float = 10.0) -> None:
         """Wait until every item queued so far was attempted (tests, shutdown)."""

@@ -119,7 +119,7 @@ class WrittenComments:
 
     def remember(self, comment_id: str, updated: Any, properties: Sequence[Mapping[str, Any]]) -> None:
         """Note what a write just set (``properties`` as sent: ``[{"key", "value"}]``)."""
-        if not isinstance(updated, str) or not updated or self.size == 0:
+        if not isinstance(updated, str) or not updated:
             return
         props = tuple((str(p["key"]), p.get("value")) for p in properties)
         self._entries.pop(comment_id, None)
@@ -130,18 +130,24 @@ class WrittenComments:
     def forget(self, comment_id: str) -> None:
         self._entries.pop(comment_id, None)
 
-    def get(
-        self, comment_id: str, updated: Any, *, any_updated: bool = False
-    ) -> tuple[tuple[str, Any], ...] | None:
+    def get(self, comment_id: str, updated: Any) -> tuple[tuple[str, Any], ...] | None:
         """The properties written on ``comment_id`` if still trusted with the comment now showing
-        ``updated`` (else None); ``any_updated`` skips that comparison (the adapter's own edit)."""
+        ``updated`` (else None)."""
         entry = self._entries.get(comment_id)
         if entry is None:
             return None
         if self.clock() - entry.at >= self.window:
             del self._entries[comment_id]
             return None
-        return entry.properties if any_updated or entry.updated == updated else None
+        return entry.properties if entry.updated == updated else None
+
+    def take(self, comment_id: str) -> tuple[tuple[str, Any], ...] | None:
+        """Remove ``comment_id``'s entry and return its properties if still inside the window (the
+        adapter's own edit: whatever ``updated`` the comment shows now, the edit changes it)."""
+        entry = self._entries.pop(comment_id, None)
+        if entry is None or self.clock() - entry.at >= self.window:
+            return None
+        return entry.properties
 
 
 class JiraAdapter(TrackerAdapter):
@@ -1004,8 +1010,7 @@ class JiraAdapter(TrackerAdapter):
             payload["visibility"] = self.internal_visibility
         # What the memo knows of this comment holds until both writes are through (a failure in
         # between leaves it unknown: read from Jira next time).
-        written = self.written_comments.get(str(comment_id), None, any_updated=True)
-        self.written_comments.forget(str(comment_id))
+        written = self.written_comments.take(str(comment_id))
         raw = await self.client.request(
             "PUT", f"issue/{_seg(key)}/comment/{_seg(comment_id)}", json_body=payload
         )

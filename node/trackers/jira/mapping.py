@@ -392,37 +392,21 @@ def _latest_actor(
     histories: Sequence[Mapping[str, Any]], comments: Sequence[Mapping[str, Any]], users: UserMemo
 ) -> UserRef | None:
     """Who touched the issue last: the author of the newest changelog entry or comment edit (the
-    caller falls back to the creator: creation is the first change of all). Only the winner's user
-    object is mapped (an entry whose user maps to nothing does not compete)."""
-    best_at: dt.datetime | None = None
-    best: Any = None
+    caller falls back to the creator: creation is the first change of all). An entry whose user maps
+    to nothing does not compete."""
+    best: tuple[dt.datetime, UserRef] | None = None
     for h in histories:
-        at = parse_time(h.get("created"))
-        if at and (best_at is None or at >= best_at):
-            who = h.get("author")
-            if _is_user(who):
-                best_at, best = at, who
+        at, who = parse_time(h.get("created")), _user(h.get("author"), users)
+        if at and who and (best is None or at >= best[0]):
+            best = (at, who)
     for c in comments:
         if not isinstance(c, dict):
             continue
         at = parse_time(c.get("updated")) or parse_time(c.get("created"))
-        if at and (best_at is None or at >= best_at):
-            who = c.get("updateAuthor")
-            if not _is_user(who):
-                who = c.get("author")
-            if _is_user(who):
-                best_at, best = at, who
-    return _user(best, users) if best is not None else None
-
-
-def _is_user(obj: Any) -> bool:
-    """Whether :func:`user_ref` maps ``obj`` to a user (without building it)."""
-    if not isinstance(obj, dict):
-        return False
-    email = obj.get("emailAddress")
-    if isinstance(email, str) and "@" in email:
-        return True
-    return any(obj.get(k) not in (None, "") for k in ("displayName", "accountId", "name"))
+        who = _user(c.get("updateAuthor"), users) or _user(c.get("author"), users)
+        if at and who and (best is None or at >= best[0]):
+            best = (at, who)
+    return best[1] if best else None
 
 
 def _name(obj: Any) -> str | None:

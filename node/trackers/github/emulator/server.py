@@ -19,6 +19,7 @@ import logging
 import shlex
 import time
 from collections.abc import Awaitable, Callable, Iterable
+from functools import partial
 from typing import Any
 from urllib.parse import urlencode
 
@@ -295,14 +296,16 @@ class GitHubApp(EmulatorApp):
         if not self.dispatcher.running:
             return
         body: bytes | None = None
-        for hook in repo.hooks.values():
-            if not hook.active or not ({event, "*"} & set(hook.events)):
-                continue
-            if self.dispatcher.drop_if_full():
-                continue
+
+        def delivery(hook: Hook) -> Delivery:
+            nonlocal body
             if body is None:
                 body = json.dumps(payload(), separators=(",", ":")).encode()
-            self.dispatcher.enqueue(Delivery(hook, repo.id, event, action, body))
+            return Delivery(hook, repo.id, event, action, body)
+
+        for hook in repo.hooks.values():
+            if hook.active and {event, "*"} & set(hook.events):
+                self.dispatcher.put_lazy(partial(delivery, hook))
 
     def _issue_event(self, request: web.Request, repo: Repo, issue: Issue, action: str, **extra: Any) -> None:
         self._record(request, issue, action, extra)

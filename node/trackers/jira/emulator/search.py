@@ -14,6 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections import OrderedDict
+from enum import Enum
 from typing import Any, Literal
 
 import node.jql as jql
@@ -175,14 +176,27 @@ def _looked_up(state: EmulatorState, values: list[str]) -> list[Issue]:
     return sorted(found.values(), key=lambda i: (i.created, int(i.id)), reverse=True)
 
 
+class Unasked(Enum):
+    """:func:`run_search`'s ``plain`` when the caller did not ask :func:`plain_lookup` itself."""
+
+    UNASKED = 0
+
+
 def run_search(
-    state: EmulatorState, cache: SnapshotCache, text: str, user: User | None, *, lookup: bool = True
+    state: EmulatorState,
+    cache: SnapshotCache,
+    text: str,
+    user: User | None,
+    *,
+    lookup: bool = True,
+    plain: list[str] | Unasked | None = Unasked.UNASKED,
 ) -> list[Issue]:
     """Every issue matching ``text``, in the query's ORDER BY (without one: newest first, as Jira's
-    search API returns them). ``lookup=False`` scans every issue even when the query names them
-    (what the fast paths are checked against)."""
+    search API returns them). ``plain`` is what :func:`plain_lookup` answered for ``text`` when the
+    caller already asked (the search handler, which picks its view by it). ``lookup=False`` scans
+    every issue even when the query names them (what the fast paths are checked against)."""
     if lookup and text:
-        values = plain_lookup(text)
+        values = plain_lookup(text) if plain is Unasked.UNASKED else plain
         if values is not None:
             return _looked_up(state, values)
     query = compile_jql(text or "", state)

@@ -17,6 +17,7 @@ import json
 import logging
 import mimetypes
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from functools import partial
 from typing import Any, Literal, cast
 
 import orjson
@@ -395,6 +396,21 @@ class JiraApp(EmulatorApp):
             return
         payload: dict[str, Any] | None = None  # rendered for the first hook whose delivery is queued
         shared: bytes | None = None  # one encoding for every hook that gets the same body
+
+        def delivery(hook: Webhook) -> tuple[str, bytes]:
+            """Built only for a delivery the queue takes: a dropped one is counted, never rendered."""
+            nonlocal payload, shared
+            if hook.exclude_body:
+                data = b""
+            else:
+                if payload is None:
+                    payload = self.webhook_payload(self.memo_view(self.base_url, 2), event)
+                if hook.dynamic:
+                    data = encode_json({**payload, "matchedWebhookIds": [int(hook.id)]})
+                else:
+                    data = shared = shared if shared is not None else encode_json(payload)
+            return self.webhook_url(hook.url, event.issue), data
+
         snap = None
         for hook in hooks:
             if hook.jql:
@@ -405,18 +421,7 @@ class JiraApp(EmulatorApp):
                         continue
                 except JiraApiError:
                     continue
-            if self.dispatcher.drop_if_full():  # counted; a body that would be dropped is not rendered
-                continue
-            if hook.exclude_body:
-                data = b""
-            else:
-                if payload is None:
-                    payload = self.webhook_payload(self.memo_view(self.base_url, 2), event)
-                if hook.dynamic:
-                    data = encode_json({**payload, "matchedWebhookIds": [int(hook.id)]})
-                else:
-                    data = shared = shared if shared is not None else encode_json(payload)
-            self.dispatcher.enqueue(self.webhook_url(hook.url, event.issue), data)
+            self.dispatcher.put_lazy(partial(delivery, hook))
 
     def webhook_url(self, url: str, issue: Issue) -> str:
         project = self.state.projects.get(issue.project)
@@ -1198,18 +1203,16 @@ class JiraApp(EmulatorApp):
         except (TypeError, ValueError) as err:
             raise JiraApiError(400, [f"The '{name}' parameter must be an integer: '{value}'."]) from err
 
-    def _matching(self, request: web.Request, jql: Any) -> list[Issue]:
+    def _matching(self, request: web.Request, jql: Any) -> tuple[list[Issue], View]:
+        """The issues ``jql`` matches and the view to render them with. A search naming its issues by
+        id or key (the node reading back what it just wrote, whose comments and users were rendered
+        for their webhooks) reuses those renderings; a scan of the site renders each issue once,
+        where a memo would only add its bookkeeping."""
         if jql is not None and not isinstance(jql, str):
             raise JiraApiError(400, ["The 'jql' parameter must be a string."])
-        return run_search(self.state, self.cache, jql or "", self.actor(request))
-
-    def _search_view(self, request: web.Request, jql: Any) -> View:
-        """A search naming its issues by id or key (the node reading back what it just wrote, whose
-        comments and users were rendered for their webhooks) reuses those renderings; a scan of the
-        site renders each issue once, where a memo would only add its bookkeeping."""
-        if isinstance(jql, str) and plain_lookup(jql) is not None:
-            return self.request_memo_view(request)
-        return self.view(request)
+        plain = plain_lookup(jql) if jql else None
+        issues = run_search(self.state, self.cache, jql or "", self.actor(request), plain=plain)
+        return issues, (self.view(request) if plain is None else self.request_memo_view(request))
 
     async def search(self, request: web.Request) -> web.StreamResponse:
         args = await self._search_args(request)
@@ -1218,8 +1221,7 @@ class JiraApp(EmulatorApp):
         fields = self._as_list(args.get("fields")) or ["*navigable"]
         expand = set(self._as_list(args.get("expand")) or [])
         props = self._as_list(args.get("properties"))
-        issues = self._matching(request, args.get("jql"))
-        view = self._search_view(request, args.get("jql"))
+        issues, view = self._matching(request, args.get("jql"))
         page = issues[start : start + size]
         return json_response(
             {
@@ -1247,8 +1249,7 @@ class JiraApp(EmulatorApp):
         fields = self._as_list(args.get("fields")) or ["id"]
         expand = set(self._as_list(args.get("expand")) or [])
         props = self._as_list(args.get("properties"))
-        issues = self._matching(request, jql)
-        view = self._search_view(request, jql)
+        issues, view = self._matching(request, jql)
         page = issues[start : start + size]
 
         def rows() -> Iterator[dict[str, Any]]:
