@@ -1,6 +1,6 @@
 """The lean HTTP/1.1 client (node.trackers.common.http1) and RestClient on top of it, against raw
 scripted servers on 127.0.0.1: framing, keep-alive, dead idle connections, timeouts, malformed
-answers, TLS with a self-signed certificate, header injection, and the Link header's next page.
+answers, TLS with a self-signed certificate and header injection.
 Every async test runs on both asyncio's loop and uvloop, the production loop (conftest.py)."""
 
 from __future__ import annotations
@@ -29,8 +29,6 @@ from node.trackers.common.http1 import (
     RequestTimeout,
     ServerDisconnected,
 )
-from node.trackers.common.rest import next_link
-from node.trackers.github.client import GitHubClient
 from node.trackers.http import RetryPolicy
 from node.trackers.jira.client import JiraClient
 
@@ -366,50 +364,6 @@ async def test_tls_verified_by_default_and_off_on_request(serve, tmp_path: Path)
     await trusting.close()
 
 
-# ---------------------------------------------------------------------------------------------- Link
-
-
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [
-        (
-            [
-                '<https://api.github.com/r/1/issues?page=2>; rel="next", '
-                '<https://api.github.com/r/1/issues?page=5>; rel="last"'
-            ],
-            "https://api.github.com/r/1/issues?page=2",
-        ),
-        (['<https://h/x?labels=a,b&page=3>; rel="next"'], "https://h/x?labels=a,b&page=3"),
-        (['<https://h/p1>; rel="prev"', '<https://h/p3>; title="a, b; c"; rel="last next"'], "https://h/p3"),
-        (["</relative?page=2>;rel=next"], "/relative?page=2"),
-        (['<https://h/p1>; rel="prev"'], None),
-        (["garbage, <unterminated; rel=next"], None),
-        ([""], None),
-    ],
-)
-def test_next_link(values: list[str], expected: str | None) -> None:
-    assert next_link(values) == expected
-
-
-async def test_github_pagination_follows_next(serve) -> None:  # type: ignore[no-untyped-def]
-    srv = await serve([])
-    srv.steps.extend(
-        [
-            ok(
-                b"[1, 2]", f'Link: <{srv.url}/repos/o/r/issues?page=2>; rel="next", <{srv.url}/x>; rel="last"'
-            ),
-            ok(b"[3]", 'Link: </repos/o/r/issues?page=3>; rel="next"'),
-            ok(b"[4]"),
-        ]
-    )
-    client = GitHubClient(srv.url, token="t", policy=RetryPolicy(max_attempts=1))
-    client_page = await client.page("POST", "repos/o/r/issues")  # POST: a plain call (no redirects)
-    assert client_page.next_url == f"{srv.url}/repos/o/r/issues?page=2"
-    second = await client.page("POST", client_page.next_url)
-    assert second.next_url == f"{srv.url}/repos/o/r/issues?page=3"  # relative target resolved
-    await client.close()
-
-
 # ---------------------------------------------------------------------------------------------- review
 
 
@@ -610,12 +564,7 @@ async def test_close_fails_waiting_and_running_requests(serve) -> None:  # type:
     assert (await client.request("GET", srv.url + "/later")).status == 200  # usable again
 
 
-async def test_a_bad_url_or_link_target_raises_no_bare_value_error(serve) -> None:  # type: ignore[no-untyped-def]
-    srv = await serve([ok(b"[1]", 'Link: <http://[::1/x?page=2>; rel="next"')])
-    github = GitHubClient(srv.url, token="t", policy=RetryPolicy(max_attempts=1))
-    page = await github.page("POST", "repos/o/r/issues")
-    assert page.next_url is None  # a broken target ends the pages
-    await github.close()
+async def test_a_bad_url_raises_no_bare_value_error() -> None:
     jira = JiraClient(
         "http://127.0.0.1:99999", deployment="server", user="u", token="t", policy=RetryPolicy(max_attempts=3)
     )

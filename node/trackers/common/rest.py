@@ -40,7 +40,7 @@ class Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes
-    next_url: str | None = None  # ``Link: <...>; rel="next"``
+    next_url: str | None = None  # ``Link: <...>; rel="next"`` (read on the aiohttp path only: paged GETs)
 
 
 def encode_json(value: Any) -> bytes:
@@ -202,10 +202,7 @@ class RestClient:
         except InvalidRequest as exc:
             raise TrackerRejected(f"{describe}: {exc}") from None
         status = resp.status
-        next_url: str | None = None
-        if "Link" in resp.headers:  # most answers have none
-            next_url = _next_url(target, resp.headers.getall("Link"))
-        answer = Answer(status, resp.headers, resp.body, next_url)
+        answer = Answer(status, resp.headers, resp.body)  # never paged: no Link to read
         self._observe(answer)
         if status >= 400:
             raise self._error(answer, describe)
@@ -232,18 +229,6 @@ class RestClient:
         raise NotImplementedError
 
 
-def _next_url(base: URL, links: list[str]) -> str | None:
-    """The absolute next-page URL of ``Link`` values; ``None`` when there is none or it is not a URL
-    (a server's or proxy's garbage ends the pages, it raises nothing)."""
-    link = next_link(links)
-    if not link:
-        return None
-    try:
-        return str(base.join(URL(link)))
-    except ValueError:
-        return None
-
-
 def _shown(url: str) -> str:
     """``url`` fit for a message: without userinfo, query or fragment (they may carry tokens)."""
     url = url.split("#", 1)[0].split("?", 1)[0]
@@ -252,44 +237,3 @@ def _shown(url: str) -> str:
         netloc, slash, path = rest.partition("/")
         url = f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
     return url
-
-
-def next_link(values: list[str]) -> str | None:
-    """The target of the ``rel="next"`` link in ``Link`` header values (RFC 8288 section 3), as
-    written (it may be relative); ``None`` when there is none. A target is taken whole between ``<``
-    and ``>`` and quoted parameter values whole, so commas or semicolons inside them split nothing;
-    ``rel`` may list several relation types (only the first ``rel`` counts). Malformed links are
-    skipped, never raised."""
-    for link in _split(", ".join(values), ","):
-        target, *params = _split(link, ";")
-        target = target.strip()
-        if len(target) < 2 or target[0] != "<" or target[-1] != ">":
-            continue
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "rel":
-                if "next" in value.strip().strip('"').lower().split():
-                    return target[1:-1].strip()
-                break
-    return None
-
-
-def _split(text: str, sep: str) -> list[str]:
-    """``text`` split at ``sep``, except inside ``<...>`` and ``"..."`` (with ``\\`` escapes)."""
-    out: list[str] = []
-    start, i, n = 0, 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == '"':
-            i += 1
-            while i < n and text[i] != '"':
-                i += 2 if text[i] == "\\" else 1
-        elif ch == "<":
-            close = text.find(">", i)
-            i = n if close < 0 else close
-        elif ch == sep:
-            out.append(text[start:i])
-            start = i + 1
-        i += 1
-    out.append(text[start:])
-    return out
