@@ -23,7 +23,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
-from yarl import URL
 
 from node.trackers.base import TrackerError, TrackerRejected, TrackerTransient
 from node.trackers.common.http1 import Http1Client, HttpClientError, InvalidRequest
@@ -82,6 +81,10 @@ class RestClient:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
+        try:
+            parts.port  # noqa: B018 -- parsed now so that a bad port is a start-up error, not a failed call
+        except ValueError as exc:  # the message names the port only, never the rest of the URL
+            raise ValueError(f"not a valid port in the {self.product} URL: {exc}") from None
         self.base_url = base_url.rstrip("/")
         self.policy = policy or RetryPolicy()
         self._origin = (parts.scheme, parts.netloc)
@@ -188,14 +191,12 @@ class RestClient:
         params: Mapping[str, str | int] | None,
         body: Any,
     ) -> Answer:
-        """:meth:`exchange` on the lean pool (no upload, no redirect to follow)."""
-        try:
-            target = URL(url)
-        except ValueError as exc:  # a bad base URL or port: our configuration, not worth a retry
-            raise TrackerRejected(f"{describe}: not a valid URL: {_shown(url)} ({exc})") from None
+        """:meth:`exchange` on the lean pool (no upload, no redirect to follow). A URL the client
+        cannot send (a bad absolute path from a tracker) is :class:`InvalidRequest`: rejected, not
+        worth a retry."""
         try:
             resp = await self.http.request(
-                method, target, headers=headers, body=body, params=params, max_error_body=MAX_ERROR_BODY
+                method, url, headers=headers, body=body, params=params, max_error_body=MAX_ERROR_BODY
             )
         except HttpClientError as exc:
             raise transient_from_client_error(exc, describe) from None
@@ -227,13 +228,3 @@ class RestClient:
 
     def _error(self, answer: Answer, describe: str) -> TrackerError:
         raise NotImplementedError
-
-
-def _shown(url: str) -> str:
-    """``url`` fit for a message: without userinfo, query or fragment (they may carry tokens)."""
-    url = url.split("#", 1)[0].split("?", 1)[0]
-    scheme, sep, rest = url.partition("://")
-    if sep:
-        netloc, slash, path = rest.partition("/")
-        url = f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
-    return url
