@@ -6,7 +6,7 @@ one bounded request/response exchange with connection faults named as
 Two transports: plain calls (no body or a JSON body, redirects not followed: nearly every call) go
 through the lean keep-alive pool of :mod:`node.trackers.common.http1` (a quarter of aiohttp's CPU per
 request); multipart uploads and redirect-following calls go through one pooled
-:class:`aiohttp.ClientSession` (owned unless the caller passes one). Both verify TLS certificates
+:class:`aiohttp.ClientSession`. Both verify TLS certificates
 unless built with ``verify_tls=False``.
 
 A subclass adds its tracker's URL rules, headers and error bodies (:meth:`RestClient._error`).
@@ -72,7 +72,6 @@ class RestClient:
         base_url: str,
         *,
         auth_header: str,
-        session: aiohttp.ClientSession | None,
         policy: RetryPolicy | None,
         connection_limit: int,
         timeout: float,
@@ -89,8 +88,7 @@ class RestClient:
         self.policy = policy or RetryPolicy()
         self._origin = (parts.scheme, parts.netloc)
         self._auth_header = auth_header
-        self._owns_session = session is None
-        self._session = session
+        self._session: aiohttp.ClientSession | None = None
         self._connection_limit = connection_limit
         self._timeout = timeout
         self.verify_tls = verify_tls
@@ -105,7 +103,6 @@ class RestClient:
             self._session = new_session(
                 limit=self._connection_limit, total_timeout=self._timeout, verify_tls=self.verify_tls
             )
-            self._owns_session = True
         return self._session
 
     @property
@@ -122,7 +119,7 @@ class RestClient:
             if self._http is not None:
                 await self._http.close()
         finally:
-            if self._owns_session and self._session is not None and not self._session.closed:
+            if self._session is not None and not self._session.closed:
                 await self._session.close()
 
     def same_origin(self, url: str) -> bool:

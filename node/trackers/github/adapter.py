@@ -35,8 +35,6 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import aiohttp
-
 from node.trackers.base import (
     IssueSnapshot,
     IssueUpdate,
@@ -84,7 +82,6 @@ class GitHubAdapter(TrackerAdapter):
         *,
         token: str,
         repos: list[str] | None = None,
-        session: aiohttp.ClientSession | None = None,
         max_attempts: int = 6,
         base_delay: float = 0.5,
         max_delay: float = 30.0,
@@ -102,7 +99,6 @@ class GitHubAdapter(TrackerAdapter):
         self.client = GitHubClient(
             base_url,
             token=token,
-            session=session,
             policy=RetryPolicy(
                 max_attempts=max_attempts,
                 base_delay=base_delay,

@@ -37,8 +37,6 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import aiohttp
-
 from node.trackers.base import (
     IssueSnapshot,
     IssueUpdate,
@@ -155,7 +153,6 @@ class JiraAdapter(TrackerAdapter):
         user: str | None,
         token: str,
         auth: AuthKind = "basic",
-        session: aiohttp.ClientSession | None = None,
         max_attempts: int = 6,
         base_delay: float = 0.5,
         max_delay: float = 30.0,
@@ -180,7 +177,6 @@ class JiraAdapter(TrackerAdapter):
             user=user,
             token=token,
             auth=auth,
-            session=session,
             policy=RetryPolicy(
                 max_attempts=max_attempts,
                 base_delay=base_delay,
@@ -1147,22 +1143,18 @@ async def connect_jira(
     user: str | None,
     token: str,
     auth: AuthKind = "basic",
-    session: aiohttp.ClientSession | None = None,
     **options: Any,
 ) -> JiraAdapter:
     """Build an adapter after asking ``/rest/api/2/serverInfo`` which deployment this is
     (``deploymentType``: ``Cloud`` → REST v3 + ADF; ``Server``/``DataCenter`` → REST v2 + wiki)."""
-    probe = JiraClient(base_url, deployment="server", user=user, token=token, auth=auth, session=session)
+    probe = JiraClient(base_url, deployment="server", user=user, token=token, auth=auth)
     try:
         info = await probe.request("GET", "/rest/api/2/serverInfo") or {}
     finally:
-        if session is None:
-            await probe.close()
+        await probe.close()
     kind = str(info.get("deploymentType") or "").lower()
     deployment: Deployment = "cloud" if kind == "cloud" else "server"
-    return JiraAdapter(
-        base_url, deployment=deployment, user=user, token=token, auth=auth, session=session, **options
-    )
+    return JiraAdapter(base_url, deployment=deployment, user=user, token=token, auth=auth, **options)
 
 
 # -----------------------------------------------------------------------------------------------

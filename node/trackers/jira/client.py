@@ -59,7 +59,6 @@ class JiraClient(RestClient):
         user: str | None,
         token: str,
         auth: AuthKind = "basic",
-        session: aiohttp.ClientSession | None = None,
         policy: RetryPolicy | None = None,
         connection_limit: int = 10,
         timeout: float = 60.0,
@@ -79,7 +78,6 @@ class JiraClient(RestClient):
         super().__init__(
             base_url,
             auth_header=auth_header,
-            session=session,
             policy=policy,
             connection_limit=connection_limit,
             timeout=timeout,
