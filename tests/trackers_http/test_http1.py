@@ -551,6 +551,59 @@ async def test_a_cancelled_waiter_passes_its_connection_on(serve) -> None:  # ty
     assert srv.connections == 1
 
 
+async def test_waiters_that_left_the_queue_hold_up_no_one() -> None:
+    """A queued request that timed out and one that was cancelled leave the queue at once: the
+    connection given back next goes to the request after them, not to a waiter that has gone."""
+    slow_arrived, answer_slow = asyncio.Event(), asyncio.Event()
+    paths: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for _ in range(10):
+                head = await reader.readuntil(b"\r\n\r\n")
+                path = head.split(b" ")[1]
+                paths.append(path)
+                if path == b"/slow":
+                    slow_arrived.set()
+                    await answer_slow.wait()
+                writer.write(ok(path))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    client = Http1Client(limit=1, timeout=5)
+
+    async def queued(path: str, started: asyncio.Event) -> object:
+        started.set()  # request() queues it before its first suspension
+        return await client.request("GET", url + path)
+
+    slow = asyncio.create_task(client.request("GET", url + "/slow"))  # holds the only connection
+    await asyncio.wait_for(slow_arrived.wait(), 5)
+    client.timeout = 0.0  # its time is up as soon as it is queued
+    expired_started, cancelled_started = asyncio.Event(), asyncio.Event()
+    expired = asyncio.create_task(queued("/expired", expired_started))
+    await expired_started.wait()
+    client.timeout = 5
+    cancelled = asyncio.create_task(queued("/cancelled", cancelled_started))
+    await cancelled_started.wait()
+    with pytest.raises(RequestTimeout, match="no free connection in time"):
+        await expired
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    answer_slow.set()
+    assert (await slow).body == b"/slow"
+    assert (await client.request("GET", url + "/next")).body == b"/next"  # the idle connection, at once
+    await client.close()
+    server.close()
+    await server.wait_closed()
+    assert paths == [b"/slow", b"/next"]
+
+
 async def test_close_fails_waiting_and_running_requests(serve) -> None:  # type: ignore[no-untyped-def]
     srv = await serve([HANG])
     client = Http1Client(limit=1, timeout=5)

@@ -54,7 +54,7 @@ import zlib
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Any, Final, cast
 
 import aiohappyeyeballs
 import httptools
@@ -450,9 +450,26 @@ def _decompress(body: bytes, encoding: str, limit: int, *, cut: bool, whole: boo
     return b"".join(out)
 
 
-def _expire(fut: asyncio.Future[_Connection]) -> None:
-    if not fut.done():
-        fut.set_exception(RequestTimeout("no free connection in time (all in use)"))
+class _Waiter(asyncio.Future[_Connection]):
+    """A request queued for a connection. It leaves the queue the moment it ends, so the queue holds
+    only live waiters: handed a connection (the pool takes it out first), timed out (:meth:`expire`)
+    or cancelled (:meth:`cancel`: a done callback would run a turn later, and a connection given back
+    in between would go to a waiter that has left)."""
+
+    def __init__(self, queue: deque[_Waiter], loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop=loop)
+        self._queue = queue
+        queue.append(self)
+
+    def cancel(self, msg: Any | None = None) -> bool:
+        if not self.done():
+            self._queue.remove(self)
+        return super().cancel(msg)
+
+    def expire(self) -> None:
+        if not self.done():
+            self._queue.remove(self)
+            self.set_exception(RequestTimeout("no free connection in time (all in use)"))
 
 
 class _Pool:
@@ -467,7 +484,7 @@ class _Pool:
         self.idle: list[_Connection] = []
         self.open: set[_Connection] = set()
         # each waiter is handed a connection: a live one given back, or a new one still to connect
-        self.waiters: deque[asyncio.Future[_Connection]] = deque()
+        self.waiters: deque[_Waiter] = deque()
         self.closed = False
 
     def forget(self, conn: _Connection) -> None:
@@ -483,19 +500,14 @@ class _Pool:
             conn.close()  # forget() hands the slot on
             return
         conn.idle_since = self.loop.time()
-        while self.waiters:
-            fut = self.waiters.popleft()
-            if not fut.done():
-                fut.set_result(conn)
-                return
-        self.idle.append(conn)
+        if self.waiters:
+            self.waiters.popleft().set_result(conn)
+        else:
+            self.idle.append(conn)
 
     def _hand_slots(self) -> None:
         """Idle connections, then free slots (as new connections to connect) to the first waiters."""
         while self.waiters:
-            if self.waiters[0].done():  # timed out or cancelled, its task not yet run
-                self.waiters.popleft()
-                continue
             conn = self._take_idle()
             if conn is None:
                 if len(self.open) >= self.client.limit:
@@ -535,18 +547,14 @@ class _Pool:
                 conn = _Connection(self)
                 self.open.add(conn)
                 return await self._connect(conn, deadline)
-        fut: asyncio.Future[_Connection] = self.loop.create_future()
-        self.waiters.append(fut)
-        if self.idle or len(self.open) < self.client.limit:
-            self._hand_slots()  # only waiters whose time ran out (still queued) were ahead of us
-        timer = self.loop.call_at(deadline, _expire, fut)  # cheaper than asyncio.timeout_at
+        # others wait, so no connection is idle and no slot free (the invariant): queue behind them
+        fut = _Waiter(self.waiters, self.loop)
+        timer = self.loop.call_at(deadline, fut.expire)  # cheaper than asyncio.timeout_at
         try:
             conn = await fut
         except BaseException:
             if fut.done() and not fut.cancelled() and fut.exception() is None:
                 self._give_back(fut.result())  # handed a connection but leaving: pass it on
-            elif fut in self.waiters:
-                self.waiters.remove(fut)
             raise
         finally:
             timer.cancel()
@@ -600,10 +608,8 @@ class _Pool:
     def close(self) -> None:
         """Fail the waiting requests and those under way, close every connection."""
         self.closed = True
-        waiters, self.waiters = self.waiters, deque()
-        for fut in waiters:
-            if not fut.done():
-                fut.set_exception(ClientClosed("the HTTP client was closed"))
+        while self.waiters:
+            self.waiters.popleft().set_exception(ClientClosed("the HTTP client was closed"))
         for conn in list(self.open):
             conn._fail(ClientClosed("the HTTP client was closed"))
 
