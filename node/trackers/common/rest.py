@@ -156,24 +156,25 @@ class RestClient:
             body = encode_json(json_body)
             headers = {**headers, "Content-Type": "application/json"}
         if data is None and not allow_redirects:
-            return await self._plain(method, url, describe, headers, params, body)
-        try:
-            async with self.session.request(
-                method,
-                url,
-                params=params,
-                data=body,
-                headers=headers,
-                allow_redirects=allow_redirects,
-            ) as resp:
-                raw = await resp.content.read(MAX_ERROR_BODY if resp.status >= 400 else -1)
-                next_url: str | None = None
-                if "Link" in resp.headers:  # parsing Link costs; most answers have none
-                    link = resp.links.get("next")
-                    next_url = str(link.get("url")) if link and link.get("url") else None
-                answer = Answer(resp.status, resp.headers, raw, next_url)
-        except CLIENT_ERRORS as exc:
-            raise transient_from_client_error(exc, describe) from exc
+            answer = await self._plain(method, url, describe, headers, params, body)
+        else:
+            try:
+                async with self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=body,
+                    headers=headers,
+                    allow_redirects=allow_redirects,
+                ) as resp:
+                    raw = await resp.content.read(MAX_ERROR_BODY if resp.status >= 400 else -1)
+                    next_url: str | None = None
+                    if "Link" in resp.headers:  # parsing Link costs; most answers have none
+                        link = resp.links.get("next")
+                        next_url = str(link.get("url")) if link and link.get("url") else None
+                    answer = Answer(resp.status, resp.headers, raw, next_url)
+            except CLIENT_ERRORS as exc:
+                raise transient_from_client_error(exc, describe) from exc
         self._observe(answer)
         if answer.status >= 400:
             raise self._error(answer, describe)
@@ -188,7 +189,7 @@ class RestClient:
         params: Mapping[str, str | int] | None,
         body: Any,
     ) -> Answer:
-        """:meth:`exchange` on the lean pool (no upload, no redirect to follow). A URL the client
+        """The answer on the lean pool, not yet judged (no upload, no redirect to follow). A URL the client
         cannot send (a bad absolute path from a tracker) is :class:`InvalidRequest`: rejected, not
         worth a retry."""
         try:
@@ -199,12 +200,7 @@ class RestClient:
             raise transient_from_client_error(exc, describe) from None
         except InvalidRequest as exc:
             raise TrackerRejected(f"{describe}: {exc}") from None
-        status = resp.status
-        answer = Answer(status, resp.headers, resp.body)  # never paged: no Link to read
-        self._observe(answer)
-        if status >= 400:
-            raise self._error(answer, describe)
-        return answer
+        return Answer(resp.status, resp.headers, resp.body)  # never paged: no Link to read
 
     @staticmethod
     def decode_json(answer: Answer, describe: str) -> Any:
