@@ -11,12 +11,14 @@ import gzip
 import ipaddress
 import ssl
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from node.config import TrackerSection
 from node.trackers.base import TrackerRejected, TrackerTransient
 from node.trackers.common.http1 import (
     MAX_FIELDS,
@@ -31,6 +33,7 @@ from node.trackers.common.http1 import (
 )
 from node.trackers.http import RetryPolicy
 from node.trackers.jira.client import JiraClient
+from node.trackers.registry import open_tracker
 
 CLOSE = object()  # a scripted step: close the connection without answering
 HANG = object()  # a scripted step: read the request, never answer
@@ -362,6 +365,49 @@ async def test_tls_verified_by_default_and_off_on_request(serve, tmp_path: Path)
     trusting = Http1Client(ssl_context=ssl.create_default_context(cafile=str(cert)))
     assert (await trusting.request("GET", srv.url + "/")).body == b"trusted"
     await trusting.close()
+
+
+@pytest.mark.parametrize("kind", ["jira-server", "github"])
+async def test_verify_tls_in_the_config_reaches_both_transports(serve, tmp_path: Path, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """``tracker.verify_tls`` through ``open_tracker``: a plain call (the lean client) and a call on
+    the aiohttp session (Jira's download, GitHub's redirect-following GET) both honour it."""
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    srv = await serve([ok(b'{"plain": 1}'), ok(b'{"session": 2}')], ssl_ctx=server_ctx)
+    github = kind == "github"
+    extra = {"projects": ["o/r"]} if github else {"user": "u"}
+    # a plain call (the lean client), then one on the aiohttp session
+    calls: tuple[Callable[[Any], Awaitable[object]], ...] = (
+        (
+            lambda c: c.request("POST", "repos/o/r/issues", json_body={}),
+            lambda c: c.request("GET", "repos/o/r"),
+        )
+        if github
+        else (lambda c: c.request("GET", "myself"), lambda c: c.download("/secure/attachment/1/a.json"))
+    )
+
+    async def both_calls(verify_tls: bool) -> list[object]:
+        section = TrackerSection(kind=kind, url=srv.url, token="t", verify_tls=verify_tls, **extra)
+        handle = await open_tracker(section, max_attempts=1)
+        client = handle.adapter.client  # type: ignore[attr-defined]
+        results: list[object] = []
+        try:
+            for call in calls:
+                try:
+                    results.append(await call(client))
+                except TrackerTransient as exc:
+                    results.append(exc)
+        finally:
+            await handle.close()
+        return results
+
+    strict = await both_calls(verify_tls=True)
+    assert all(isinstance(r, TrackerTransient) and "certificate" in str(r) for r in strict), strict
+    assert srv.requests == []  # neither got past the handshake
+    session_answer = {"session": 2} if github else b'{"session": 2}'
+    assert await both_calls(verify_tls=False) == [{"plain": 1}, session_answer]
+    assert [r.split(b" ", 1)[0] for r in srv.requests] == [b"POST" if github else b"GET", b"GET"]
 
 
 # ---------------------------------------------------------------------------------------------- review
