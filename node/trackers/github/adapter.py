@@ -35,6 +35,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
+from node.trackers import DEFAULT_CONNECTIONS
 from node.trackers.base import (
     IssueSnapshot,
     IssueUpdate,
@@ -86,7 +87,7 @@ class GitHubAdapter(TrackerAdapter):
         base_delay: float = 0.5,
         max_delay: float = 30.0,
         max_retry_after: float = 120.0,
-        connection_limit: int = 10,
+        connection_limit: int = DEFAULT_CONNECTIONS,
         timeout: float = 60.0,
         concurrency: int = 4,
         webhook_secret: str | None = None,

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
+from node.trackers import DEFAULT_CONNECTIONS
 from node.trackers.base import TrackerAuthError, TrackerError, TrackerRejected, TrackerTransient
 from node.trackers.common.rest import USER_AGENT, Answer, RestClient, error_text
 from node.trackers.http import (
@@ -77,7 +78,7 @@ class GitHubClient(RestClient):
         *,
         token: str,
         policy: RetryPolicy | None = None,
-        connection_limit: int = 10,
+        connection_limit: int = DEFAULT_CONNECTIONS,
         timeout: float = 60.0,
         etag_cache_size: int = 512,
         clock: Callable[[], float] = time.time,

@@ -37,6 +37,7 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from node.trackers import DEFAULT_CONNECTIONS
 from node.trackers.base import (
     IssueSnapshot,
     IssueUpdate,
@@ -157,7 +158,7 @@ class JiraAdapter(TrackerAdapter):
         base_delay: float = 0.5,
         max_delay: float = 30.0,
         max_retry_after: float = 120.0,
-        connection_limit: int = 10,
+        connection_limit: int = DEFAULT_CONNECTIONS,
         timeout: float = 60.0,
         concurrency: int = 4,
         webhook_secret: str | None = None,

@@ -22,6 +22,7 @@ from urllib.parse import urljoin
 import aiohttp
 import orjson
 
+from node.trackers import DEFAULT_CONNECTIONS
 from node.trackers.base import (
     TrackerAuthError,
     TrackerError,
@@ -60,7 +61,7 @@ class JiraClient(RestClient):
         token: str,
         auth: AuthKind = "basic",
         policy: RetryPolicy | None = None,
-        connection_limit: int = 10,
+        connection_limit: int = DEFAULT_CONNECTIONS,
         timeout: float = 60.0,
         verify_tls: bool = True,
     ) -> None:
