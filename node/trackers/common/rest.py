@@ -3,11 +3,12 @@ one bounded request/response exchange with connection faults named as
 :class:`~node.trackers.base.TrackerTransient`, and JSON decoding. Retries are the shared policy of
 :mod:`node.trackers.http`.
 
-Two transports: plain calls (no body or a JSON body, redirects not followed: nearly every call) go
-through the lean keep-alive pool of :mod:`node.trackers.common.http1` (a quarter of aiohttp's CPU per
-request); multipart uploads and redirect-following calls go through one pooled
-:class:`aiohttp.ClientSession`. Both verify TLS certificates
-unless built with ``verify_tls=False``.
+Two transports: plain calls (no body or a JSON body, redirects not followed: every Jira call but
+uploads and downloads, GitHub's writes) go through the lean keep-alive pool of
+:mod:`node.trackers.common.http1` (about a third of aiohttp's CPU per request); multipart uploads and
+redirect-following calls (downloads, GitHub's reads) go through one pooled
+:class:`aiohttp.ClientSession`. Each pool keeps at most ``connection_limit`` connections; both verify
+TLS certificates unless built with ``verify_tls=False``.
 
 A subclass adds its tracker's URL rules, headers and error bodies (:meth:`RestClient._error`).
 Never logs or echoes the credentials: ``repr`` and messages name the site only.
