@@ -16,6 +16,7 @@ import tomli_w
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from node.sync.settings import SyncSettings
+from node.trackers import DEFAULT_CONNECTIONS
 
 _HOSTPORT = re.compile(r"^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9_.-]+):([0-9]{1,5})$")
 _URL = re.compile(r"^(https?|wss?)://[^\s/]+(/[^\s]*)?$")
@@ -152,7 +153,10 @@ class TrackerSection(_Section):
     verify_tls: bool = Field(True, description="verify the tracker's TLS certificate")
     timeout_seconds: float = Field(60.0, gt=0, le=3600, description="total timeout of one tracker request")
     connections: int = Field(
-        32, ge=1, le=256, description="kept-alive HTTP connections to the tracker at most (REST calls)"
+        DEFAULT_CONNECTIONS,
+        ge=1,
+        le=256,
+        description="kept-alive HTTP connections to the tracker at most, in each of its two pools",
     )
     retry_max_seconds: float = Field(
         300.0, gt=0, le=86400, description="longest wait between credential checks / failed polls"

@@ -34,7 +34,6 @@ from node.trackers.base import (
     TrackerRejected,
     TrackerTransient,
 )
-from node.trackers.common.http1 import HttpClientError
 
 log = logging.getLogger(__name__)
 
@@ -164,4 +163,4 @@ def new_session(
     return aiohttp.ClientSession(connector=connector, timeout=timeout, headers=dict(headers or {}))
 
 
-CLIENT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, HttpClientError, TimeoutError)
+CLIENT_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)

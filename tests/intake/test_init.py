@@ -139,6 +139,16 @@ async def test_the_registry_builds_the_adapter_for_each_kind(tmp_path: Path) -> 
         await open_tracker(section)
 
 
+async def test_a_bad_port_in_the_tracker_url_is_a_config_error_at_start(tmp_path: Path) -> None:
+    home = tmp_path / "h"
+    init(home, "--tracker", "jira-server", "--tracker-url", "http://jira.internal:99999",
+         "--tracker-user", "u", "--tracker-token", "t")  # fmt: skip
+    section = load_config(home / "config.toml").tracker
+    assert section is not None
+    with pytest.raises(ConfigError, match=r"^config\.toml: tracker: not a valid port in the Jira URL"):
+        await open_tracker(section)
+
+
 async def test_tracker_connections_bounds_the_parallel_calls_to_the_tracker(tmp_path: Path) -> None:
     """``tracker.connections`` is the most connections (so calls in flight) the node opens."""
     from aiohttp import web

@@ -1,6 +1,6 @@
 """The lean HTTP/1.1 client (node.trackers.common.http1) and RestClient on top of it, against raw
 scripted servers on 127.0.0.1: framing, keep-alive, dead idle connections, timeouts, malformed
-answers, TLS with a self-signed certificate, header injection, and the Link header's next page.
+answers, TLS with a self-signed certificate and header injection.
 Every async test runs on both asyncio's loop and uvloop, the production loop (conftest.py)."""
 
 from __future__ import annotations
@@ -11,12 +11,14 @@ import gzip
 import ipaddress
 import ssl
 import zlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from node.config import TrackerSection
 from node.trackers.base import TrackerRejected, TrackerTransient
 from node.trackers.common.http1 import (
     MAX_FIELDS,
@@ -27,12 +29,12 @@ from node.trackers.common.http1 import (
     Http1Client,
     InvalidRequest,
     RequestTimeout,
+    Response,
     ServerDisconnected,
 )
-from node.trackers.common.rest import next_link
-from node.trackers.github.client import GitHubClient
 from node.trackers.http import RetryPolicy
 from node.trackers.jira.client import JiraClient
+from node.trackers.registry import open_tracker
 
 CLOSE = object()  # a scripted step: close the connection without answering
 HANG = object()  # a scripted step: read the request, never answer
@@ -152,10 +154,9 @@ async def test_body_until_close(serve) -> None:  # type: ignore[no-untyped-def]
     assert srv.connections == 2
 
 
-async def test_no_body_for_head_204_304_and_connection_close_honoured(serve) -> None:  # type: ignore[no-untyped-def]
+async def test_no_body_for_204_304_and_connection_close_honoured(serve) -> None:  # type: ignore[no-untyped-def]
     srv = await serve(
         [
-            b"HTTP/1.1 200 OK\r\nContent-Length: 50\r\n\r\n",  # HEAD: the length is not a body
             b"HTTP/1.1 204 No Content\r\n\r\n",
             b"HTTP/1.1 304 Not Modified\r\nETag: x\r\n\r\n",
             ok(b"bye", "Connection: close"),
@@ -163,17 +164,18 @@ async def test_no_body_for_head_204_304_and_connection_close_honoured(serve) -> 
         ]
     )
     client = Http1Client()
-    head = await client.request("HEAD", srv.url + "/")
+    with pytest.raises(InvalidRequest, match="HEAD is not supported"):  # no caller, no framing for it
+        await client.request("HEAD", srv.url + "/")
     no_content = await client.request("DELETE", srv.url + "/")
     not_modified = await client.request("GET", srv.url + "/")
     bye = await client.request("GET", srv.url + "/")
     fresh = await client.request("GET", srv.url + "/")
     await client.close()
-    assert [a.status for a in (head, no_content, not_modified)] == [200, 204, 304]
-    assert head.body == no_content.body == not_modified.body == b""
+    assert [a.status for a in (no_content, not_modified)] == [204, 304]
+    assert no_content.body == not_modified.body == b""
     assert (bye.body, fresh.body) == (b"bye", b"fresh")
-    # HEAD's connection is dropped (its length cannot be trusted), so is the one that said close
-    assert srv.connections == 3
+    assert srv.connections == 2  # the one that said close is dropped
+    assert len(srv.requests) == 4  # the HEAD was never sent
 
 
 async def test_server_closing_an_idle_connection(serve) -> None:  # type: ignore[no-untyped-def]
@@ -366,48 +368,47 @@ async def test_tls_verified_by_default_and_off_on_request(serve, tmp_path: Path)
     await trusting.close()
 
 
-# ---------------------------------------------------------------------------------------------- Link
-
-
-@pytest.mark.parametrize(
-    ("values", "expected"),
-    [
+@pytest.mark.parametrize("kind", ["jira-server", "github"])
+async def test_verify_tls_in_the_config_reaches_both_transports(serve, tmp_path: Path, kind: str) -> None:  # type: ignore[no-untyped-def]
+    """``tracker.verify_tls`` through ``open_tracker``: a plain call (the lean client) and a call on
+    the aiohttp session (Jira's download, GitHub's redirect-following GET) both honour it."""
+    cert, key = _self_signed(tmp_path)
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_ctx.load_cert_chain(cert, key)
+    srv = await serve([ok(b'{"plain": 1}'), ok(b'{"session": 2}')], ssl_ctx=server_ctx)
+    github = kind == "github"
+    extra = {"projects": ["o/r"]} if github else {"user": "u"}
+    # a plain call (the lean client), then one on the aiohttp session
+    calls: tuple[Callable[[Any], Awaitable[object]], ...] = (
         (
-            [
-                '<https://api.github.com/r/1/issues?page=2>; rel="next", '
-                '<https://api.github.com/r/1/issues?page=5>; rel="last"'
-            ],
-            "https://api.github.com/r/1/issues?page=2",
-        ),
-        (['<https://h/x?labels=a,b&page=3>; rel="next"'], "https://h/x?labels=a,b&page=3"),
-        (['<https://h/p1>; rel="prev"', '<https://h/p3>; title="a, b; c"; rel="last next"'], "https://h/p3"),
-        (["</relative?page=2>;rel=next"], "/relative?page=2"),
-        (['<https://h/p1>; rel="prev"'], None),
-        (["garbage, <unterminated; rel=next"], None),
-        ([""], None),
-    ],
-)
-def test_next_link(values: list[str], expected: str | None) -> None:
-    assert next_link(values) == expected
-
-
-async def test_github_pagination_follows_next(serve) -> None:  # type: ignore[no-untyped-def]
-    srv = await serve([])
-    srv.steps.extend(
-        [
-            ok(
-                b"[1, 2]", f'Link: <{srv.url}/repos/o/r/issues?page=2>; rel="next", <{srv.url}/x>; rel="last"'
-            ),
-            ok(b"[3]", 'Link: </repos/o/r/issues?page=3>; rel="next"'),
-            ok(b"[4]"),
-        ]
+            lambda c: c.request("POST", "repos/o/r/issues", json_body={}),
+            lambda c: c.request("GET", "repos/o/r"),
+        )
+        if github
+        else (lambda c: c.request("GET", "myself"), lambda c: c.download("/secure/attachment/1/a.json"))
     )
-    client = GitHubClient(srv.url, token="t", policy=RetryPolicy(max_attempts=1))
-    client_page = await client.page("POST", "repos/o/r/issues")  # POST: a plain call (no redirects)
-    assert client_page.next_url == f"{srv.url}/repos/o/r/issues?page=2"
-    second = await client.page("POST", client_page.next_url)
-    assert second.next_url == f"{srv.url}/repos/o/r/issues?page=3"  # relative target resolved
-    await client.close()
+
+    async def both_calls(verify_tls: bool) -> list[object]:
+        section = TrackerSection(kind=kind, url=srv.url, token="t", verify_tls=verify_tls, **extra)
+        handle = await open_tracker(section, max_attempts=1)
+        client = handle.adapter.client  # type: ignore[attr-defined]
+        results: list[object] = []
+        try:
+            for call in calls:
+                try:
+                    results.append(await call(client))
+                except TrackerTransient as exc:
+                    results.append(exc)
+        finally:
+            await handle.close()
+        return results
+
+    strict = await both_calls(verify_tls=True)
+    assert all(isinstance(r, TrackerTransient) and "certificate" in str(r) for r in strict), strict
+    assert srv.requests == []  # neither got past the handshake
+    session_answer = {"session": 2} if github else b'{"session": 2}'
+    assert await both_calls(verify_tls=False) == [{"plain": 1}, session_answer]
+    assert [r.split(b" ", 1)[0] for r in srv.requests] == [b"POST" if github else b"GET", b"GET"]
 
 
 # ---------------------------------------------------------------------------------------------- review
@@ -584,17 +585,78 @@ async def test_a_cancelled_waiter_passes_its_connection_on(serve) -> None:  # ty
     one = asyncio.create_task(first())
     second = asyncio.create_task(client.request("GET", srv.url + "/second"))
     third = asyncio.create_task(client.request("GET", srv.url + "/third"))
-    timed_out = asyncio.create_task(client.request("GET", srv.url + "/late", time_limit=0.0))
+
+    async def late() -> object:  # its first step runs after second's and third's (created first)
+        client.timeout = 0.0  # read as the request starts: its time is up as soon as it is queued
+        try:
+            return await client.request("GET", srv.url + "/late")
+        finally:
+            client.timeout = 60.0
+
+    timed_out = asyncio.create_task(late())
     await one
     assert first_done.is_set()
     results = await asyncio.gather(second, third, timed_out, return_exceptions=True)
     assert isinstance(results[0], asyncio.CancelledError)
-    assert isinstance(results[1], object) and getattr(results[1], "status", None) == 200
+    assert isinstance(results[1], Response) and (results[1].status, results[1].body) == (200, b"{}")
     assert isinstance(results[2], RequestTimeout)
     assert (await client.request("GET", srv.url + "/after")).status == 200  # no slot leaked
     await client.close()
     assert [r.split(b" ")[1] for r in srv.requests] == [b"/first", b"/third", b"/after"]
     assert srv.connections == 1
+
+
+async def test_waiters_that_left_the_queue_hold_up_no_one() -> None:
+    """A queued request that timed out and one that was cancelled leave the queue at once: the
+    connection given back next goes to the request after them, not to a waiter that has gone."""
+    slow_arrived, answer_slow = asyncio.Event(), asyncio.Event()
+    paths: list[bytes] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            for _ in range(10):
+                head = await reader.readuntil(b"\r\n\r\n")
+                path = head.split(b" ")[1]
+                paths.append(path)
+                if path == b"/slow":
+                    slow_arrived.set()
+                    await answer_slow.wait()
+                writer.write(ok(path))
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    client = Http1Client(limit=1, timeout=5)
+
+    async def queued(path: str, started: asyncio.Event) -> object:
+        started.set()  # request() queues it before its first suspension
+        return await client.request("GET", url + path)
+
+    slow = asyncio.create_task(client.request("GET", url + "/slow"))  # holds the only connection
+    await asyncio.wait_for(slow_arrived.wait(), 5)
+    client.timeout = 0.0  # its time is up as soon as it is queued
+    expired_started, cancelled_started = asyncio.Event(), asyncio.Event()
+    expired = asyncio.create_task(queued("/expired", expired_started))
+    await expired_started.wait()
+    client.timeout = 5
+    cancelled = asyncio.create_task(queued("/cancelled", cancelled_started))
+    await cancelled_started.wait()
+    with pytest.raises(RequestTimeout, match="no free connection in time"):
+        await expired
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    answer_slow.set()
+    assert (await slow).body == b"/slow"
+    assert (await client.request("GET", url + "/next")).body == b"/next"  # the idle connection, at once
+    await client.close()
+    server.close()
+    await server.wait_closed()
+    assert paths == [b"/slow", b"/next"]
 
 
 async def test_close_fails_waiting_and_running_requests(serve) -> None:  # type: ignore[no-untyped-def]
@@ -610,19 +672,15 @@ async def test_close_fails_waiting_and_running_requests(serve) -> None:  # type:
     assert (await client.request("GET", srv.url + "/later")).status == 200  # usable again
 
 
-async def test_a_bad_url_or_link_target_raises_no_bare_value_error(serve) -> None:  # type: ignore[no-untyped-def]
-    srv = await serve([ok(b"[1]", 'Link: <http://[::1/x?page=2>; rel="next"')])
-    github = GitHubClient(srv.url, token="t", policy=RetryPolicy(max_attempts=1))
-    page = await github.page("POST", "repos/o/r/issues")
-    assert page.next_url is None  # a broken target ends the pages
-    await github.close()
+async def test_a_bad_url_raises_no_bare_value_error() -> None:
+    with pytest.raises(ValueError, match="not a valid port in the Jira URL: Port out of range"):
+        JiraClient("http://127.0.0.1:99999", deployment="server", user="u", token="t")
     jira = JiraClient(
-        "http://127.0.0.1:99999", deployment="server", user="u", token="t", policy=RetryPolicy(max_attempts=3)
+        "http://127.0.0.1:1", deployment="server", user="u", token="t", policy=RetryPolicy(max_attempts=3)
     )
-    with pytest.raises(
-        TrackerRejected, match=r"not a valid URL: http://127\.0\.0\.1:99999/rest/api/2/myself"
-    ):
-        await jira.request("GET", "myself")
+    # an absolute path as a tracker may hand one back (an attachment's content URL): refused, not retried
+    with pytest.raises(TrackerRejected, match=r"^Jira GET /x: not a valid URL \(Port out of range"):
+        await jira.request("GET", "http://127.0.0.1:99999/x")
     await jira.close()
     with pytest.raises(InvalidRequest, match="not a valid URL"):
         await Http1Client().request("GET", "http://[::1/x")

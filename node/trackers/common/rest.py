@@ -3,11 +3,12 @@ one bounded request/response exchange with connection faults named as
 :class:`~node.trackers.base.TrackerTransient`, and JSON decoding. Retries are the shared policy of
 :mod:`node.trackers.http`.
 
-Two transports: plain calls (no body or a JSON body, redirects not followed: nearly every call) go
-through the lean keep-alive pool of :mod:`node.trackers.common.http1` (a quarter of aiohttp's CPU per
-request); multipart uploads and redirect-following calls go through one pooled
-:class:`aiohttp.ClientSession` (owned unless the caller passes one). Both verify TLS certificates
-unless built with ``verify_tls=False``.
+Two transports: plain calls (no body or a JSON body, redirects not followed: every Jira call but
+uploads and downloads, GitHub's writes) go through the lean keep-alive pool of
+:mod:`node.trackers.common.http1` (about a third of aiohttp's CPU per request); multipart uploads and
+redirect-following calls (downloads, GitHub's reads) go through one pooled
+:class:`aiohttp.ClientSession`. Each pool keeps at most ``connection_limit`` connections; both verify
+TLS certificates unless built with ``verify_tls=False``.
 
 A subclass adds its tracker's URL rules, headers and error bodies (:meth:`RestClient._error`).
 Never logs or echoes the credentials: ``repr`` and messages name the site only.
@@ -23,7 +24,6 @@ from urllib.parse import urlsplit
 
 import aiohttp
 import orjson
-from yarl import URL
 
 from node.trackers.base import TrackerError, TrackerRejected, TrackerTransient
 from node.trackers.common.http1 import Http1Client, HttpClientError, InvalidRequest
@@ -40,7 +40,7 @@ class Answer:
     status: int
     headers: Mapping[str, str]
     body: bytes
-    next_url: str | None = None  # ``Link: <...>; rel="next"``
+    next_url: str | None = None  # ``Link: <...>; rel="next"`` (read on the aiohttp path only: paged GETs)
 
 
 def encode_json(value: Any) -> bytes:
@@ -73,7 +73,6 @@ class RestClient:
         base_url: str,
         *,
         auth_header: str,
-        session: aiohttp.ClientSession | None,
         policy: RetryPolicy | None,
         connection_limit: int,
         timeout: float,
@@ -82,12 +81,15 @@ class RestClient:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
+        try:
+            parts.port  # noqa: B018 -- parsed now so that a bad port is a start-up error, not a failed call
+        except ValueError as exc:  # the message names the port only, never the rest of the URL
+            raise ValueError(f"not a valid port in the {self.product} URL: {exc}") from None
         self.base_url = base_url.rstrip("/")
         self.policy = policy or RetryPolicy()
         self._origin = (parts.scheme, parts.netloc)
         self._auth_header = auth_header
-        self._owns_session = session is None
-        self._session = session
+        self._session: aiohttp.ClientSession | None = None
         self._connection_limit = connection_limit
         self._timeout = timeout
         self.verify_tls = verify_tls
@@ -102,7 +104,6 @@ class RestClient:
             self._session = new_session(
                 limit=self._connection_limit, total_timeout=self._timeout, verify_tls=self.verify_tls
             )
-            self._owns_session = True
         return self._session
 
     @property
@@ -119,7 +120,7 @@ class RestClient:
             if self._http is not None:
                 await self._http.close()
         finally:
-            if self._owns_session and self._session is not None and not self._session.closed:
+            if self._session is not None and not self._session.closed:
                 await self._session.close()
 
     def same_origin(self, url: str) -> bool:
@@ -156,24 +157,25 @@ class RestClient:
             body = encode_json(json_body)
             headers = {**headers, "Content-Type": "application/json"}
         if data is None and not allow_redirects:
-            return await self._plain(method, url, describe, headers, params, body)
-        try:
-            async with self.session.request(
-                method,
-                url,
-                params=params,
-                data=body,
-                headers=headers,
-                allow_redirects=allow_redirects,
-            ) as resp:
-                raw = await resp.content.read(MAX_ERROR_BODY if resp.status >= 400 else -1)
-                next_url: str | None = None
-                if "Link" in resp.headers:  # parsing Link costs; most answers have none
-                    link = resp.links.get("next")
-                    next_url = str(link.get("url")) if link and link.get("url") else None
-                answer = Answer(resp.status, resp.headers, raw, next_url)
-        except CLIENT_ERRORS as exc:
-            raise transient_from_client_error(exc, describe) from exc
+            answer = await self._plain(method, url, describe, headers, params, body)
+        else:
+            try:
+                async with self.session.request(
+                    method,
+                    url,
+                    params=params,
+                    data=body,
+                    headers=headers,
+                    allow_redirects=allow_redirects,
+                ) as resp:
+                    raw = await resp.content.read(MAX_ERROR_BODY if resp.status >= 400 else -1)
+                    next_url: str | None = None
+                    if "Link" in resp.headers:  # parsing Link costs; most answers have none
+                        link = resp.links.get("next")
+                        next_url = str(link.get("url")) if link and link.get("url") else None
+                    answer = Answer(resp.status, resp.headers, raw, next_url)
+            except CLIENT_ERRORS as exc:
+                raise transient_from_client_error(exc, describe) from exc
         self._observe(answer)
         if answer.status >= 400:
             raise self._error(answer, describe)
@@ -188,28 +190,18 @@ class RestClient:
         params: Mapping[str, str | int] | None,
         body: Any,
     ) -> Answer:
-        """:meth:`exchange` on the lean pool (no upload, no redirect to follow)."""
-        try:
-            target = URL(url)
-        except ValueError as exc:  # a bad base URL or port: our configuration, not worth a retry
-            raise TrackerRejected(f"{describe}: not a valid URL: {_shown(url)} ({exc})") from None
+        """The answer on the lean pool, not yet judged (no upload, no redirect to follow). A URL the client
+        cannot send (a bad absolute path from a tracker) is :class:`InvalidRequest`: rejected, not
+        worth a retry."""
         try:
             resp = await self.http.request(
-                method, target, headers=headers, body=body, params=params, max_error_body=MAX_ERROR_BODY
+                method, url, headers=headers, body=body, params=params, max_error_body=MAX_ERROR_BODY
             )
         except HttpClientError as exc:
             raise transient_from_client_error(exc, describe) from None
         except InvalidRequest as exc:
             raise TrackerRejected(f"{describe}: {exc}") from None
-        status = resp.status
-        next_url: str | None = None
-        if "Link" in resp.headers:  # most answers have none
-            next_url = _next_url(target, resp.headers.getall("Link"))
-        answer = Answer(status, resp.headers, resp.body, next_url)
-        self._observe(answer)
-        if status >= 400:
-            raise self._error(answer, describe)
-        return answer
+        return Answer(resp.status, resp.headers, resp.body)  # never paged: no Link to read
 
     @staticmethod
     def decode_json(answer: Answer, describe: str) -> Any:
@@ -230,66 +222,3 @@ class RestClient:
 
     def _error(self, answer: Answer, describe: str) -> TrackerError:
         raise NotImplementedError
-
-
-def _next_url(base: URL, links: list[str]) -> str | None:
-    """The absolute next-page URL of ``Link`` values; ``None`` when there is none or it is not a URL
-    (a server's or proxy's garbage ends the pages, it raises nothing)."""
-    link = next_link(links)
-    if not link:
-        return None
-    try:
-        return str(base.join(URL(link)))
-    except ValueError:
-        return None
-
-
-def _shown(url: str) -> str:
-    """``url`` fit for a message: without userinfo, query or fragment (they may carry tokens)."""
-    url = url.split("#", 1)[0].split("?", 1)[0]
-    scheme, sep, rest = url.partition("://")
-    if sep:
-        netloc, slash, path = rest.partition("/")
-        url = f"{scheme}://{netloc.rpartition('@')[2]}{slash}{path}"
-    return url
-
-
-def next_link(values: list[str]) -> str | None:
-    """The target of the ``rel="next"`` link in ``Link`` header values (RFC 8288 section 3), as
-    written (it may be relative); ``None`` when there is none. A target is taken whole between ``<``
-    and ``>`` and quoted parameter values whole, so commas or semicolons inside them split nothing;
-    ``rel`` may list several relation types (only the first ``rel`` counts). Malformed links are
-    skipped, never raised."""
-    for link in _split(", ".join(values), ","):
-        target, *params = _split(link, ";")
-        target = target.strip()
-        if len(target) < 2 or target[0] != "<" or target[-1] != ">":
-            continue
-        for param in params:
-            name, _, value = param.partition("=")
-            if name.strip().lower() == "rel":
-                if "next" in value.strip().strip('"').lower().split():
-                    return target[1:-1].strip()
-                break
-    return None
-
-
-def _split(text: str, sep: str) -> list[str]:
-    """``text`` split at ``sep``, except inside ``<...>`` and ``"..."`` (with ``\\`` escapes)."""
-    out: list[str] = []
-    start, i, n = 0, 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch == '"':
-            i += 1
-            while i < n and text[i] != '"':
-                i += 2 if text[i] == "\\" else 1
-        elif ch == "<":
-            close = text.find(">", i)
-            i = n if close < 0 else close
-        elif ch == sep:
-            out.append(text[start:i])
-            start = i + 1
-        i += 1
-    out.append(text[start:])
-    return out

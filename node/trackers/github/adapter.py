@@ -35,8 +35,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-import aiohttp
-
+from node.trackers import DEFAULT_CONNECTIONS
 from node.trackers.base import (
     IssueSnapshot,
     IssueUpdate,
@@ -84,12 +83,11 @@ class GitHubAdapter(TrackerAdapter):
         *,
         token: str,
         repos: list[str] | None = None,
-        session: aiohttp.ClientSession | None = None,
         max_attempts: int = 6,
         base_delay: float = 0.5,
         max_delay: float = 30.0,
         max_retry_after: float = 120.0,
-        connection_limit: int = 10,
+        connection_limit: int = DEFAULT_CONNECTIONS,
         timeout: float = 60.0,
         concurrency: int = 4,
         webhook_secret: str | None = None,
@@ -102,7 +100,6 @@ class GitHubAdapter(TrackerAdapter):
         self.client = GitHubClient(
             base_url,
             token=token,
-            session=session,
             policy=RetryPolicy(
                 max_attempts=max_attempts,
                 base_delay=base_delay,

@@ -30,8 +30,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 from urllib.parse import urlencode, urlsplit
 
-import aiohttp
-
+from node.trackers import DEFAULT_CONNECTIONS
 from node.trackers.base import TrackerAuthError, TrackerError, TrackerRejected, TrackerTransient
 from node.trackers.common.rest import USER_AGENT, Answer, RestClient, error_text
 from node.trackers.http import (
@@ -78,9 +77,8 @@ class GitHubClient(RestClient):
         base_url: str,
         *,
         token: str,
-        session: aiohttp.ClientSession | None = None,
         policy: RetryPolicy | None = None,
-        connection_limit: int = 10,
+        connection_limit: int = DEFAULT_CONNECTIONS,
         timeout: float = 60.0,
         etag_cache_size: int = 512,
         clock: Callable[[], float] = time.time,
@@ -91,7 +89,6 @@ class GitHubClient(RestClient):
         super().__init__(
             base_url,
             auth_header=f"Bearer {token}",
-            session=session,
             policy=policy,
             connection_limit=connection_limit,
             timeout=timeout,

@@ -37,8 +37,7 @@ from typing import Any, ClassVar, Literal
 from urllib.parse import quote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import aiohttp
-
+from node.trackers import DEFAULT_CONNECTIONS
 from node.trackers.base import (
     IssueSnapshot,
     IssueUpdate,
@@ -161,12 +160,11 @@ class JiraAdapter(TrackerAdapter):
         user: str | None,
         token: str,
         auth: AuthKind = "basic",
-        session: aiohttp.ClientSession | None = None,
         max_attempts: int = 6,
         base_delay: float = 0.5,
         max_delay: float = 30.0,
         max_retry_after: float = 120.0,
-        connection_limit: int = 10,
+        connection_limit: int = DEFAULT_CONNECTIONS,
         timeout: float = 60.0,
         concurrency: int = 4,
         webhook_secret: str | None = None,
@@ -186,7 +184,6 @@ class JiraAdapter(TrackerAdapter):
             user=user,
             token=token,
             auth=auth,
-            session=session,
             policy=RetryPolicy(
                 max_attempts=max_attempts,
                 base_delay=base_delay,
@@ -1152,22 +1149,18 @@ async def connect_jira(
     user: str | None,
     token: str,
     auth: AuthKind = "basic",
-    session: aiohttp.ClientSession | None = None,
     **options: Any,
 ) -> JiraAdapter:
     """Build an adapter after asking ``/rest/api/2/serverInfo`` which deployment this is
     (``deploymentType``: ``Cloud`` → REST v3 + ADF; ``Server``/``DataCenter`` → REST v2 + wiki)."""
-    probe = JiraClient(base_url, deployment="server", user=user, token=token, auth=auth, session=session)
+    probe = JiraClient(base_url, deployment="server", user=user, token=token, auth=auth)
     try:
         info = await probe.request("GET", "/rest/api/2/serverInfo") or {}
     finally:
-        if session is None:
-            await probe.close()
+        await probe.close()
     kind = str(info.get("deploymentType") or "").lower()
     deployment: Deployment = "cloud" if kind == "cloud" else "server"
-    return JiraAdapter(
-        base_url, deployment=deployment, user=user, token=token, auth=auth, session=session, **options
-    )
+    return JiraAdapter(base_url, deployment=deployment, user=user, token=token, auth=auth, **options)
 
 
 # -----------------------------------------------------------------------------------------------

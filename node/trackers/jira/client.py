@@ -22,6 +22,7 @@ from urllib.parse import urljoin
 import aiohttp
 import orjson
 
+from node.trackers import DEFAULT_CONNECTIONS
 from node.trackers.base import (
     TrackerAuthError,
     TrackerError,
@@ -59,9 +60,8 @@ class JiraClient(RestClient):
         user: str | None,
         token: str,
         auth: AuthKind = "basic",
-        session: aiohttp.ClientSession | None = None,
         policy: RetryPolicy | None = None,
-        connection_limit: int = 10,
+        connection_limit: int = DEFAULT_CONNECTIONS,
         timeout: float = 60.0,
         verify_tls: bool = True,
     ) -> None:
@@ -79,7 +79,6 @@ class JiraClient(RestClient):
         super().__init__(
             base_url,
             auth_header=auth_header,
-            session=session,
             policy=policy,
             connection_limit=connection_limit,
             timeout=timeout,
