@@ -496,17 +496,11 @@ class SyncEngine:
                     seqs.append(answers)
             if results:
                 messages.append(Result(results=results))
-            marked: list[int] = []
             try:
-                if seqs:
-                    also = functools.partial(_mark_all, conn_id=rt.row.id, seqs=seqs, marked=marked)
-                    await self.manager.send(rt, messages, also=also)
-                else:
-                    await self.manager.send(rt, messages)
+                await self.manager.send(rt, messages, processed=seqs)
             except ManagerError as exc:
                 for n in indexes:
                     out[n] = exc
-            rt.inbox_unprocessed = max(0, rt.inbox_unprocessed - sum(marked))
         return out
 
     def _crash(self, point: str) -> None:
@@ -1027,10 +1021,8 @@ class SyncEngine:
         await self._mark_processed(rt, seq)
 
     async def _mark_processed(self, rt: Runtime, seq: int | None) -> None:
-        if seq is None:
-            return
-        changed = await self._write(lambda c: q.inbox_mark_processed(c, rt.row.id, [seq], s.now()))
-        rt.inbox_unprocessed = max(0, rt.inbox_unprocessed - changed)
+        if seq is not None:
+            await self.manager.mark_processed(rt, [seq])
 
     # =============================================================================================
     # Incoming: replicas
@@ -2767,10 +2759,6 @@ def _close_intent(c: sqlite3.Connection, conn_id: bytes, marker: str) -> None:
     # "done = 0" lets SQLite use the partial index intents_open; without it every close scanned the
     # whole table (one row per issue ever created here: a bulk's closes grew with its size).
     c.execute("UPDATE intents SET done = 1 WHERE conn_id = ? AND marker = ? AND done = 0", (conn_id, marker))
-
-
-def _mark_all(c: sqlite3.Connection, conn_id: bytes, seqs: list[int], marked: list[int]) -> None:
-    marked.append(q.inbox_mark_processed(c, conn_id, seqs, s.now()))
 
 
 def _next_version(c: sqlite3.Connection, conn_id: bytes, direction: str) -> int:

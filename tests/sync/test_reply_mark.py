@@ -27,11 +27,11 @@ async def test_a_crash_while_the_reply_is_queued_leaves_the_replica_to_answer_ag
     real_send = manager.send
     crashed: list[int] = []
 
-    async def crashing_send(rt: Any, messages: Any, also: Any = None) -> Any:
+    async def crashing_send(rt: Any, messages: Any, processed: Any = ()) -> Any:
         if any(isinstance(m, Result) for m in messages):
             crashed.append(len(messages))
             raise SimulatedCrash("queue the reply")
-        return await real_send(rt, messages, also=also)
+        return await real_send(rt, messages, processed=processed)
 
     manager.send = crashing_send
     try:
