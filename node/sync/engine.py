@@ -59,7 +59,6 @@ from node.rules import (
 from node.rules.config import DEFAULT_HEADER, field_kind
 from node.rules.values import same
 from node.store import Database
-from node.store import rows as q
 from node.sync import store as s
 from node.sync.intake import same_user
 from node.sync.service import (
@@ -1621,14 +1620,12 @@ class SyncEngine:
                 remote_id=replica.entity.id,
                 direction="incoming",
             )
-            if seq is not None:
-                q.inbox_mark_processed(c, conn_id, [seq], s.now())
             row = s.twin_by_id(c, twin_id)
             assert row is not None
             return row
 
         row = await self._write(write)
-        await self._reply(rt, msg, "failed", f"rule error on the receiving side: {exc}", row)
+        await self._reply(rt, msg, "failed", f"rule error on the receiving side: {exc}", row, answers=seq)
 
     async def _finish(
         self,
