@@ -360,7 +360,7 @@ class SyncEngine:
         self._idle.set()
         self._busy = 0
         # Entities that may have a 'retrying' error row (all of them, once loaded at start).
-        self._retry_entities: set[str] = set()
+        self._retry_entities: set[str | None] = set()  # None: messages that name no entity (a Blob)
         self._retry_loaded = False
         self._applying: dict[str, _Applying] = {}  # local id and key → apply in progress
         self.in_memory = _IN_MEMORY  # decoded incoming messages kept per connection (tests lower it)
@@ -390,11 +390,8 @@ class SyncEngine:
         self._retry_entities.update(
             await self._read(
                 lambda c: [
-                    str(r[0])
-                    for r in c.execute(
-                        "SELECT DISTINCT entity FROM sync_errors "
-                        "WHERE state = 'retrying' AND entity IS NOT NULL"
-                    )
+                    r[0]
+                    for r in c.execute("SELECT DISTINCT entity FROM sync_errors WHERE state = 'retrying'")
                 ]
             )
         )
@@ -964,27 +961,15 @@ class SyncEngine:
     async def _process_with_retry(self, rt: Runtime, seq: int, message: Message) -> None:
         delay = self.settings.retry_base_seconds
         entity = self._entity_of(message)
-        unnamed: set[int] = set()  # retrying errors of a message that names no entity (a Blob)
         while not self._stopped:
             try:
                 await self._process(rt, seq, message)
-                if entity is not None:
-                    await self._resolve_retrying(rt.row.id, entity)
-                elif unnamed:
-                    await self._write(
-                        lambda c: c.executemany(
-                            "UPDATE sync_errors SET state = 'resolved', last_seen = ? "
-                            "WHERE id = ? AND state = 'retrying'",
-                            [(s.now(), error_id) for error_id in unnamed],
-                        )
-                    )
+                await self._resolve_retrying(rt.row.id, entity)
                 return
             except TrackerTransient as exc:
-                error_id = await self._error(
+                await self._error(
                     rt.row.id, entity, "tracker", f"tracker unavailable, retrying: {exc}", state="retrying"
                 )
-                if entity is None:
-                    unnamed.add(error_id)
                 await asyncio.sleep(min(max(delay, exc.retry_after or 0.0), self.settings.retry_max_seconds))
                 delay = min(delay * 2, self.settings.retry_max_seconds)
             except ManagerError as exc:  # our reply could not be queued: the peer connection is gone
@@ -1985,7 +1970,7 @@ class SyncEngine:
     ) -> int:
         if state == "open":
             log.warning("sync error (%s) %s: %s", kind, entity or self._name_of(conn_id) or "", message)
-        elif state == "retrying" and entity is not None:
+        elif state == "retrying":
             self._retry_entities.add(entity)
         return await self._write(
             lambda c: s.record_error(
@@ -2001,13 +1986,15 @@ class SyncEngine:
             )
         )
 
-    async def _resolve_retrying(self, conn_id: bytes | None, entity: str) -> None:
+    async def _resolve_retrying(self, conn_id: bytes | None, entity: str | None) -> None:
+        """Resolve the retrying errors of ``entity`` (None: of the messages that name none, such as
+        a Blob) after a success; on ``conn_id`` only, unless it is None."""
         if self._retry_loaded and entity not in self._retry_entities:
             return  # nothing of it is retrying: no write (this runs after every message)
         await self._write(
             lambda c: c.execute(
                 "UPDATE sync_errors SET state = 'resolved', last_seen = ? WHERE state = 'retrying' "
-                "AND entity = ? AND (conn_id IS ? OR ? IS NULL)",
+                "AND entity IS ? AND (conn_id IS ? OR ? IS NULL)",
                 (s.now(), entity, conn_id, conn_id),
             )
         )

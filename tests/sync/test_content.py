@@ -7,7 +7,7 @@ import hashlib
 import pytest
 
 from node.sync.settings import SyncSettings
-from node.trackers.base import IssueUpdate
+from node.trackers.base import IssueUpdate, TrackerTransient
 from protocol.replica import UserRef
 from protocol.richtext import from_plain_text
 from tests.sync.conftest import Pair, Side, eventually
@@ -211,6 +211,44 @@ async def test_attachment_bytes_identical(pair: Pair) -> None:
     await pair.settle()
     assert len((await sup.adapter.get_issue(key)).attachments) == 1
     assert len((await eng.adapter.get_issue(eng_key)).attachments) == 1
+
+
+async def test_a_retrying_attachment_error_is_resolved_by_the_blob_after_a_restart(pair: Pair) -> None:
+    """A Blob names no entity: its retrying error must still be resolved once it succeeds, also
+    by an engine that did not record the error itself (the row is found at start-up)."""
+    sup, eng = pair.support, pair.engineering
+    key, eng_key = await linked(pair, "Retried upload")
+    real_add = eng.adapter.add_attachment
+    calls: list[str] = []
+
+    async def unavailable(*args: object, **kwargs: object) -> object:
+        calls.append("add")
+        raise TrackerTransient("503 from the tracker", status=503)
+
+    eng.adapter.add_attachment = unavailable  # type: ignore[method-assign]
+    try:
+        await sup.human.add_attachment(key, "trace.txt", b"stack trace", mime_type="text/plain")
+        await sup.engine.local_change(key)
+
+        async def retrying() -> list[object]:
+            return [e for e in await eng.engine.errors() if e.state == "retrying"]
+
+        [error] = await eventually(retrying, what="the retrying upload error")
+        assert error.entity is None and "503" in error.message  # type: ignore[attr-defined]
+        await eng.engine.stop()
+    finally:
+        eng.adapter.add_attachment = real_add  # type: ignore[method-assign]
+    await eng.restart_engine()
+
+    async def arrived() -> list[object]:
+        return list((await eng.adapter.get_issue(eng_key)).attachments)
+
+    [att] = await eventually(arrived, what="the attachment after the restart")
+    assert att.filename == "trace.txt"  # type: ignore[attr-defined]
+    await pair.settle()
+    assert [e for e in await eng.engine.errors() if e.state == "retrying"] == []
+    [resolved] = [e for e in await eng.engine.errors(include_resolved=True) if e.id == error.id]  # type: ignore[attr-defined]
+    assert resolved.state == "resolved"
 
 
 @pytest.fixture
