@@ -1216,9 +1216,7 @@ class SyncEngine:
                 applied = s.dumps(compiled.local_values(fresh))
                 baseline = None
                 if not pending_local and not cs.report_back and not self._human_touched(before, fresh):
-                    baseline = await self._outgoing_fp(
-                        rt, fresh, {cid for cid, _ in added}, new=cs.action == "create"
-                    )
+                    baseline = await self._outgoing_fp(rt, fresh, {cid for cid, _ in added})
                 elif mark is not None:
                     # Not all of the issue's state is the peer's: send what it is now, once the
                     # apply is over (intake drops the webhooks of our own writes, so none would).
@@ -1319,23 +1317,17 @@ class SyncEngine:
         )
 
     async def _outgoing_fp(
-        self, rt: Runtime, snapshot: IssueSnapshot, received: set[str] | None = None, *, new: bool = False
+        self, rt: Runtime, snapshot: IssueSnapshot, received: set[str] | None = None
     ) -> str | None:
         """The fingerprint of the replica the outgoing rules make of ``snapshot`` now. ``received``:
-        comments created from the peer's not recorded yet (they are recorded with the outcome).
-        ``new``: the issue was created by this apply, so the store holds no comment or attachment of
-        it received from the peer (its rows are keyed by the new local id, and written under the
-        issue's lock, which the caller holds): nothing to read."""
+        comments created from the peer's not recorded yet (they are recorded with the outcome)."""
         conn_id = rt.row.id
-        if new:
-            received_c, received_a = set[str](), set[str]()
-        else:
-            received_c, received_a = await self._read(
-                lambda c: (
-                    s.received_comment_ids(c, conn_id, snapshot.id),
-                    s.received_attachment_ids(c, conn_id, snapshot.id),
-                )
+        received_c, received_a = await self._read(
+            lambda c: (
+                s.received_comment_ids(c, conn_id, snapshot.id),
+                s.received_attachment_ids(c, conn_id, snapshot.id),
             )
+        )
         if received:
             received_c |= received
         out_rules = await self._compiled(conn_id, "outgoing")
