@@ -1203,8 +1203,9 @@ class SyncEngine:
                 await self._walk_status(conn_id, local, cs, replica, warnings)
             # The comments' mappings are recorded with the outcome (one write fewer); if the apply
             # stops before that, at once (a comment not recorded would still be adopted by marker).
-            added = await self._apply_comments(conn_id, local, cs)
+            added: list[tuple[str, str]] = []  # (local comment id, remote comment id)
             try:
+                await self._apply_comments(conn_id, local, cs, added)
                 blobs = await self._apply_attachments(conn_id, local, rid, cs, warnings)
                 if mark is not None:
                     mark.reading = True
@@ -1233,7 +1234,7 @@ class SyncEngine:
                     applied=applied,
                     baseline=baseline,
                     conflicts=cs,
-                    comments=(local.id, added),
+                    comments=added,
                 )
             except Exception:
                 if added:
@@ -1456,36 +1457,25 @@ class SyncEngine:
             log.info("sync: adopted %s, created before a crash (%s)", found.key, marker)
 
     async def _apply_comments(
-        self, conn_id: bytes, local: IssueSnapshot, cs: ChangeSet
-    ) -> list[tuple[str, str]]:
-        """Add, edit and delete comments. Returns the (local id, remote id) of the comments added
-        or adopted, for the caller to record; recorded here only when this raises."""
+        self, conn_id: bytes, local: IssueSnapshot, cs: ChangeSet, added: list[tuple[str, str]]
+    ) -> None:
+        """Add, edit and delete comments. Appends the (local id, remote id) of each comment added or
+        adopted to ``added`` as it goes, for the caller to record (also when this raises): one write
+        for all the mappings; a comment added but not recorded (tracker fault or crash half-way)
+        carries its marker and is adopted on the next attempt."""
         conn_text = connection_id_text(conn_id)
         by_marker = {m: cid for cid, m in local.comment_markers.items()}
-        added: list[tuple[str, str]] = []  # (local comment id, remote comment id)
-
-        def record(c: sqlite3.Connection) -> None:
-            s.put_comments(c, conn_id, local.id, added)
-
-        try:
-            # One write for all the mappings: a comment added but not recorded (tracker fault or
-            # crash half-way) carries its marker and is adopted on the next attempt.
-            for add in cs.comments_add:
-                marker = f"tandem:{conn_text}:{add.remote_id}"
-                local_cid = by_marker.get(marker)
-                if local_cid is None:
-                    comment = await self.adapter.add_comment(
-                        local.key, add.body, internal=add.internal, marker=marker
-                    )
-                    self._crash("add_comment")
-                    local_cid = comment.id
-                added.append((local_cid, add.remote_id))
-            await self._edit_comments(conn_id, local, cs)
-        except Exception:
-            if added:
-                await self._write(record)
-            raise
-        return added
+        for add in cs.comments_add:
+            marker = f"tandem:{conn_text}:{add.remote_id}"
+            local_cid = by_marker.get(marker)
+            if local_cid is None:
+                comment = await self.adapter.add_comment(
+                    local.key, add.body, internal=add.internal, marker=marker
+                )
+                self._crash("add_comment")
+                local_cid = comment.id
+            added.append((local_cid, add.remote_id))
+        await self._edit_comments(conn_id, local, cs)
 
     async def _edit_comments(self, conn_id: bytes, local: IssueSnapshot, cs: ChangeSet) -> None:
         for edit in cs.comments_edit:
@@ -1618,7 +1608,7 @@ class SyncEngine:
         baseline: str | None = None,
         conflicts: ChangeSet | None = None,
         keep_pending: bool = False,
-        comments: tuple[str, list[tuple[str, str]]] | None = None,
+        comments: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Record the outcome in one transaction, then queue the reply and mark the inbox row
         processed in another (the outbox's: the mark never goes without the reply).
@@ -1632,8 +1622,8 @@ class SyncEngine:
         result = outcome if not reason else f"{outcome}: {reason}"
 
         def write(c: sqlite3.Connection) -> s.TwinRow | None:
-            if comments is not None and comments[1]:
-                s.put_comments(c, conn_id, comments[0], comments[1])
+            if comments and fresh is not None:  # comments added to the issue ``fresh`` was read of
+                s.put_comments(c, conn_id, fresh.id, comments)
             row = s.twin_by_id(c, twin.id) if twin is not None else None
             if row is not None:
                 changes: dict[str, Any] = {"last_result": result}

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from node.sync.settings import SyncSettings
-from node.trackers.base import IssueUpdate, TrackerTransient
+from node.trackers.base import IssueUpdate, TrackerError, TrackerTransient
 from protocol.replica import UserRef
 from protocol.richtext import from_plain_text
 from tests.sync.conftest import Pair, Side, eventually
@@ -98,6 +100,38 @@ async def test_public_comments_cross_with_edits_and_deletions_internal_never(pai
         return not any("crashes" in t for t in texts(await eng.adapter.get_issue(eng_key)))
 
     await eventually(deleted, what="the comment deletion")
+
+
+async def test_comments_added_by_an_apply_that_fails_later_are_recorded(pair: Pair) -> None:
+    """The apply adds the peer's comments, then fails (its final read): the comments it added are
+    recorded all the same, as the peer's, so they are never sent back nor added twice."""
+    sup, eng = pair.support, pair.engineering
+    key = await sup.create("Fails after its comments")
+    await sup.human.add_comment(key, from_plain_text("one"))
+    await sup.human.add_comment(key, from_plain_text("two"))
+    adapter: Any = eng.adapter
+    real_get_issues = adapter.get_issues
+
+    async def failing(ids: Sequence[str]) -> object:
+        raise TrackerError("the final read is refused")
+
+    adapter.get_issues = failing
+    try:
+        await sup.engine.sync(key, sup.connection)
+
+        async def failed() -> list[object]:
+            return [e for e in await eng.engine.errors() if "the final read is refused" in e.message]
+
+        await eventually(failed, what="the failed apply")
+    finally:
+        adapter.get_issues = real_get_issues
+    [eng_key] = eng.twin_keys()
+    local_ids = {c.id for c in (await eng.adapter.get_issue(eng_key)).comments}
+    assert len(local_ids) == 2
+    rows = await eng.node.db.read(
+        lambda c: c.execute("SELECT local_comment_id FROM twin_comments").fetchall()
+    )
+    assert {str(r[0]) for r in rows} == local_ids
 
 
 async def test_status_walks_the_support_workflow_through_a_status_map(pair: Pair) -> None:
