@@ -11,9 +11,10 @@ rules of this module, in short:
   start, from the unprocessed inbox rows. A replica's outcome is recorded, then its ``Result`` is
   queued, and its inbox row is marked processed in the transaction that queues it, so a crash
   re-processes rather than loses (an applied replica is answered again).
-* **Concurrent lanes share work** (:class:`_Group`, group commit): store writes and reads, messages
-  to the peer, creates and final reads of replicas applied at the same time go together, without
-  changing the order of any one lane's steps (each waits for its batch to be done).
+* **Concurrent lanes share work** (:class:`_Group`, group commit): messages to the peer, creates and
+  final reads of replicas applied at the same time go together, without changing the order of any
+  one lane's steps (each waits for its batch to be done). Store writes group by themselves
+  (:meth:`Database.write`); store reads are not grouped.
 * **Creates are idempotent.** An intent (marker ``tandem:{connection}:{remote id}``) is stored
   before the tracker call; the tracker keeps the marker on the issue; an open intent is settled by
   :meth:`TrackerAdapter.find_issue_by_marker` (adopt, never create twice). Comments carry the same
