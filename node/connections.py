@@ -694,8 +694,8 @@ class ConnectionManager:
             )
         return out
 
-    async def mark_processed(self, name: str, seqs: Sequence[int]) -> int:
-        rt = self.get(name)
+    async def mark_processed(self, rt: Runtime, seqs: Sequence[int]) -> int:
+        """Mark inbox rows of ``rt`` processed (the ones that get no reply); returns how many were not yet."""
         changed = await self.db.write(lambda c: q.inbox_mark_processed(c, rt.row.id, list(seqs), _now()))
         rt.inbox_unprocessed = max(0, rt.inbox_unprocessed - changed)
         return changed
@@ -706,11 +706,11 @@ class ConnectionManager:
         self,
         rt: Runtime,
         messages: Sequence[Message],
-        also: Callable[[sqlite3.Connection], object] | None = None,
+        processed: Sequence[int] = (),
     ) -> list[int]:
         """Queue sequenced messages durably, then push them if the link is up. Returns their seqs.
-        ``also``: a write committed in the same transaction (the sync engine marks the inbox rows
-        its replies answer: a reply and its mark are kept together or not at all)."""
+        ``processed``: inbox rows of ``rt`` these messages answer, marked processed in the same
+        transaction (a reply and its mark are kept together or not at all)."""
         async with rt.lock:
             if rt.session is None or rt.row.state in ("pending", "deleted"):
                 raise Conflict(f"connection {rt.name!r} is {rt.row.state}: nothing can be sent", "bad_state")
@@ -721,16 +721,16 @@ class ConnectionManager:
                 items.append((seq, message.t, env))
             try:
 
-                def commit(c: sqlite3.Connection) -> None:
+                def commit(c: sqlite3.Connection) -> int:
                     q.outbox_put(c, rt.row.id, items, session.send_next, _now())
-                    if also is not None:
-                        also(c)
+                    return q.inbox_mark_processed(c, rt.row.id, list(processed), _now()) if processed else 0
 
-                await self.db.write(commit)
+                marked = await self.db.write(commit)
             except BaseException:
                 rt.session = await self._load_session(rt.row)  # the store is the truth
                 raise
             rt.row.send_next = session.send_next
+            rt.inbox_unprocessed = max(0, rt.inbox_unprocessed - marked)
             self.metrics.messages_sent.labels(rt.name).inc(len(items))
             link = rt.link
             if link is not None and rt.row.state == "active":

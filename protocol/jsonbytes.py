@@ -5,12 +5,16 @@ for byte (``sort_keys`` too). orjson writes the same bytes for strings (every co
 booleans and null, and sorts keys in the same order (UTF-8 byte order is code point order); it
 writes some floats differently (see :func:`differs`) and refuses integers beyond 64 bits,
 non-string keys and lone surrogates, so data holding any of those takes the ``json`` path.
-``loads`` reads what ``json.loads`` reads, with the same values. Pure: no I/O.
+Non-finite floats (NaN, infinities) are left out of that promise (orjson writes ``null``, ``json``
+``NaN``): JSON has no such numbers, and ``loads`` refuses them, so no decoded message holds one.
+``loads`` reads what ``json.loads`` reads, with the same values, except non-finite numbers
+(``NaN``, ``Infinity``, ``1e400``), which it refuses. Pure: no I/O.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
 import orjson
@@ -53,8 +57,20 @@ def dumps(data: Any, *, sort_keys: bool = False) -> bytes:
     return text.encode("utf-8")
 
 
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"non-finite number {name} (JSON has none)")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"number {text[:40]} is too large (not a finite double)")
+    return value
+
+
 def loads(data: bytes) -> Any:
-    """``json.loads``, through orjson where it reads the same values. Raises ValueError (or
+    """``json.loads``, through orjson where it reads the same values, refusing non-finite numbers
+    (``NaN``, ``Infinity``, ``1e400``: orjson refuses them too). Raises ValueError (or
     UnicodeDecodeError, RecursionError) as ``json.loads`` does."""
     # orjson reads an integer beyond 64 bits as a float (json keeps it exact): a run of 19 digits
     # anywhere (in a string too, which only costs the slow path) sends the plaintext to json.
@@ -63,4 +79,4 @@ def loads(data: bytes) -> Any:
             return orjson.loads(data)
         except orjson.JSONDecodeError:  # what orjson refuses (NaN, 1e400, ...) json may still read
             pass
-    return json.loads(data)
+    return json.loads(data, parse_constant=_no_constant, parse_float=_finite)

@@ -19,7 +19,7 @@ from .normalize import (
     Node,
     RichTextError,
     block_inlines,
-    is_canonical,
+    canonical,
     mention,
     mention_label,
     normalize,
@@ -307,7 +307,7 @@ def to_adf_canonical(doc: Doc) -> tuple[dict[str, Any], Doc]:
     doc without normalising twice. A doc already canonical is not normalised again, and is itself
     the canonical form returned."""
     validate_doc(doc)
-    canon = doc if is_canonical(doc) else normalize(doc)
+    canon = canonical(doc)
     return {"type": "doc", "version": 1, "content": [_to_block(b) for b in canon["content"]]}, canon
 
 

@@ -11,7 +11,7 @@ from html import escape
 
 from protocol.richtext import Doc, validate_doc
 
-from .normalize import Node, mention_label, normalize, safe_href
+from .normalize import Node, canonical, mention_label, safe_href
 
 _MARK_TAG = {
     "strong": "strong",
@@ -28,7 +28,7 @@ def to_html(doc: Doc) -> str:
     """An HTML fragment (no ``<html>``/``<body>``) for a neutral doc."""
     validate_doc(doc)
     out: list[str] = []
-    for block in normalize(doc)["content"]:
+    for block in canonical(doc)["content"]:
         _block(block, out)
     return "".join(out)
 

@@ -34,7 +34,7 @@ from .normalize import (
     CONTAINER_DEPTH,
     Node,
     block_inlines,
-    is_canonical,
+    canonical,
     mention,
     normalize,
     normalize_inlines,
@@ -370,7 +370,7 @@ def _inlines(children: list[Token]) -> list[Node]:
 def to_markdown(doc: Doc) -> str:
     """GitHub-flavoured Markdown for a neutral doc."""
     validate_doc(doc)
-    canon = doc if is_canonical(doc) else normalize(doc)
+    canon = canonical(doc)
     return "\n\n".join(_blocks(canon["content"]))
 
 

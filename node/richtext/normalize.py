@@ -135,6 +135,13 @@ def normalize(doc: Doc) -> Doc:
     }
 
 
+def canonical(doc: Doc) -> Doc:
+    """The canonical form of ``doc``: ``doc`` itself when it is canonical already (checked cheaply,
+    :func:`is_canonical`), else :func:`normalize`'s new tree. The result may BE the input, so it is
+    for reading only: never mutate it (copy first)."""
+    return doc if is_canonical(doc) else normalize(doc)
+
+
 def is_canonical(doc: Any) -> bool:
     """True only if ``normalize(doc) == doc``, checked without building a tree: for the common
     shapes (paragraphs and headings of text and hard breaks, rules); any other shape answers False

@@ -31,7 +31,7 @@ from .normalize import (
     MARK_ORDER,
     Node,
     block_inlines,
-    is_canonical,
+    canonical,
     mention,
     normalize,
     normalize_inlines,
@@ -757,7 +757,7 @@ def to_wiki_canonical(doc: Doc) -> tuple[str, Doc]:
     normalised doc without normalising twice. A doc already canonical (what the converters and the
     rules make) is not normalised again, and is itself the canonical form returned."""
     validate_doc(doc)
-    canon = doc if is_canonical(doc) else normalize(doc)
+    canon = canonical(doc)
     return "\n\n".join(_blocks(canon["content"], False, False)), canon
 
 

@@ -14,7 +14,7 @@ import json
 import re
 from typing import Any
 
-from node.richtext.normalize import is_canonical, normalize
+from node.richtext.normalize import canonical
 from node.rules.config import Condition, FieldKind, field_kind
 from node.rules.errors import RuleError
 from node.trackers.base import IssueSnapshot
@@ -65,7 +65,7 @@ def canon(kind: FieldKind, value: Any) -> Any:
         if not isinstance(value, dict):
             return value
         try:
-            return value if is_canonical(value) else normalize(value)
+            return canonical(value)
         except Exception:  # a doc the normaliser cannot read still compares as itself
             return value
     if kind == "list":

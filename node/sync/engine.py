@@ -11,9 +11,10 @@ rules of this module, in short:
   start, from the unprocessed inbox rows. A replica's outcome is recorded, then its ``Result`` is
   queued, and its inbox row is marked processed in the transaction that queues it, so a crash
   re-processes rather than loses (an applied replica is answered again).
-* **Concurrent lanes share work** (:class:`_Group`, group commit): store writes and reads, messages
-  to the peer, creates and final reads of replicas applied at the same time go together, without
-  changing the order of any one lane's steps (each waits for its batch to be done).
+* **Concurrent lanes share work** (:class:`_Group`, group commit): messages to the peer, creates and
+  final reads of replicas applied at the same time go together, without changing the order of any
+  one lane's steps (each waits for its batch to be done). Store writes group by themselves
+  (:meth:`Database.write`); store reads are not grouped.
 * **Creates are idempotent.** An intent (marker ``tandem:{connection}:{remote id}``) is stored
   before the tracker call; the tracker keeps the marker on the issue; an open intent is settled by
   :meth:`TrackerAdapter.find_issue_by_marker` (adopt, never create twice). Comments carry the same
@@ -59,7 +60,6 @@ from node.rules import (
 from node.rules.config import DEFAULT_HEADER, field_kind
 from node.rules.values import same
 from node.store import Database
-from node.store import rows as q
 from node.sync import store as s
 from node.sync.intake import same_user
 from node.sync.service import (
@@ -361,7 +361,7 @@ class SyncEngine:
         self._idle.set()
         self._busy = 0
         # Entities that may have a 'retrying' error row (all of them, once loaded at start).
-        self._retry_entities: set[str] = set()
+        self._retry_entities: set[str | None] = set()  # None: messages that name no entity (a Blob)
         self._retry_loaded = False
         self._applying: dict[str, _Applying] = {}  # local id and key → apply in progress
         self.in_memory = _IN_MEMORY  # decoded incoming messages kept per connection (tests lower it)
@@ -391,11 +391,8 @@ class SyncEngine:
         self._retry_entities.update(
             await self._read(
                 lambda c: [
-                    str(r[0])
-                    for r in c.execute(
-                        "SELECT DISTINCT entity FROM sync_errors "
-                        "WHERE state = 'retrying' AND entity IS NOT NULL"
-                    )
+                    r[0]
+                    for r in c.execute("SELECT DISTINCT entity FROM sync_errors WHERE state = 'retrying'")
                 ]
             )
         )
@@ -496,17 +493,11 @@ class SyncEngine:
                     seqs.append(answers)
             if results:
                 messages.append(Result(results=results))
-            marked: list[int] = []
             try:
-                if seqs:
-                    also = functools.partial(_mark_all, conn_id=rt.row.id, seqs=seqs, marked=marked)
-                    await self.manager.send(rt, messages, also=also)
-                else:
-                    await self.manager.send(rt, messages)
+                await self.manager.send(rt, messages, processed=seqs)
             except ManagerError as exc:
                 for n in indexes:
                     out[n] = exc
-            rt.inbox_unprocessed = max(0, rt.inbox_unprocessed - sum(marked))
         return out
 
     def _crash(self, point: str) -> None:
@@ -971,27 +962,15 @@ class SyncEngine:
     async def _process_with_retry(self, rt: Runtime, seq: int, message: Message) -> None:
         delay = self.settings.retry_base_seconds
         entity = self._entity_of(message)
-        unnamed: set[int] = set()  # retrying errors of a message that names no entity (a Blob)
         while not self._stopped:
             try:
                 await self._process(rt, seq, message)
-                if entity is not None:
-                    await self._resolve_retrying(rt.row.id, entity)
-                elif unnamed:
-                    await self._write(
-                        lambda c: c.executemany(
-                            "UPDATE sync_errors SET state = 'resolved', last_seen = ? "
-                            "WHERE id = ? AND state = 'retrying'",
-                            [(s.now(), error_id) for error_id in unnamed],
-                        )
-                    )
+                await self._resolve_retrying(rt.row.id, entity)
                 return
             except TrackerTransient as exc:
-                error_id = await self._error(
+                await self._error(
                     rt.row.id, entity, "tracker", f"tracker unavailable, retrying: {exc}", state="retrying"
                 )
-                if entity is None:
-                    unnamed.add(error_id)
                 await asyncio.sleep(min(max(delay, exc.retry_after or 0.0), self.settings.retry_max_seconds))
                 delay = min(delay * 2, self.settings.retry_max_seconds)
             except ManagerError as exc:  # our reply could not be queued: the peer connection is gone
@@ -1027,10 +1006,8 @@ class SyncEngine:
         await self._mark_processed(rt, seq)
 
     async def _mark_processed(self, rt: Runtime, seq: int | None) -> None:
-        if seq is None:
-            return
-        changed = await self._write(lambda c: q.inbox_mark_processed(c, rt.row.id, [seq], s.now()))
-        rt.inbox_unprocessed = max(0, rt.inbox_unprocessed - changed)
+        if seq is not None:
+            await self.manager.mark_processed(rt, [seq])
 
     # =============================================================================================
     # Incoming: replicas
@@ -1227,8 +1204,9 @@ class SyncEngine:
                 await self._walk_status(conn_id, local, cs, replica, warnings)
             # The comments' mappings are recorded with the outcome (one write fewer); if the apply
             # stops before that, at once (a comment not recorded would still be adopted by marker).
-            added = await self._apply_comments(conn_id, local, cs)
+            added: list[tuple[str, str]] = []  # (local comment id, remote comment id)
             try:
+                await self._apply_comments(conn_id, local, cs, added)
                 blobs = await self._apply_attachments(conn_id, local, rid, cs, warnings)
                 if mark is not None:
                     mark.reading = True
@@ -1240,9 +1218,7 @@ class SyncEngine:
                 applied = s.dumps(compiled.local_values(fresh))
                 baseline = None
                 if not pending_local and not cs.report_back and not self._human_touched(before, fresh):
-                    baseline = await self._outgoing_fp(
-                        rt, fresh, {cid for cid, _ in added}, new=cs.action == "create"
-                    )
+                    baseline = await self._outgoing_fp(rt, fresh, {cid for cid, _ in added})
                 elif mark is not None:
                     # Not all of the issue's state is the peer's: send what it is now, once the
                     # apply is over (intake drops the webhooks of our own writes, so none would).
@@ -1259,7 +1235,7 @@ class SyncEngine:
                     applied=applied,
                     baseline=baseline,
                     conflicts=cs,
-                    comments=(local.id, added),
+                    comments=added,
                 )
             except Exception:
                 if added:
@@ -1343,23 +1319,17 @@ class SyncEngine:
         )
 
     async def _outgoing_fp(
-        self, rt: Runtime, snapshot: IssueSnapshot, received: set[str] | None = None, *, new: bool = False
+        self, rt: Runtime, snapshot: IssueSnapshot, received: set[str] | None = None
     ) -> str | None:
         """The fingerprint of the replica the outgoing rules make of ``snapshot`` now. ``received``:
-        comments created from the peer's not recorded yet (they are recorded with the outcome).
-        ``new``: the issue was created by this apply, so the store holds no comment or attachment of
-        it received from the peer (its rows are keyed by the new local id, and written under the
-        issue's lock, which the caller holds): nothing to read."""
+        comments created from the peer's not recorded yet (they are recorded with the outcome)."""
         conn_id = rt.row.id
-        if new:
-            received_c, received_a = set[str](), set[str]()
-        else:
-            received_c, received_a = await self._read(
-                lambda c: (
-                    s.received_comment_ids(c, conn_id, snapshot.id),
-                    s.received_attachment_ids(c, conn_id, snapshot.id),
-                )
+        received_c, received_a = await self._read(
+            lambda c: (
+                s.received_comment_ids(c, conn_id, snapshot.id),
+                s.received_attachment_ids(c, conn_id, snapshot.id),
             )
+        )
         if received:
             received_c |= received
         out_rules = await self._compiled(conn_id, "outgoing")
@@ -1488,36 +1458,25 @@ class SyncEngine:
             log.info("sync: adopted %s, created before a crash (%s)", found.key, marker)
 
     async def _apply_comments(
-        self, conn_id: bytes, local: IssueSnapshot, cs: ChangeSet
-    ) -> list[tuple[str, str]]:
-        """Add, edit and delete comments. Returns the (local id, remote id) of the comments added
-        or adopted, for the caller to record; recorded here only when this raises."""
+        self, conn_id: bytes, local: IssueSnapshot, cs: ChangeSet, added: list[tuple[str, str]]
+    ) -> None:
+        """Add, edit and delete comments. Appends the (local id, remote id) of each comment added or
+        adopted to ``added`` as it goes, for the caller to record (also when this raises): one write
+        for all the mappings; a comment added but not recorded (tracker fault or crash half-way)
+        carries its marker and is adopted on the next attempt."""
         conn_text = connection_id_text(conn_id)
         by_marker = {m: cid for cid, m in local.comment_markers.items()}
-        added: list[tuple[str, str]] = []  # (local comment id, remote comment id)
-
-        def record(c: sqlite3.Connection) -> None:
-            s.put_comments(c, conn_id, local.id, added)
-
-        try:
-            # One write for all the mappings: a comment added but not recorded (tracker fault or
-            # crash half-way) carries its marker and is adopted on the next attempt.
-            for add in cs.comments_add:
-                marker = f"tandem:{conn_text}:{add.remote_id}"
-                local_cid = by_marker.get(marker)
-                if local_cid is None:
-                    comment = await self.adapter.add_comment(
-                        local.key, add.body, internal=add.internal, marker=marker
-                    )
-                    self._crash("add_comment")
-                    local_cid = comment.id
-                added.append((local_cid, add.remote_id))
-            await self._edit_comments(conn_id, local, cs)
-        except Exception:
-            if added:
-                await self._write(record)
-            raise
-        return added
+        for add in cs.comments_add:
+            marker = f"tandem:{conn_text}:{add.remote_id}"
+            local_cid = by_marker.get(marker)
+            if local_cid is None:
+                comment = await self.adapter.add_comment(
+                    local.key, add.body, internal=add.internal, marker=marker
+                )
+                self._crash("add_comment")
+                local_cid = comment.id
+            added.append((local_cid, add.remote_id))
+        await self._edit_comments(conn_id, local, cs)
 
     async def _edit_comments(self, conn_id: bytes, local: IssueSnapshot, cs: ChangeSet) -> None:
         for edit in cs.comments_edit:
@@ -1629,14 +1588,12 @@ class SyncEngine:
                 remote_id=replica.entity.id,
                 direction="incoming",
             )
-            if seq is not None:
-                q.inbox_mark_processed(c, conn_id, [seq], s.now())
             row = s.twin_by_id(c, twin_id)
             assert row is not None
             return row
 
         row = await self._write(write)
-        await self._reply(rt, msg, "failed", f"rule error on the receiving side: {exc}", row)
+        await self._reply(rt, msg, "failed", f"rule error on the receiving side: {exc}", row, answers=seq)
 
     async def _finish(
         self,
@@ -1652,7 +1609,7 @@ class SyncEngine:
         baseline: str | None = None,
         conflicts: ChangeSet | None = None,
         keep_pending: bool = False,
-        comments: tuple[str, list[tuple[str, str]]] | None = None,
+        comments: Sequence[tuple[str, str]] = (),
     ) -> None:
         """Record the outcome in one transaction, then queue the reply and mark the inbox row
         processed in another (the outbox's: the mark never goes without the reply).
@@ -1666,8 +1623,8 @@ class SyncEngine:
         result = outcome if not reason else f"{outcome}: {reason}"
 
         def write(c: sqlite3.Connection) -> s.TwinRow | None:
-            if comments is not None and comments[1]:
-                s.put_comments(c, conn_id, comments[0], comments[1])
+            if comments and fresh is not None:  # comments added to the issue ``fresh`` was read of
+                s.put_comments(c, conn_id, fresh.id, comments)
             row = s.twin_by_id(c, twin.id) if twin is not None else None
             if row is not None:
                 changes: dict[str, Any] = {"last_result": result}
@@ -1996,7 +1953,7 @@ class SyncEngine:
     ) -> int:
         if state == "open":
             log.warning("sync error (%s) %s: %s", kind, entity or self._name_of(conn_id) or "", message)
-        elif state == "retrying" and entity is not None:
+        elif state == "retrying":
             self._retry_entities.add(entity)
         return await self._write(
             lambda c: s.record_error(
@@ -2012,13 +1969,15 @@ class SyncEngine:
             )
         )
 
-    async def _resolve_retrying(self, conn_id: bytes | None, entity: str) -> None:
+    async def _resolve_retrying(self, conn_id: bytes | None, entity: str | None) -> None:
+        """Resolve the retrying errors of ``entity`` (None: of the messages that name none, such as
+        a Blob) after a success; on ``conn_id`` only, unless it is None."""
         if self._retry_loaded and entity not in self._retry_entities:
             return  # nothing of it is retrying: no write (this runs after every message)
         await self._write(
             lambda c: c.execute(
                 "UPDATE sync_errors SET state = 'resolved', last_seen = ? WHERE state = 'retrying' "
-                "AND entity = ? AND (conn_id IS ? OR ? IS NULL)",
+                "AND entity IS ? AND (conn_id IS ? OR ? IS NULL)",
                 (s.now(), entity, conn_id, conn_id),
             )
         )
@@ -2767,10 +2726,6 @@ def _close_intent(c: sqlite3.Connection, conn_id: bytes, marker: str) -> None:
     # "done = 0" lets SQLite use the partial index intents_open; without it every close scanned the
     # whole table (one row per issue ever created here: a bulk's closes grew with its size).
     c.execute("UPDATE intents SET done = 1 WHERE conn_id = ? AND marker = ? AND done = 0", (conn_id, marker))
-
-
-def _mark_all(c: sqlite3.Connection, conn_id: bytes, seqs: list[int], marked: list[int]) -> None:
-    marked.append(q.inbox_mark_processed(c, conn_id, seqs, s.now()))
 
 
 def _next_version(c: sqlite3.Connection, conn_id: bytes, direction: str) -> int:

@@ -3,8 +3,10 @@ over a real WebSocket, and a commit that fails acks nothing."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
+import threading
 from typing import Any
 
 import aiohttp
@@ -12,7 +14,7 @@ import pytest
 
 from node.app import Node
 from node.store import rows
-from protocol import Ack, Probe
+from protocol import Ack, Hello, Probe
 from tests.node.conftest import MakeNode
 from tests.node.test_peer_endpoint import FakePeer
 
@@ -103,3 +105,41 @@ async def test_a_failed_commit_acks_nothing_and_the_resend_is_stored_once(
         await peer.acked(first + 1)
         assert await _inbox_seqs(node, "fake") == [first, first + 1]
         assert node.manager.get("fake").row.recv_next == first + 2
+
+
+async def test_a_new_links_hello_asks_from_what_is_committed(
+    node: Node, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A link attached while a received message's inbox commit is still running: its Hello's
+    ``recv_next`` is the committed one (the message not stored yet is asked for again)."""
+    code, _ = await node.manager.invite(name="fake")
+    peer = FakePeer(node, code)
+    real = rows.inbox_put
+    entered, release = threading.Event(), threading.Event()
+
+    def held(*args: Any, **kwargs: Any) -> None:
+        entered.set()
+        release.wait(10)  # the writer thread: the commit stays open until the new link said Hello
+        real(*args, **kwargs)
+
+    async with aiohttp.ClientSession() as http:
+        await peer.pair(http)
+        first = peer.session.send_next
+        monkeypatch.setattr(rows, "inbox_put", held)
+        try:
+            await peer.send_probe(0)
+            assert await asyncio.to_thread(entered.wait, 5)
+            assert node.manager.get("fake").session.recv_next == first + 1  # type: ignore[union-attr]
+            await peer.open(http)  # a second link while the first one's commit is blocked
+            assert peer.ws is not None
+            msg = await peer.ws.receive(timeout=5)
+            assert msg.type == aiohttp.WSMsgType.BINARY, msg
+            hellos = [m for m in peer.session.receive(msg.data).control if isinstance(m, Hello)]
+        finally:
+            release.set()
+        assert [h.recv_next for h in hellos] == [first]
+        monkeypatch.setattr(rows, "inbox_put", real)
+        for _, env in peer.session.unacked():  # what the Hello asked for; stored once
+            await peer.ws.send_bytes(env)
+        await peer.acked(first)
+        assert await _inbox_seqs(node, "fake") == [first]

@@ -65,11 +65,29 @@ def test_values_where_the_two_encoders_could_differ(value: Any) -> None:
     assert encode_message(message) == _reference(message)
 
 
-def test_what_json_reads_is_still_read() -> None:
+def _with_extra(raw: str) -> bytes:
     base = json.loads(encode_message(_message({}, "x")))
-    for raw in ('{"f": NaN}', '{"f": 123456789012345678901234567890}', '{"f": 1e400}'):
-        body = json.dumps(base)[:-1] + ', "extra": ' + raw + "}"
-        assert decode_message(body.encode()).t == "replica"
+    return (json.dumps(base)[:-1] + ', "extra": ' + raw + "}").encode()
+
+
+def test_what_json_reads_is_still_read() -> None:
+    for raw in ('{"f": 123456789012345678901234567890}', '{"f": [1.5, -2e300, 5e-324]}'):
+        assert decode_message(_with_extra(raw)).t == "replica"
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ('{"f": NaN}', "non-finite number NaN"),
+        ('{"f": -Infinity}', "non-finite number -Infinity"),
+        ('{"f": 1e400}', "number 1e400 is too large"),
+        ('{"f": [-1E+999, 1234567890123456789012]}', "number -1E\\+999 is too large"),  # the long-number path
+    ],
+)
+def test_non_finite_numbers_are_refused_naming_them(raw: str, problem: str) -> None:
+    """They would not come back byte for byte (encoders write ``null``), and no node sends them."""
+    with pytest.raises(InvalidMessage, match=f"not JSON: {problem}"):
+        decode_message(_with_extra(raw))
 
 
 @pytest.mark.parametrize(

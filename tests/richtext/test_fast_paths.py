@@ -9,7 +9,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from node.richtext.adf import to_adf_canonical
-from node.richtext.normalize import _normalize_inlines, _plain_run, is_canonical, normalize, normalize_inlines
+from node.richtext.normalize import (
+    _normalize_inlines,
+    _plain_run,
+    canonical,
+    is_canonical,
+    normalize,
+    normalize_inlines,
+)
 from node.richtext.wiki import _SPECIAL, _escape_chars, _parse_wiki, from_wiki, to_wiki, to_wiki_canonical
 
 from .strategies import docs
@@ -153,7 +160,7 @@ def test_renderers_give_the_same_text_for_a_canonical_doc_and_keep_it_unchanged(
     text, canon = to_wiki_canonical(doc)
     assert canon is doc and doc == before  # no second tree, nothing changed in place
     assert text == "*Jane Agent* (via A) wrote:\n\nComment 0: it still fails."
-    assert to_adf_canonical(doc)[1] is doc
+    assert to_adf_canonical(doc)[1] is doc and canonical(doc) is doc
     # Not canonical (edge space in a strong run, unsorted marks): normalised as before.
     odd = {
         "type": "doc",
@@ -166,7 +173,7 @@ def test_renderers_give_the_same_text_for_a_canonical_doc_and_keep_it_unchanged(
         ],
     }
     assert not is_canonical(odd)
-    assert to_wiki_canonical(odd)[1] == normalize(odd) != odd
+    assert to_wiki_canonical(odd)[1] == normalize(odd) == canonical(odd) != odd
     inner_space = [
         {"type": "text", "text": "a ", "marks": [{"type": "strong"}]},
         {"type": "text", "text": "b"},

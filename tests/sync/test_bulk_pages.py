@@ -21,13 +21,13 @@ async def test_bulk_reads_by_pages_and_resumes_after_a_restart_mid_page(pair: Pa
     sent: list[str] = []
     gate = asyncio.Event()
 
-    async def held_send(rt: Any, messages: Any) -> Any:
+    async def held_send(rt: Any, messages: Any, processed: Any = ()) -> Any:
         for m in messages:
             if isinstance(m, ReplicaMessage):
                 if len(sent) >= 3:
                     await gate.wait()
                 sent.append(m.replica.entity.key or "")
-        return await real_send(rt, messages)
+        return await real_send(rt, messages, processed=processed)
 
     manager.send = held_send
     reads: list[str] = []

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 
 from node.sync.settings import SyncSettings
-from node.trackers.base import IssueUpdate
+from node.trackers.base import IssueUpdate, TrackerError, TrackerTransient
 from protocol.replica import UserRef
 from protocol.richtext import from_plain_text
 from tests.sync.conftest import Pair, Side, eventually
@@ -98,6 +100,38 @@ async def test_public_comments_cross_with_edits_and_deletions_internal_never(pai
         return not any("crashes" in t for t in texts(await eng.adapter.get_issue(eng_key)))
 
     await eventually(deleted, what="the comment deletion")
+
+
+async def test_comments_added_by_an_apply_that_fails_later_are_recorded(pair: Pair) -> None:
+    """The apply adds the peer's comments, then fails (its final read): the comments it added are
+    recorded all the same, as the peer's, so they are never sent back nor added twice."""
+    sup, eng = pair.support, pair.engineering
+    key = await sup.create("Fails after its comments")
+    await sup.human.add_comment(key, from_plain_text("one"))
+    await sup.human.add_comment(key, from_plain_text("two"))
+    adapter: Any = eng.adapter
+    real_get_issues = adapter.get_issues
+
+    async def failing(ids: Sequence[str]) -> object:
+        raise TrackerError("the final read is refused")
+
+    adapter.get_issues = failing
+    try:
+        await sup.engine.sync(key, sup.connection)
+
+        async def failed() -> list[object]:
+            return [e for e in await eng.engine.errors() if "the final read is refused" in e.message]
+
+        await eventually(failed, what="the failed apply")
+    finally:
+        adapter.get_issues = real_get_issues
+    [eng_key] = eng.twin_keys()
+    local_ids = {c.id for c in (await eng.adapter.get_issue(eng_key)).comments}
+    assert len(local_ids) == 2
+    rows = await eng.node.db.read(
+        lambda c: c.execute("SELECT local_comment_id FROM twin_comments").fetchall()
+    )
+    assert {str(r[0]) for r in rows} == local_ids
 
 
 async def test_status_walks_the_support_workflow_through_a_status_map(pair: Pair) -> None:
@@ -211,6 +245,44 @@ async def test_attachment_bytes_identical(pair: Pair) -> None:
     await pair.settle()
     assert len((await sup.adapter.get_issue(key)).attachments) == 1
     assert len((await eng.adapter.get_issue(eng_key)).attachments) == 1
+
+
+async def test_a_retrying_attachment_error_is_resolved_by_the_blob_after_a_restart(pair: Pair) -> None:
+    """A Blob names no entity: its retrying error must still be resolved once it succeeds, also
+    by an engine that did not record the error itself (the row is found at start-up)."""
+    sup, eng = pair.support, pair.engineering
+    key, eng_key = await linked(pair, "Retried upload")
+    real_add = eng.adapter.add_attachment
+    calls: list[str] = []
+
+    async def unavailable(*args: object, **kwargs: object) -> object:
+        calls.append("add")
+        raise TrackerTransient("503 from the tracker", status=503)
+
+    eng.adapter.add_attachment = unavailable  # type: ignore[method-assign]
+    try:
+        await sup.human.add_attachment(key, "trace.txt", b"stack trace", mime_type="text/plain")
+        await sup.engine.local_change(key)
+
+        async def retrying() -> list[object]:
+            return [e for e in await eng.engine.errors() if e.state == "retrying"]
+
+        [error] = await eventually(retrying, what="the retrying upload error")
+        assert error.entity is None and "503" in error.message  # type: ignore[attr-defined]
+        await eng.engine.stop()
+    finally:
+        eng.adapter.add_attachment = real_add  # type: ignore[method-assign]
+    await eng.restart_engine()
+
+    async def arrived() -> list[object]:
+        return list((await eng.adapter.get_issue(eng_key)).attachments)
+
+    [att] = await eventually(arrived, what="the attachment after the restart")
+    assert att.filename == "trace.txt"  # type: ignore[attr-defined]
+    await pair.settle()
+    assert [e for e in await eng.engine.errors() if e.state == "retrying"] == []
+    [resolved] = [e for e in await eng.engine.errors(include_resolved=True) if e.id == error.id]  # type: ignore[attr-defined]
+    assert resolved.state == "resolved"
 
 
 @pytest.fixture

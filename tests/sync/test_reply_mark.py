@@ -27,11 +27,11 @@ async def test_a_crash_while_the_reply_is_queued_leaves_the_replica_to_answer_ag
     real_send = manager.send
     crashed: list[int] = []
 
-    async def crashing_send(rt: Any, messages: Any, also: Any = None) -> Any:
+    async def crashing_send(rt: Any, messages: Any, processed: Any = ()) -> Any:
         if any(isinstance(m, Result) for m in messages):
             crashed.append(len(messages))
             raise SimulatedCrash("queue the reply")
-        return await real_send(rt, messages, also=also)
+        return await real_send(rt, messages, processed=processed)
 
     manager.send = crashing_send
     try:
@@ -54,3 +54,41 @@ async def test_a_crash_while_the_reply_is_queued_leaves_the_replica_to_answer_ag
     assert len(comments) == 1 and "first words" in str(comments[0].body)
     mapped = await eng.node.db.read(lambda c: c.execute("SELECT COUNT(*) FROM twin_comments").fetchone())
     assert int(mapped[0]) == 1
+
+
+async def test_a_replica_paused_by_a_rule_error_is_marked_with_its_reply(pair: Pair) -> None:
+    sup, eng = pair.support, pair.engineering
+    await eng.engine.save_draft(eng.connection, "incoming", "script", "fridays = 0\nratio = 1 / fridays\n")
+    await eng.engine.publish(eng.connection, "incoming")
+    key = await sup.create("Paused on arrival")
+    manager: Any = eng.engine.manager
+    real_send = manager.send
+    crashed: list[int] = []
+
+    async def crashing_send(rt: Any, messages: Any, processed: Any = ()) -> Any:
+        if any(isinstance(m, Result) for m in messages):
+            crashed.append(len(messages))
+            raise SimulatedCrash("queue the reply")
+        return await real_send(rt, messages, processed=processed)
+
+    manager.send = crashing_send
+    try:
+        await sup.engine.sync(key, sup.connection)
+
+        async def paused() -> list[object]:
+            return [e for e in await eng.engine.errors() if e.kind == "rule"] if crashed else []
+
+        await eventually(paused, what="the rule error, then a crash while queuing its reply")
+        assert await _unprocessed(eng) == 1  # paused and recorded, but not answered: not marked
+    finally:
+        manager.send = real_send
+    await eng.restart_engine()
+
+    async def told() -> str | None:
+        [view] = await sup.engine.status(key)
+        return view.last_result if (view.last_result or "").startswith("failed") else None
+
+    assert "paused" in await eventually(told, what="the failure reported to support")
+    await pair.settle()
+    assert await _unprocessed(eng) == 0
+    assert eng.node.manager.get(eng.connection).inbox_unprocessed == 0

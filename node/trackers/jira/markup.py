@@ -25,7 +25,7 @@ from typing import Any, Literal
 import orjson
 
 from node.richtext.adf import from_adf, to_adf_canonical
-from node.richtext.normalize import normalize
+from node.richtext.normalize import canonical
 from node.richtext.wiki import from_wiki, to_wiki_canonical
 from protocol.richtext import Doc, empty_doc, from_plain_text, validate_doc
 
@@ -170,7 +170,7 @@ def primable(doc: Doc, fmt: TextFormat) -> bool:
     if not _primable_shape(doc, fmt):
         return False
     try:
-        return normalize(doc) == doc
+        return canonical(doc) == doc
     except Exception:  # an odd tree is simply not primed
         return False
 
