@@ -397,6 +397,13 @@ def normalize_inlines(nodes: list[Any]) -> list[Node]:
     return _normalize_inlines(nodes)
 
 
+def canonical_inlines(nodes: list[Any]) -> list[Node]:
+    """:func:`normalize_inlines` for a parser's fresh output: ``nodes`` itself when it is canonical
+    already (checked cheaply), else the normalised copy. For reading or owning only: the result may
+    BE the input."""
+    return nodes if _canonical_inlines(nodes) else normalize_inlines(nodes)
+
+
 def _plain_run(nodes: list[Any]) -> list[Node] | None:
     """The common case, fast: text nodes without marks, controls or line breaks, whose joined text
     has no edge whitespace, normalise to one text node. None when the general rules are needed."""

@@ -13,6 +13,7 @@ from node.richtext.normalize import (
     _normalize_inlines,
     _plain_run,
     canonical,
+    canonical_inlines,
     is_canonical,
     normalize,
     normalize_inlines,
@@ -48,6 +49,29 @@ def test_a_plain_run_normalises_as_the_general_rules_do(nodes: list[Any]) -> Non
     if fast is not None:
         assert fast == _normalize_inlines(nodes)
     assert normalize_inlines(nodes) == _normalize_inlines(nodes)
+
+
+inline_nodes = st.builds(
+    lambda t, marks: {"type": "text", "text": t, **marks},
+    texts | st.sampled_from(["a", "b c", " "]),
+    st.sampled_from(
+        [
+            {},
+            {"marks": [{"type": "strong"}]},
+            {"marks": [{"type": "em"}, {"type": "strong"}]},
+            {"marks": [{"type": "strong"}, {"type": "em"}]},
+            {"marks": [{"type": "link", "attrs": {"href": "https://x.example"}}]},
+            {"marks": [{"type": "code"}]},
+            {"marks": [{"type": "sub"}, {"type": "sup"}]},
+        ]
+    ),
+) | st.just({"type": "hard_break"})
+
+
+@settings(max_examples=1000, deadline=None)
+@given(st.lists(inline_nodes, max_size=6) | st.lists(inline_nodes, max_size=6).map(normalize_inlines))
+def test_inline_runs_are_kept_as_they_are_only_when_normalising_would_keep_them(nodes: list[Any]) -> None:
+    assert canonical_inlines(copy.deepcopy(nodes)) == normalize_inlines(nodes)
 
 
 def test_the_common_comment_takes_the_fast_paths_and_round_trips() -> None:
@@ -182,3 +206,26 @@ def test_renderers_give_the_same_text_for_a_canonical_doc_and_keep_it_unchanged(
     for content in (inner_space, merging):
         odd = {"type": "doc", "version": 1, "content": [{"type": "paragraph", "content": content}]}
         assert not is_canonical(odd) and normalize(odd) != odd
+
+
+markup_wiki = st.lists(
+    st.sampled_from([*"ab \t\n\r*_-+^~?{}[]|!#\\&;:.h1q\u00a0", "{{", "}}", "[~jane]", "{code}", "{quote}"]),
+    max_size=40,
+).map("".join) | st.builds(to_wiki, docs("wiki"))
+
+
+@settings(max_examples=400, deadline=None)
+@given(markup_wiki)
+def test_the_wiki_parser_keeps_only_what_normalising_would_leave_as_it_is(markup: str) -> None:
+    # The parser hands back its own inline runs and doc when they are canonical already; with every
+    # shortcut replaced by full normalisation the answer must be the same, and canonical.
+    import node.richtext.wiki as wiki
+
+    fast = from_wiki(markup)
+    saved = wiki.canonical_inlines, wiki.canonical
+    wiki.canonical_inlines, wiki.canonical = normalize_inlines, normalize
+    try:
+        slow = from_wiki(markup)
+    finally:
+        wiki.canonical_inlines, wiki.canonical = saved
+    assert fast == slow == normalize(fast)
