@@ -398,6 +398,8 @@ class BulkResult:
     rss_a: float
     rss_b: float
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used during the bulk, by process
+    # B's emulator webhooks during the bulk (node B's own writes coming back): delivered, dropped
+    echoes: tuple[int, int] = (0, 0)
 
 
 async def bulk(
@@ -429,6 +431,8 @@ async def bulk(
                 )
             )
     pids = {"node A": a.proc.pid, "node B": b.proc.pid, "emulators + driver": os.getpid()}
+    hooks = sites.b.app.dispatcher.stats
+    hooks0 = (hooks.delivered, hooks.dropped)
     cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
     t0 = time.perf_counter()
     job = await api(a, "POST", "/api/v1/bulk", {"connection": "to-b", "query": "project = BLK"})
@@ -450,6 +454,7 @@ async def bulk(
     await wait_until(progress, BULK_TIMEOUT, "the bulk sync", every=0.5)
     seconds = time.perf_counter() - t0
     cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
+    echoes = (hooks.delivered - hooks0[0], hooks.dropped - hooks0[1])
     calls = await sites.stats_total() - before
     for spy in spies:
         await spy.wait()
@@ -458,7 +463,7 @@ async def bulk(
             for side, url in (("a", sites.a_url), ("b", sites.b_url)):
                 async with s.get(f"{url}/_emulator/stats") as resp:
                     (profile / f"routes-{side}.json").write_text(json.dumps(await resp.json(), indent=1))
-    return BulkResult(seconds, calls, vm_hwm_mb(a.proc.pid), vm_hwm_mb(b.proc.pid), cpu)
+    return BulkResult(seconds, calls, vm_hwm_mb(a.proc.pid), vm_hwm_mb(b.proc.pid), cpu, echoes)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -633,6 +638,7 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         ("peak RSS node A (MB, VmHWM)", f"{bulk_r.rss_a:.0f}"),
         ("peak RSS node B (MB, VmHWM)", f"{bulk_r.rss_b:.0f}"),
         *((f"CPU during the bulk: {name} (s)", f"{sec:.1f}") for name, sec in bulk_r.cpu.items()),
+        ("B's echo webhooks: delivered / dropped", f"{bulk_r.echoes[0]} / {bulk_r.echoes[1]}"),
         ("baseline copy: wall time (s)", f"{base_s:.1f}"),
         ("baseline copy: API calls per issue", f"{base_calls / n:.1f}"),
         ("CPU during the baseline: emulators (s)", f"{base_cpu:.1f}"),

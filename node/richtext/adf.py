@@ -13,7 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from protocol.richtext import MAX_DEPTH, Doc, validate_doc
+from protocol.richtext import DOC_VERSION, MAX_DEPTH, Doc, validate_doc
 
 from .normalize import (
     Node,
@@ -45,7 +45,7 @@ def from_adf(adf: Any) -> Doc:
         raise RichTextError(f"ADF: expected a node of type 'doc', got {str(adf.get('type'))[:40]!r}")
     content = adf.get("content")
     blocks = _blocks(content if isinstance(content, list) else [], 1)
-    return normalize({"type": "doc", "content": blocks})
+    return canonical({"type": "doc", "version": DOC_VERSION, "content": blocks})  # a fresh tree
 
 
 def _children(node: dict[str, Any]) -> list[Any]:

@@ -227,6 +227,13 @@ MIGRATIONS: tuple[Migration, ...] = (
         ) WITHOUT ROWID;
         """,
     ),
+    Migration(
+        3,
+        "create intents are deleted when closed (they were kept, one row per issue ever created)",
+        """
+        DELETE FROM intents WHERE done = 1;
+        """,
+    ),
 )
 
 LATEST_VERSION = MIGRATIONS[-1].version

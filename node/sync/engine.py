@@ -2723,9 +2723,9 @@ def _unprocessed(c: sqlite3.Connection, conn_id: bytes) -> list[tuple[int, bytes
 
 
 def _close_intent(c: sqlite3.Connection, conn_id: bytes, marker: str) -> None:
-    # "done = 0" lets SQLite use the partial index intents_open; without it every close scanned the
-    # whole table (one row per issue ever created here: a bulk's closes grew with its size).
-    c.execute("UPDATE intents SET done = 1 WHERE conn_id = ? AND marker = ? AND done = 0", (conn_id, marker))
+    # A closed intent is deleted: only open ones are ever read (``done`` stays for stores written
+    # before migration 3). "done = 0" lets SQLite use the partial index intents_open.
+    c.execute("DELETE FROM intents WHERE conn_id = ? AND marker = ? AND done = 0", (conn_id, marker))
 
 
 def _next_version(c: sqlite3.Connection, conn_id: bytes, direction: str) -> int:

@@ -67,6 +67,28 @@ async def test_upgrade_keeps_data_and_runs_only_new_migrations(tmp_path: Path) -
         await db2.close()
 
 
+async def test_migration_3_deletes_closed_create_intents_and_keeps_open_ones(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    db = Database(path, migrations=MIGRATIONS[:2])  # a store written before migration 3
+    await db.open()
+    for marker, done in (("open", 0), ("closed", 1)):
+        await db.write(
+            lambda c, m=marker, d=done: c.execute(
+                "INSERT INTO intents (conn_id, remote_entity_id, marker, project, created_at, done) "
+                "VALUES (?, '1', ?, 'ENG', 0, ?)",
+                (bytes(16), m, d),
+            )
+        )
+    await db.close()
+    db = Database(path)
+    await db.open()
+    try:
+        assert db.version == LATEST_VERSION >= 3
+        assert await db.read(lambda c: [r[0] for r in c.execute("SELECT marker FROM intents")]) == ["open"]
+    finally:
+        await db.close()
+
+
 async def test_a_failing_migration_leaves_the_previous_version(tmp_path: Path) -> None:
     path = tmp_path / "t.db"
     bad = Migration(LATEST_VERSION + 1, "broken", "CREATE TABLE x (a INT); THIS IS NOT SQL;")

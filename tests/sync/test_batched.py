@@ -8,7 +8,7 @@ import asyncio
 from typing import Any
 
 from protocol.richtext import from_plain_text
-from tests.sync.conftest import Pair, eventually
+from tests.sync.conftest import Pair, Side, eventually
 
 
 class HeldCreates:
@@ -28,6 +28,11 @@ class HeldCreates:
 
     def restore(self) -> None:
         self.adapter.create_issues_ref = self.real
+
+
+async def intents_kept(side: Side) -> int:
+    """Create intents left in the store (a closed one is deleted, not kept)."""
+    return int(await side.node.db.read(lambda c: c.execute("SELECT COUNT(*) FROM intents").fetchone()[0]))
 
 
 async def pile_up(pair: Pair, count: int) -> tuple[list[str], HeldCreates]:
@@ -60,6 +65,7 @@ async def test_creates_of_concurrent_lanes_share_one_call(pair: Pair) -> None:
         [view] = await eng.engine.status(twin)
         assert view.state == "linked" and view.last_result == "applied"
     assert await eng.engine.errors(include_resolved=True) == []
+    assert await intents_kept(eng) == 0
 
 
 async def test_crash_after_a_batched_create_adopts_every_issue_once(pair: Pair) -> None:
@@ -76,6 +82,7 @@ async def test_crash_after_a_batched_create_adopts_every_issue_once(pair: Pair) 
     assert max(held.sizes) >= 2  # a batched call created several, then the crash
     for twin in eng.twin_keys():  # the crash left them unrecorded
         assert await eng.engine.status(twin) == []
+    assert await intents_kept(eng) == 4  # open, settled at the next start
     await eng.restart_engine()
     twins = [await pair.twin_of(sup, key) for key in keys]
     await pair.settle()
@@ -83,6 +90,7 @@ async def test_crash_after_a_batched_create_adopts_every_issue_once(pair: Pair) 
     for twin in twins:
         [view] = await eng.engine.status(twin)
         assert view.state == "linked" and view.last_received_version == 1
+    assert await intents_kept(eng) == 0
 
 
 async def test_a_created_twin_whose_apply_was_cut_short_is_not_sent_back_before_it_is_answered(
