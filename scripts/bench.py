@@ -41,6 +41,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import resource
@@ -88,6 +89,33 @@ def cpu_seconds(pid: int, tid: int | None = None) -> float:
     path = f"/proc/{pid}/stat" if tid is None else f"/proc/{pid}/task/{tid}/stat"
     fields = Path(path).read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+class GcClock:
+    """Seconds this process (both emulators) spends in the garbage collector, and its full (oldest
+    generation) collections: each stops both emulators at once."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.full = 0
+        self._start = 0.0
+        gc.callbacks.append(self._on_gc)
+
+    def _on_gc(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._start = time.perf_counter()
+            return
+        self.seconds += time.perf_counter() - self._start
+        self.full += info["generation"] == 2
+
+    def since(self, mark: tuple[float, int]) -> tuple[float, int]:
+        return self.seconds - mark[0], self.full - mark[1]
+
+    def mark(self) -> tuple[float, int]:
+        return self.seconds, self.full
+
+
+GC = GcClock()
 
 
 def basic(user: str, password: str) -> str:
@@ -189,6 +217,7 @@ async def unregister_receiver(sites: Sites) -> None:
 
 
 APPLY_CONCURRENCY: int | None = None  # --apply-concurrency: sync.apply_concurrency of both nodes
+TRACKER_CONNECTIONS: int | None = None  # --tracker-connections: tracker.connections of both nodes
 
 
 async def start_node(cluster: Cluster, name: str, *, public: bool, tracker: list[str]) -> NodeProc:
@@ -213,6 +242,8 @@ async def start_node(cluster: Cluster, name: str, *, public: bool, tracker: list
     }
     if APPLY_CONCURRENCY is not None:
         sections["sync"] = {"apply_concurrency": APPLY_CONCURRENCY}
+    if TRACKER_CONNECTIONS is not None:
+        extra["connections"] = TRACKER_CONNECTIONS
     node.configure(**sections)
     cluster.nodes.append(node)
     with contextlib.suppress(AssertionError):  # the harness may look for the log line before it is written
@@ -400,6 +431,7 @@ class BulkResult:
     cpu: dict[str, float] = field(default_factory=dict)  # CPU seconds used during the bulk, by process
     # B's emulator webhooks during the bulk (node B's own writes coming back): delivered, dropped
     echoes: tuple[int, int] = (0, 0)
+    gc: tuple[float, int] = (0.0, 0)  # the emulators' process in its garbage collector: seconds, full ones
 
 
 async def bulk(
@@ -433,6 +465,7 @@ async def bulk(
     pids = {"node A": a.proc.pid, "node B": b.proc.pid, "emulators + driver": os.getpid()}
     hooks = sites.b.app.dispatcher.stats
     hooks0 = (hooks.delivered, hooks.dropped)
+    gc0 = GC.mark()
     cpu0 = {name: cpu_seconds(pid) for name, pid in pids.items()}
     t0 = time.perf_counter()
     job = await api(a, "POST", "/api/v1/bulk", {"connection": "to-b", "query": "project = BLK"})
@@ -455,6 +488,7 @@ async def bulk(
     seconds = time.perf_counter() - t0
     cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
     echoes = (hooks.delivered - hooks0[0], hooks.dropped - hooks0[1])
+    collected = GC.since(gc0)
     calls = await sites.stats_total() - before
     for spy in spies:
         await spy.wait()
@@ -463,7 +497,7 @@ async def bulk(
             for side, url in (("a", sites.a_url), ("b", sites.b_url)):
                 async with s.get(f"{url}/_emulator/stats") as resp:
                     (profile / f"routes-{side}.json").write_text(json.dumps(await resp.json(), indent=1))
-    return BulkResult(seconds, calls, vm_hwm_mb(a.proc.pid), vm_hwm_mb(b.proc.pid), cpu, echoes)
+    return BulkResult(seconds, calls, vm_hwm_mb(a.proc.pid), vm_hwm_mb(b.proc.pid), cpu, echoes, collected)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -534,9 +568,13 @@ async def baseline_copy(src: str, dst: str, project: str, into: str, concurrency
     return copied_n
 
 
-async def baseline(sites: Sites, issues: int, comments: int) -> tuple[float, int, float, float]:
-    """Wall seconds, API calls, and CPU seconds of this process (both emulators) and of the copier."""
+async def baseline(
+    sites: Sites, issues: int, comments: int
+) -> tuple[float, int, float, float, tuple[float, int]]:
+    """Wall seconds, API calls, CPU seconds of this process (both emulators) and of the copier, and
+    this process's garbage collection (seconds, full collections)."""
     before = await sites.stats_total()
+    gc0 = GC.mark()
     cpu0 = cpu_seconds(os.getpid())
     children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
@@ -555,7 +593,7 @@ async def baseline(sites: Sites, issues: int, comments: int) -> tuple[float, int
     cpu = cpu_seconds(os.getpid()) - cpu0
     children = resource.getrusage(resource.RUSAGE_CHILDREN)  # only the copier ended meanwhile
     copier = children.ru_utime + children.ru_stime - children0.ru_utime - children0.ru_stime
-    return seconds, await sites.stats_total() - before, cpu, copier
+    return seconds, await sites.stats_total() - before, cpu, copier, GC.since(gc0)
 
 
 # -------------------------------------------------------------------------------------------------
@@ -613,6 +651,7 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         f"\nTandem sync benchmark ({os.cpu_count()} CPUs): {args.changes} changes per link; bulk of "
         f"{args.issues} issues × {args.comments} comments"
         + (f"; sync.apply_concurrency = {args.apply_concurrency}" if args.apply_concurrency else "")
+        + (f"; tracker.connections = {args.tracker_connections}" if args.tracker_connections else "")
         + "\n"
     )
     header = (
@@ -626,7 +665,7 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         print(f"{label:44} {len(values):5d} {lost:5d} {p50:8.1f} {pct(values, 0.99):8.1f}")
     print(f"  changes: {r['public'][2]}, through the real intake (emulator webhook → node)\n")
     bulk_r: BulkResult = r["bulk"]
-    base_s, base_calls, base_cpu, base_copier = r["baseline"]
+    base_s, base_calls, base_cpu, base_copier, base_gc = r["baseline"]
     n = args.issues
     header = f"{'bulk A → B (private link)':44} {'value':>12}"
     print(header)
@@ -638,10 +677,12 @@ def report(args: argparse.Namespace, r: dict[str, Any]) -> None:
         ("peak RSS node A (MB, VmHWM)", f"{bulk_r.rss_a:.0f}"),
         ("peak RSS node B (MB, VmHWM)", f"{bulk_r.rss_b:.0f}"),
         *((f"CPU during the bulk: {name} (s)", f"{sec:.1f}") for name, sec in bulk_r.cpu.items()),
+        ("  of which garbage collection (s, full ones)", f"{bulk_r.gc[0]:.1f}, {bulk_r.gc[1]}"),
         ("B's echo webhooks: delivered / dropped", f"{bulk_r.echoes[0]} / {bulk_r.echoes[1]}"),
         ("baseline copy: wall time (s)", f"{base_s:.1f}"),
         ("baseline copy: API calls per issue", f"{base_calls / n:.1f}"),
         ("CPU during the baseline: emulators (s)", f"{base_cpu:.1f}"),
+        ("  of which garbage collection (s, full ones)", f"{base_gc[0]:.1f}, {base_gc[1]}"),
         ("CPU during the baseline: copier (s)", f"{base_copier:.1f}"),
         ("ratio bulk / baseline (wall time)", f"{bulk_r.seconds / base_s:.2f}"),
     ]
@@ -671,9 +712,16 @@ def main() -> None:
         default=None,
         help="sync.apply_concurrency of both nodes (default: the node's own default)",
     )
+    parser.add_argument(
+        "--tracker-connections",
+        type=int,
+        default=None,
+        help="tracker.connections of both nodes (default: the node's own default)",
+    )
     args = parser.parse_args()
-    global APPLY_CONCURRENCY
+    global APPLY_CONCURRENCY, TRACKER_CONNECTIONS
     APPLY_CONCURRENCY = args.apply_concurrency
+    TRACKER_CONNECTIONS = args.tracker_connections
     asyncio.run(run(args))
 
 
