@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,13 @@ sys.path.insert(0, str(ROOT))
 from node.connections import Runtime  # noqa: E402
 from node.rules import OutgoingContext, RuleSet, compile_rules  # noqa: E402
 from node.store import Database  # noqa: E402
-from node.store.rows import ConnectionRow, inbox_put, insert_connection, outbox_put  # noqa: E402
+from node.store.rows import (  # noqa: E402
+    ConnectionRow,
+    inbox_mark_processed,
+    inbox_put,
+    insert_connection,
+    outbox_put,
+)
 from node.sync.engine import SyncEngine  # noqa: E402
 from node.sync.settings import SyncSettings  # noqa: E402
 from node.trackers.jira import JiraAdapter  # noqa: E402
@@ -132,7 +139,8 @@ class _Session:
 
 class StandInManager:
     """What the engine uses of :class:`ConnectionManager`: one active connection, its listener,
-    and ``send`` (an outbox row per message, in one transaction per call)."""
+    ``send`` (an outbox row per message and the inbox rows it answers marked processed, in one
+    transaction per call) and ``mark_processed``."""
 
     def __init__(self, db: Database, row: ConnectionRow) -> None:
         self.db = db
@@ -148,7 +156,9 @@ class StandInManager:
     def get(self, name: str) -> Runtime:
         return self.rt
 
-    async def send(self, rt: Runtime, messages: list[Message], also: Any = None) -> list[int]:
+    async def send(
+        self, rt: Runtime, messages: Sequence[Message], processed: Sequence[int] = ()
+    ) -> list[int]:
         session = rt.session
         items = []
         for message in messages:
@@ -157,12 +167,15 @@ class StandInManager:
 
         def commit(c: sqlite3.Connection) -> None:
             outbox_put(c, rt.row.id, items, session.send_next, time.time())
-            if also is not None:
-                also(c)
+            if processed:
+                inbox_mark_processed(c, rt.row.id, list(processed), time.time())
 
         await self.db.write(commit)
         self.sent += len(items)
         return [seq for seq, _, _ in items]
+
+    async def mark_processed(self, rt: Runtime, seqs: Sequence[int]) -> int:
+        return await self.db.write(lambda c: inbox_mark_processed(c, rt.row.id, list(seqs), time.time()))
 
     async def deliver(self, seq: int, body: bytes) -> None:
         message = decode_message(body)

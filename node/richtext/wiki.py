@@ -272,6 +272,8 @@ class _InlineParser:
 
 
 def _inline(src: str) -> list[Node]:
+    if _TOKEN.search(src) is None:  # one text token: what the parser would make of it, directly
+        return canonical_inlines([text(src)]) if src else []
     return _InlineParser(src).parse()
 
 

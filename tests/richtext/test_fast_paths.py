@@ -18,7 +18,16 @@ from node.richtext.normalize import (
     normalize,
     normalize_inlines,
 )
-from node.richtext.wiki import _SPECIAL, _escape_chars, _parse_wiki, from_wiki, to_wiki, to_wiki_canonical
+from node.richtext.wiki import (
+    _SPECIAL,
+    _escape_chars,
+    _inline,
+    _InlineParser,
+    _parse_wiki,
+    from_wiki,
+    to_wiki,
+    to_wiki_canonical,
+)
 
 from .strategies import docs
 
@@ -229,3 +238,9 @@ def test_the_wiki_parser_keeps_only_what_normalising_would_leave_as_it_is(markup
     finally:
         wiki.canonical_inlines, wiki.canonical = saved
     assert fast == slow == normalize(fast)
+
+
+@settings(max_examples=500, deadline=None)
+@given(markup_wiki | texts)
+def test_a_paragraph_without_inline_markup_reads_as_the_inline_parser_reads_it(src: str) -> None:
+    assert _inline(src) == _InlineParser(src).parse()
