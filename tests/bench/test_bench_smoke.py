@@ -42,3 +42,7 @@ def test_a_tiny_run_prints_the_table() -> None:
     ):
         assert re.search(rf"^{re.escape(label)}\s+[\d.]+$", out, re.M), (label, out)
     assert "through the real intake" in out
+    # the emulators' garbage collection in both phases, and B's echo webhooks (delivered / dropped)
+    assert len(re.findall(r"^  of which garbage collection \(s, full ones\)\s+[\d.]+, \d+$", out, re.M)) == 2
+    echoes = re.search(r"^B's echo webhooks: delivered / dropped\s+(\d+) / (\d+)$", out, re.M)
+    assert echoes is not None and int(echoes[1]) + int(echoes[2]) >= 20, out  # one per issue at least
