@@ -20,9 +20,10 @@ Phases:
   webhook to this process's receiver: so the figure includes A's webhook delivery and B's emulator
   webhook delivery (no polling; granularity is the event loop's, well under 1 ms).
 2. **Bulk**: ``--issues`` issues with ``--comments`` comments each are seeded straight into A's
-  emulator state (project BLK, no webhooks), then ``POST /api/v1/bulk`` on node A (query
-  ``project = BLK``) over the private link. Wall time runs from the request until every issue and
-  comment is in B's emulator (checked in-process every 0.05 s, as the baseline's end). Tracker API calls are the sum of both
+  emulator state (project BLK, no webhooks) and into its search snapshots (Jira indexes an issue
+  as it is written), then ``POST /api/v1/bulk`` on node A (query ``project = BLK``) over the
+  private link. Wall time runs from the request until every issue and comment is in B's emulator
+  (checked in-process every 0.05 s, as the baseline's end). Tracker API calls are the sum of both
   emulators' ``/_emulator/stats`` totals over the phase (incl. what intake's polling reads), per
   issue. Peak RSS is each node's ``VmHWM`` from ``/proc/<pid>/status`` (whole run: latency + bulk);
   CPU seconds during the bulk come from ``/proc/<pid>/stat`` (both nodes, and this process, which
