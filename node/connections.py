@@ -720,12 +720,11 @@ class ConnectionManager:
                 seq, env = session.send(message, _nonce())
                 items.append((seq, message.t, env))
             try:
-
-                def commit(c: sqlite3.Connection) -> int:
-                    q.outbox_put(c, rt.row.id, items, session.send_next, _now())
-                    return q.inbox_mark_processed(c, rt.row.id, list(processed), _now()) if processed else 0
-
-                marked = await self.db.write(commit)
+                marked = await self.db.write(
+                    lambda c: q.outbox_put_replies(
+                        c, rt.row.id, items, session.send_next, list(processed), _now()
+                    )
+                )
             except BaseException:
                 rt.session = await self._load_session(rt.row)  # the store is the truth
                 raise

@@ -23,7 +23,7 @@ Phases:
   emulator state (project BLK, no webhooks) and into its search snapshots (Jira indexes an issue
   as it is written), then ``POST /api/v1/bulk`` on node A (query ``project = BLK``) over the
   private link. Wall time runs from the request until every issue and comment is in B's emulator
-  (checked in-process every 0.05 s, as the baseline's end). Tracker API calls are the sum of both
+  (checked in-process every 0.05 s). Tracker API calls are the sum of both
   emulators' ``/_emulator/stats`` totals over the phase (incl. what intake's polling reads), per
   issue. Peak RSS is each node's ``VmHWM`` from ``/proc/<pid>/status`` (whole run: latency + bulk);
   CPU seconds during the bulk come from ``/proc/<pid>/stat`` (both nodes, and this process, which
@@ -95,8 +95,9 @@ def cpu_seconds(pid: int, tid: int | None = None) -> float:
 
 
 class GcClock:
-    """Seconds this process (both emulators) spends in the garbage collector, and its full (oldest
-    generation) collections: each stops both emulators at once."""
+    """CPU seconds this process (both emulators) spends in the garbage collector, and its full
+    (oldest generation) collections: each stops both emulators at once. (A collection holds the
+    GIL from start to stop, on the thread that triggered it: that thread's CPU clock times it.)"""
 
     def __init__(self) -> None:
         self.seconds = 0.0
@@ -106,9 +107,9 @@ class GcClock:
 
     def _on_gc(self, phase: str, info: dict[str, int]) -> None:
         if phase == "start":
-            self._start = time.perf_counter()
+            self._start = time.thread_time()
             return
-        self.seconds += time.perf_counter() - self._start
+        self.seconds += time.thread_time() - self._start
         self.full += info["generation"] == 2
 
     def since(self, mark: tuple[float, int]) -> tuple[float, int]:
@@ -402,7 +403,7 @@ def seed(emu: JiraEmulator, project: str, issues: int, comments: int) -> None:
 class Copied:
     """Counts the issues of ``project`` (summary starting with ``prefix``) that have all their
     comments, looking only at issues created since the last look and those still incomplete: the
-    check runs every 0.5 s inside the emulators' process, so a full scan of a large site each time
+    check runs every 0.05 s inside the emulators' process, so a full scan of a large site each time
     would load the emulators (and the figures) with the driver's work."""
 
     def __init__(self, emu: JiraEmulator, project: str, prefix: str, comments: int) -> None:
@@ -488,7 +489,7 @@ async def bulk(
                 raise RuntimeError(f"bulk job ended {state}")
         return False
 
-    # every 0.05 s, as the baseline's end is looked for
+    # every 0.05 s: the bulk's end is known within that
     await wait_until(progress, BULK_TIMEOUT, "the bulk sync")
     seconds = time.perf_counter() - t0
     cpu = {name: cpu_seconds(pid) - cpu0[name] for name, pid in pids.items()}
@@ -592,24 +593,31 @@ async def baseline(
         stdout=asyncio.subprocess.PIPE,
     )
     assert proc.stdin is not None and proc.stdout is not None
-    # The clock starts once the copier has started and imported what it needs (as the bulk's starts
-    # with node A running): its CPU figure is what it used from then on.
-    ready = (await asyncio.wait_for(proc.stdout.readline(), 60)).split()
-    assert ready[:1] == [b"ready"], f"the baseline copier did not start: {ready!r}"
-    gc0 = GC.mark()
-    cpu0 = cpu_seconds(os.getpid())
-    t0 = time.perf_counter()
-    proc.stdin.write(b"go\n")
-    await proc.stdin.drain()
-    done = (await proc.stdout.readline()).split()
-    rc = await proc.wait()
+    try:
+        # The clock starts once the copier has started and imported what it needs (as the bulk's
+        # starts with node A running) and stops at its "done" (as the bulk's at the last comment):
+        # its CPU figure is what it used in between.
+        ready = (await asyncio.wait_for(proc.stdout.readline(), 60)).split()
+        assert ready[:1] == [b"ready"], f"the baseline copier did not start: {ready!r}"
+        gc0 = GC.mark()
+        cpu0 = cpu_seconds(os.getpid())
+        t0 = time.perf_counter()
+        proc.stdin.write(b"go\n")
+        await proc.stdin.drain()
+        done = (await asyncio.wait_for(proc.stdout.readline(), BULK_TIMEOUT)).split()
+        seconds = time.perf_counter() - t0
+        cpu = cpu_seconds(os.getpid()) - cpu0
+        collected = GC.since(gc0)
+        rc = await proc.wait()
+    finally:
+        if proc.returncode is None:  # the driver failed: the copier must not go on alone
+            proc.kill()
+            await proc.wait()
     assert rc == 0 and done[:1] == [b"done"], f"the baseline copier failed ({rc}, {done!r})"
     copied = Copied(sites.b, "BASE", "bulk issue ", comments)
     await wait_until(lambda: asyncio.sleep(0, copied() >= issues), 60, "the baseline copy")
-    seconds = time.perf_counter() - t0
-    cpu = cpu_seconds(os.getpid()) - cpu0
     copier = float(done[1]) - float(ready[1])
-    return seconds, await sites.stats_total() - before, cpu, copier, GC.since(gc0)
+    return seconds, await sites.stats_total() - before, cpu, copier, collected
 
 
 # -------------------------------------------------------------------------------------------------
@@ -711,7 +719,8 @@ def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "_baseline":  # the copier: "ready", wait for "go", copy
         src, dst, project, into = sys.argv[2:6]
         print("ready", time.process_time(), flush=True)
-        sys.stdin.readline()
+        if sys.stdin.readline().strip() != "go":  # the driver went away: copy nothing
+            sys.exit(1)
         asyncio.run(baseline_copy(src, dst, project, into, concurrency=8))
         print("done", time.process_time(), flush=True)
         return

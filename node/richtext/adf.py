@@ -13,13 +13,14 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from protocol.richtext import DOC_VERSION, MAX_DEPTH, Doc, validate_doc
+from protocol.richtext import MAX_DEPTH, Doc, validate_doc
 
 from .normalize import (
     Node,
     RichTextError,
     block_inlines,
     canonical,
+    canonical_doc,
     mention,
     mention_label,
     normalize,
@@ -45,7 +46,7 @@ def from_adf(adf: Any) -> Doc:
         raise RichTextError(f"ADF: expected a node of type 'doc', got {str(adf.get('type'))[:40]!r}")
     content = adf.get("content")
     blocks = _blocks(content if isinstance(content, list) else [], 1)
-    return canonical({"type": "doc", "version": DOC_VERSION, "content": blocks})  # a fresh tree
+    return canonical_doc(blocks)
 
 
 def _children(node: dict[str, Any]) -> list[Any]:

@@ -28,13 +28,14 @@ from markdown_it.common.utils import isMdAsciiPunct, isPunctChar, isWhiteSpace
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
 
-from protocol.richtext import DOC_VERSION, Doc, validate_doc
+from protocol.richtext import Doc, validate_doc
 
 from .normalize import (
     CONTAINER_DEPTH,
     Node,
     block_inlines,
     canonical,
+    canonical_doc,
     mention,
     normalize,
     normalize_inlines,
@@ -148,7 +149,7 @@ def from_markdown(source: str | None) -> Doc:
     src = source.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
     tokens = _MD.parse(src, {})
     blocks = _Builder(src.split("\n")).build(tokens)
-    return canonical({"type": "doc", "version": DOC_VERSION, "content": blocks})  # a fresh tree
+    return canonical_doc(blocks)
 
 
 class _Builder:

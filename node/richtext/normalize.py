@@ -142,6 +142,12 @@ def canonical(doc: Doc) -> Doc:
     return doc if is_canonical(doc) else normalize(doc)
 
 
+def canonical_doc(blocks: list[Any]) -> Doc:
+    """The canonical doc of the blocks a reader has just built (a fresh tree, shared with no one):
+    those blocks as they are when they are canonical already, else normalised."""
+    return canonical({"type": "doc", "version": DOC_VERSION, "content": blocks})
+
+
 def is_canonical(doc: Any) -> bool:
     """True only if ``normalize(doc) == doc``, checked without building a tree: for the common
     shapes (paragraphs and headings of text and hard breaks, rules); any other shape answers False

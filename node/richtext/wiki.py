@@ -24,7 +24,7 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 
-from protocol.richtext import DOC_VERSION, Doc, validate_doc
+from protocol.richtext import Doc, validate_doc
 
 from .normalize import (
     CONTAINER_DEPTH,
@@ -32,6 +32,7 @@ from .normalize import (
     Node,
     block_inlines,
     canonical,
+    canonical_doc,
     canonical_inlines,
     mention,
     normalize,
@@ -579,7 +580,7 @@ def from_wiki(markup: str | None) -> Doc:
 
 def _parse_wiki(markup: str) -> Doc:
     src = markup.replace("\r\n", "\n").replace("\r", "\n")
-    return canonical({"type": "doc", "version": DOC_VERSION, "content": _BlockParser(0).parse(src)})
+    return canonical_doc(_BlockParser(0).parse(src))
 
 
 # ---------------------------------------------------------------------------------------------------

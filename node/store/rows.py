@@ -108,6 +108,20 @@ def outbox_put(
     conn.execute("UPDATE connections SET send_next = ? WHERE id = ?", (send_next, conn_id))
 
 
+def outbox_put_replies(
+    conn: sqlite3.Connection,
+    conn_id: bytes,
+    items: list[tuple[int, str, bytes]],
+    send_next: int,
+    answered: list[int],
+    now: float,
+) -> int:
+    """:func:`outbox_put`, and the inbox rows these messages answer marked processed in the same
+    transaction (a reply and its mark are kept together or not at all); returns the rows marked."""
+    outbox_put(conn, conn_id, items, send_next, now)
+    return inbox_mark_processed(conn, conn_id, answered, now) if answered else 0
+
+
 def outbox_ack(conn: sqlite3.Connection, conn_id: bytes, upto: int) -> None:
     conn.execute("DELETE FROM outbox WHERE conn_id = ? AND seq <= ?", (conn_id, upto))
 

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from node.richtext.adf import to_adf_canonical
+import node.richtext.adf as adf_module
+import node.richtext.markdown as markdown_module
+import node.richtext.wiki as wiki_module
+from node.richtext.adf import from_adf, to_adf, to_adf_canonical
+from node.richtext.markdown import from_markdown, to_markdown
 from node.richtext.normalize import (
     _normalize_inlines,
     _plain_run,
@@ -223,21 +230,81 @@ markup_wiki = st.lists(
 ).map("".join) | st.builds(to_wiki, docs("wiki"))
 
 
-@settings(max_examples=400, deadline=None)
-@given(markup_wiki)
-def test_the_wiki_parser_keeps_only_what_normalising_would_leave_as_it_is(markup: str) -> None:
-    # The parser hands back its own inline runs and doc when they are canonical already; with every
-    # shortcut replaced by full normalisation the answer must be the same, and canonical.
-    import node.richtext.wiki as wiki
+markup_md = st.lists(
+    st.sampled_from([*"ab \t\n*_`~#>-+[]()!|\\&<.1", "**", "```", "- ", "1. ", "> ", "[x](y)", "@jane"]),
+    max_size=40,
+).map("".join) | st.builds(to_markdown, docs("markdown"))
+raw_adf = st.builds(to_adf, docs("adf")) | st.builds(
+    lambda content: {"type": "doc", "version": 1, "content": content},
+    st.lists(
+        st.builds(
+            lambda texts: {"type": "paragraph", "content": texts},
+            st.lists(
+                st.builds(
+                    lambda t, marks: {"type": "text", "text": t, **marks},
+                    texts | st.sampled_from([" a ", "b", "\n"]),
+                    st.sampled_from(
+                        [{}, {"marks": [{"type": "strong"}]}, {"marks": [{"type": "em"}, {"type": "strong"}]}]
+                    ),
+                ),
+                max_size=4,
+            ),
+        ),
+        max_size=3,
+    ),
+)
 
-    fast = from_wiki(markup)
-    saved = wiki.canonical_inlines, wiki.canonical
-    wiki.canonical_inlines, wiki.canonical = normalize_inlines, normalize
+
+@contextlib.contextmanager
+def full_normalisation(module: Any) -> Iterator[None]:
+    """Every shortcut of a reader replaced by full normalisation."""
+    saved = {
+        name: getattr(module, name)
+        for name in ("canonical_doc", "canonical_inlines")
+        if hasattr(module, name)
+    }
+    module.canonical_doc = lambda blocks: normalize({"type": "doc", "content": blocks})
+    if "canonical_inlines" in saved:
+        module.canonical_inlines = normalize_inlines
     try:
-        slow = from_wiki(markup)
+        yield
     finally:
-        wiki.canonical_inlines, wiki.canonical = saved
+        for name, value in saved.items():
+            setattr(module, name, value)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+@pytest.mark.parametrize("fmt", ["wiki", "markdown", "adf"])
+def test_readers_keep_only_what_normalising_would_leave_as_it_is(fmt: str, data: st.DataObject) -> None:
+    # A reader hands back its own inline runs and doc when they are canonical already; with every
+    # shortcut replaced by full normalisation the answer must be the same, and canonical; and what
+    # one call returns shares nothing with what another returns.
+    module, read, source = {
+        "wiki": (wiki_module, from_wiki, markup_wiki),
+        "markdown": (markdown_module, from_markdown, markup_md),
+        "adf": (adf_module, from_adf, raw_adf),
+    }[fmt]
+    value = data.draw(source)
+    fast = read(value)
+    with full_normalisation(module):
+        slow = read(value)
     assert fast == slow == normalize(fast)
+    kept = copy.deepcopy(fast)
+    _scribble(fast)
+    assert read(value) == kept
+
+
+def _scribble(node: Any) -> None:
+    """Change every dict and list of a tree in place."""
+    if isinstance(node, dict):
+        for child in list(node.values()):
+            _scribble(child)
+        node["scribbled"] = True
+    elif isinstance(node, list):
+        for child in list(node):
+            _scribble(child)
+        node.append("scribbled")
 
 
 @settings(max_examples=500, deadline=None)
