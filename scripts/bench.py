@@ -119,7 +119,7 @@ class GcClock:
         return self.seconds, self.full
 
 
-GC = GcClock()
+GC: GcClock  # made in main(): the copier process, which imports this module too, has none
 
 
 def basic(user: str, password: str) -> str:
@@ -747,7 +747,8 @@ def main() -> None:
         help="tracker.connections of both nodes (default: the node's own default)",
     )
     args = parser.parse_args()
-    global APPLY_CONCURRENCY, TRACKER_CONNECTIONS
+    global APPLY_CONCURRENCY, TRACKER_CONNECTIONS, GC
+    GC = GcClock()
     APPLY_CONCURRENCY = args.apply_concurrency
     TRACKER_CONNECTIONS = args.tracker_connections
     asyncio.run(run(args))

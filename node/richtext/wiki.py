@@ -574,7 +574,7 @@ def from_wiki(markup: str | None) -> Doc:
     if _MARKUP_CHARS.search(markup) is None:
         line = markup.strip()
         if line and not _HEADING.match(line) and not _BQ.match(line):
-            return normalize({"type": "doc", "content": [paragraph([text(markup)])]})
+            return canonical_doc([paragraph([text(markup)])])
     return _parse_wiki(markup)
 
 

@@ -114,7 +114,6 @@ _LOAD_AHEAD = 64  # messages waiting by sequence number read back from the inbox
 _IN_MEMORY = 256  # incoming messages kept decoded in a connection's queue; the rest wait in the inbox
 
 
-_T = TypeVar("_T")
 _In = TypeVar("_In")
 _Out = TypeVar("_Out")
 
@@ -389,7 +388,7 @@ class SyncEngine:
             log.warning("sync: cannot identify the proxy user: %s", exc)
             await self._error(None, None, "config", f"cannot identify the tracker account: {exc}")
         self._retry_entities.update(
-            await self._read(
+            await self.db.read(
                 lambda c: [
                     r[0]
                     for r in c.execute("SELECT DISTINCT entity FROM sync_errors WHERE state = 'retrying'")
@@ -404,7 +403,7 @@ class SyncEngine:
         await self._settle_intents()
         for rt in list(self.manager.runtimes.values()):
             conn_id = rt.row.id
-            rows = await self._read(functools.partial(_unprocessed, conn_id=conn_id))
+            rows = await self.db.read(functools.partial(_unprocessed, conn_id=conn_id))
             queue = self._queue(rt)
             top = 0
             for seq, body in rows:
@@ -422,7 +421,7 @@ class SyncEngine:
                 for item in items:
                     self._put(self._queue(rt2), *item)
         await self._resend_blob_requests()
-        for job_id in await self._read(
+        for job_id in await self.db.read(
             lambda c: [int(r[0]) for r in c.execute("SELECT id FROM bulk_jobs WHERE state = 'running'")]
         ):
             self._spawn(self._run_bulk(job_id))
@@ -453,18 +452,7 @@ class SyncEngine:
         await asyncio.wait_for(until(), timeout)
 
     # =============================================================================================
-    # Store access, grouped
-
-    async def _write(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """``fn`` in a write transaction, possibly shared with other lanes' writes (Database.write
-        groups them, a savepoint each: a failing ``fn`` rolls back alone; ``fn`` returns only once
-        its changes are committed)."""
-        return await self.db.write(fn)
-
-    async def _read(self, fn: Callable[[sqlite3.Connection], _T]) -> _T:
-        """``fn`` on a read connection. Not grouped: :meth:`Database.read` runs a short read inline
-        on the loop (a few µs), so a batch would only add a future and a task per read."""
-        return await self.db.read(fn)
+    # Peer messages, grouped
 
     async def _send(self, rt: Runtime, message: Message, answers: int | None = None) -> None:
         """Queue one message for the peer; messages of concurrent lanes are queued together (one
@@ -555,7 +543,7 @@ class SyncEngine:
         )
 
     async def _current_ruleset(self, conn_id: bytes, direction: Direction) -> RuleSet:
-        row = await self._read(
+        row = await self.db.read(
             lambda c: c.execute(
                 "SELECT version, mode, source FROM rulesets WHERE conn_id = ? AND direction = ? "
                 "AND state = 'published'",
@@ -599,7 +587,7 @@ class SyncEngine:
             # issue is twinned on every syncing connection.
             conns = {rt.row.id for rt in self.manager.runtimes.values() if self._syncing(rt)}
             local_id = snapshot.id
-            twinned = {t.conn_id for t in await self._read(lambda c: s.twins_of_issue(c, local_id))}
+            twinned = {t.conn_id for t in await self.db.read(lambda c: s.twins_of_issue(c, local_id))}
             if not conns <= twinned:
                 snapshot = None
         if snapshot is None:
@@ -639,7 +627,7 @@ class SyncEngine:
         self._spawn(again())
 
     async def _in_scope(self, rt: Runtime, snapshot: IssueSnapshot) -> bool:
-        rows = await self._read(
+        rows = await self.db.read(
             lambda c: c.execute(
                 "SELECT id, query FROM triggers WHERE conn_id = ? AND active = 1", (rt.row.id,)
             ).fetchall()
@@ -669,7 +657,7 @@ class SyncEngine:
 
         async with self._locks.hold((conn_id, "l", snapshot.id)):
             # One read for the twin and what the outgoing rules need of the store.
-            twin, received_c, received_a = await self._read(
+            twin, received_c, received_a = await self.db.read(
                 lambda c: (
                     s.twin_by_local(c, conn_id, snapshot.id),
                     s.received_comment_ids(c, conn_id, snapshot.id),
@@ -715,7 +703,7 @@ class SyncEngine:
                 and fp in (twin.last_sent_fingerprint, twin.baseline_fingerprint)
             ):
                 if twin.state == "unlinked":
-                    await self._write(lambda c: s.update_twin(c, twin.id, state="linked"))
+                    await self.db.write(lambda c: s.update_twin(c, twin.id, state="linked"))
                 return outcome(False, "unchanged since the last replica sent")
             version = (twin.last_sent_version if twin is not None else 0) + 1
             incoming = await self._compiled(conn_id, "incoming")
@@ -751,7 +739,7 @@ class SyncEngine:
                 s.update_twin(c, twin.id, **changes)
                 return twin.id
 
-            twin_id = await self._write(reserve)
+            twin_id = await self.db.write(reserve)
             message = ReplicaMessage(replica=replica, version=version, reason=reason)
             try:
                 await self._send(rt, message)
@@ -760,7 +748,7 @@ class SyncEngine:
                     conn_id, snapshot.key, "peer", f"cannot queue the replica: {exc}", local_id=snapshot.id
                 )
                 raise SyncError(f"cannot queue the replica for {rt.name!r}: {exc}") from None
-            await self._write(
+            await self.db.write(
                 lambda c: s.update_twin(
                     c,
                     twin_id,
@@ -806,7 +794,7 @@ class SyncEngine:
                 direction="outgoing",
             )
 
-        await self._write(write)
+        await self.db.write(write)
 
     # =============================================================================================
     # Incoming: dispatch
@@ -872,7 +860,7 @@ class SyncEngine:
         ahead = itertools.islice(queue._queue, _LOAD_AHEAD)  # type: ignore[attr-defined]
         wanted = [seq, *(n for n, m in ahead if m is None)]
         marks = ",".join("?" * len(wanted))
-        rows = await self._read(
+        rows = await self.db.read(
             lambda c: c.execute(
                 f"SELECT seq, body FROM inbox WHERE conn_id = ? AND seq IN ({marks}) "
                 "AND processed_at IS NULL",
@@ -1019,7 +1007,7 @@ class SyncEngine:
         replica = msg.replica
         rid = replica.entity.id
         async with self._locks.hold((conn_id, "r", rid)):
-            twin = await self._read(lambda c: s.twin_by_remote(c, conn_id, rid))
+            twin = await self.db.read(lambda c: s.twin_by_remote(c, conn_id, rid))
             if twin is not None and not retry:
                 if msg.version <= twin.last_received_version:
                     if msg.version == twin.last_received_version and _same_replica(
@@ -1124,7 +1112,7 @@ class SyncEngine:
         maps: tuple[dict[str, str], dict[str, str]] = ({}, {})
         if local is not None:
             local_id = local.id
-            maps = await self._read(
+            maps = await self.db.read(
                 lambda c: (
                     s.comment_map(c, conn_id, local_id),
                     {r: la for r, la in s.attachment_map(c, conn_id, local_id).items() if la},
@@ -1239,7 +1227,7 @@ class SyncEngine:
                 )
             except Exception:
                 if added:
-                    await self._write(
+                    await self.db.write(
                         functools.partial(
                             s.put_comments, conn_id=conn_id, local_issue_id=local.id, pairs=added
                         )
@@ -1324,7 +1312,7 @@ class SyncEngine:
         """The fingerprint of the replica the outgoing rules make of ``snapshot`` now. ``received``:
         comments created from the peer's not recorded yet (they are recorded with the outcome)."""
         conn_id = rt.row.id
-        received_c, received_a = await self._read(
+        received_c, received_a = await self.db.read(
             lambda c: (
                 s.received_comment_ids(c, conn_id, snapshot.id),
                 s.received_attachment_ids(c, conn_id, snapshot.id),
@@ -1394,7 +1382,7 @@ class SyncEngine:
         return [got[i] if i in got else TrackerNotFound(f"issue {i} not found") for i in ids]
 
     async def _adopt_open_intent(self, conn_id: bytes, project: str, marker: str) -> IssueSnapshot | None:
-        open_intent = await self._read(
+        open_intent = await self.db.read(
             lambda c: c.execute(
                 "SELECT project FROM intents WHERE conn_id = ? AND marker = ? AND done = 0", (conn_id, marker)
             ).fetchone()
@@ -1403,7 +1391,7 @@ class SyncEngine:
             return None
         found = await self.adapter.find_issue_by_marker(str(open_intent[0]), marker)
         if found is None:
-            await self._write(functools.partial(_close_intent, conn_id=conn_id, marker=marker))
+            await self.db.write(functools.partial(_close_intent, conn_id=conn_id, marker=marker))
         return found
 
     async def _record_adopted(
@@ -1431,11 +1419,11 @@ class SyncEngine:
             assert row is not None
             return row
 
-        return await self._write(write)
+        return await self.db.write(write)
 
     async def _settle_intents(self) -> None:
         """At start: every create that may have reached the tracker is adopted by its marker."""
-        rows = await self._read(
+        rows = await self.db.read(
             lambda c: c.execute(
                 "SELECT conn_id, remote_entity_id, marker, project FROM intents WHERE done = 0"
             ).fetchall()
@@ -1448,10 +1436,10 @@ class SyncEngine:
                 log.warning("sync: cannot settle the create intent %s yet: %s", marker, exc)
                 continue
             if found is None:
-                await self._write(functools.partial(_close_intent, conn_id=conn_id, marker=str(marker)))
+                await self.db.write(functools.partial(_close_intent, conn_id=conn_id, marker=str(marker)))
                 continue
             stub = Replica(entity=EntityRef(id=str(remote_id)))
-            twin = await self._read(
+            twin = await self.db.read(
                 functools.partial(s.twin_by_remote, conn_id=conn_id, remote_id=str(remote_id))
             )
             await self._record_adopted(conn_id, found, stub, twin)
@@ -1483,7 +1471,7 @@ class SyncEngine:
             try:
                 await self.adapter.update_comment(local.key, edit.local_id, edit.body, internal=edit.internal)
             except TrackerNotFound:
-                await self._write(
+                await self.db.write(
                     functools.partial(
                         s.drop_comment,
                         conn_id=conn_id,
@@ -1494,7 +1482,7 @@ class SyncEngine:
         for delete in cs.comments_delete:
             with contextlib.suppress(TrackerNotFound):
                 await self.adapter.delete_comment(local.key, delete.local_id)
-            await self._write(
+            await self.db.write(
                 functools.partial(
                     s.drop_comment,
                     conn_id=conn_id,
@@ -1540,7 +1528,7 @@ class SyncEngine:
                     return False
                 return True
 
-            if await self._write(write):
+            if await self.db.write(write):
                 requests.append(
                     BlobRequest(sha256=remote.sha256, entity_id=remote_entity, attachment_id=remote.id)
                 )
@@ -1592,7 +1580,7 @@ class SyncEngine:
             assert row is not None
             return row
 
-        row = await self._write(write)
+        row = await self.db.write(write)
         await self._reply(rt, msg, "failed", f"rule error on the receiving side: {exc}", row, answers=seq)
 
     async def _finish(
@@ -1681,7 +1669,7 @@ class SyncEngine:
                 return None
             return s.twin_by_id(c, row.id)
 
-        row = await self._write(write)
+        row = await self.db.write(write)
         await self._reply(rt, msg, outcome, reason, row, fresh, answers=seq)
 
     async def _reply(
@@ -1743,7 +1731,7 @@ class SyncEngine:
                         changes["state"] = "linked"
             s.update_twin(c, twin.id, **changes)
 
-        await self._write(write_all)
+        await self.db.write(write_all)
 
     async def _on_unlink(self, rt: Runtime, message: Unlink) -> None:
         conn_id = rt.row.id
@@ -1755,7 +1743,7 @@ class SyncEngine:
                     c, twin.id, state="unlinked", last_result=f"unlinked by the peer{_why(message.reason)}"
                 )
 
-        await self._write(write)
+        await self.db.write(write)
 
     # =============================================================================================
     # Attachments
@@ -1763,7 +1751,7 @@ class SyncEngine:
     async def _serve_blob(self, rt: Runtime, req: BlobRequest) -> None:
         """The peer asks for the content of an attachment we shared."""
         conn_id = rt.row.id
-        twin = await self._read(lambda c: s.twin_by_local(c, conn_id, req.entity_id))
+        twin = await self.db.read(lambda c: s.twin_by_local(c, conn_id, req.entity_id))
         shared = None
         if twin is not None and twin.last_sent_replica:
             sent = json.loads(twin.last_sent_replica)
@@ -1833,7 +1821,7 @@ class SyncEngine:
 
     async def _on_blob(self, rt: Runtime, blob: Blob) -> None:
         conn_id = rt.row.id
-        transfers = await self._read(lambda c: s.transfers_for(c, conn_id, blob.sha256))
+        transfers = await self.db.read(lambda c: s.transfers_for(c, conn_id, blob.sha256))
         if not transfers:
             return  # already done (a duplicate request was answered twice)
         limit = self.settings.attachment_max_bytes
@@ -1851,10 +1839,10 @@ class SyncEngine:
                 conn_id, blob.sha256, transfers, f"the peer could not send it: {problem}"
             )
             return
-        staged = await self._write(lambda c: s.put_chunk(c, conn_id, blob.sha256, blob.offset, data))
+        staged = await self.db.write(lambda c: s.put_chunk(c, conn_id, blob.sha256, blob.offset, data))
         if staged < blob.total:
             return
-        content = await self._read(lambda c: s.read_chunks(c, conn_id, blob.sha256))
+        content = await self.db.read(lambda c: s.read_chunks(c, conn_id, blob.sha256))
         if len(content) != blob.total or hashlib.sha256(content).hexdigest() != blob.sha256:
             await self._fail_transfers(
                 conn_id, blob.sha256, transfers, "the content does not match its sha256"
@@ -1871,7 +1859,7 @@ class SyncEngine:
                     )
                     self._crash("add_attachment")
                     existing = added.id
-                await self._write(
+                await self.db.write(
                     functools.partial(
                         s.finish_transfer,
                         conn_id=conn_id,
@@ -1882,28 +1870,28 @@ class SyncEngine:
                 )
                 if uploaded:  # the issue is as it was when the baseline was taken otherwise
                     await self._refresh_baseline(rt, t.local_issue_id)
-        await self._write(lambda c: s.drop_chunks(c, conn_id, blob.sha256))
+        await self.db.write(lambda c: s.drop_chunks(c, conn_id, blob.sha256))
 
     async def _refresh_baseline(self, rt: Runtime, local_id: str) -> None:
         """After our own upload the issue's outgoing replica is unchanged (received attachments are
         never sent back); refresh the baseline anyway so nothing of our write looks new."""
         conn_id = rt.row.id
-        twin = await self._read(lambda c: s.twin_by_local(c, conn_id, local_id))
+        twin = await self.db.read(lambda c: s.twin_by_local(c, conn_id, local_id))
         if twin is None or twin.baseline_fingerprint is None:
             return
         fp = await self._outgoing_fp(rt, await self.adapter.get_issue(local_id))
         if fp is not None:
-            await self._write(lambda c: s.update_twin(c, twin.id, baseline_fingerprint=fp))
+            await self.db.write(lambda c: s.update_twin(c, twin.id, baseline_fingerprint=fp))
 
     async def _fail_transfers(
         self, conn_id: bytes, sha256: str, transfers: list[s.Transfer], why: str
     ) -> None:
         for t in transfers:
-            twin = await self._read(
+            twin = await self.db.read(
                 functools.partial(s.twin_by_local, conn_id=conn_id, local_id=t.local_issue_id)
             )
             entity = twin.local_key if twin else t.local_issue_id
-            await self._write(
+            await self.db.write(
                 functools.partial(
                     s.finish_transfer,
                     conn_id=conn_id,
@@ -1916,10 +1904,10 @@ class SyncEngine:
             await self._error(
                 conn_id, entity, "peer", f"attachment {t.filename!r}: {why}", local_id=t.local_issue_id
             )
-        await self._write(lambda c: s.drop_chunks(c, conn_id, sha256))
+        await self.db.write(lambda c: s.drop_chunks(c, conn_id, sha256))
 
     async def _resend_blob_requests(self) -> None:
-        rows = await self._read(
+        rows = await self.db.read(
             lambda c: c.execute(
                 "SELECT a.conn_id, a.sha256, a.remote_attachment_id, t.remote_id FROM twin_attachments a "
                 "JOIN twins t ON t.conn_id = a.conn_id AND t.local_id = a.local_issue_id "
@@ -1955,7 +1943,7 @@ class SyncEngine:
             log.warning("sync error (%s) %s: %s", kind, entity or self._name_of(conn_id) or "", message)
         elif state == "retrying":
             self._retry_entities.add(entity)
-        return await self._write(
+        return await self.db.write(
             lambda c: s.record_error(
                 c,
                 conn_id=conn_id,
@@ -1974,7 +1962,7 @@ class SyncEngine:
         a Blob) after a success; on ``conn_id`` only, unless it is None."""
         if self._retry_loaded and entity not in self._retry_entities:
             return  # nothing of it is retrying: no write (this runs after every message)
-        await self._write(
+        await self.db.write(
             lambda c: c.execute(
                 "UPDATE sync_errors SET state = 'resolved', last_seen = ? WHERE state = 'retrying' "
                 "AND entity IS ? AND (conn_id IS ? OR ? IS NULL)",
@@ -2003,11 +1991,11 @@ class SyncEngine:
         )
 
     async def errors(self, *, include_resolved: bool = False) -> list[ErrorView]:
-        rows = await self._read(lambda c: s.list_errors(c, include_resolved))
+        rows = await self.db.read(lambda c: s.list_errors(c, include_resolved))
         return [self._error_view(r) for r in rows]
 
     async def _get_error(self, error_id: int) -> s.ErrorRow:
-        row = await self._read(lambda c: s.get_error(c, error_id))
+        row = await self.db.read(lambda c: s.get_error(c, error_id))
         if row is None:
             raise NotFound(f"no error with id {error_id}")
         return row
@@ -2016,13 +2004,13 @@ class SyncEngine:
         row = await self._get_error(error_id)
         conn_id = bytes(row.conn_id) if row.conn_id is not None else None
         rt = self._rt_by_id(conn_id) if conn_id is not None else None
-        await self._write(
+        await self.db.write(
             lambda c: c.execute(
                 "UPDATE sync_errors SET state = 'resolved', paused = 0 WHERE id = ?", (error_id,)
             )
         )
         if rt is not None and row.direction == "incoming" and row.remote_id:
-            twin = await self._read(lambda c: s.twin_by_remote(c, rt.row.id, row.remote_id or ""))
+            twin = await self.db.read(lambda c: s.twin_by_remote(c, rt.row.id, row.remote_id or ""))
             if twin is not None and twin.pending_replica:
                 paused = twin
                 message = ReplicaMessage(
@@ -2030,14 +2018,14 @@ class SyncEngine:
                     version=max(1, twin.pending_version or 1),
                     reason="retry",
                 )
-                await self._write(
+                await self.db.write(
                     lambda c: s.update_twin(c, paused.id, state="linked" if paused.local_id else "pending")
                 )
                 await self._process_with_retry_direct(rt, message)
         elif rt is not None and (row.local_id or row.entity):
-            twin = await self._read(lambda c: s.twin_by_local(c, rt.row.id, row.local_id or ""))
+            twin = await self.db.read(lambda c: s.twin_by_local(c, rt.row.id, row.local_id or ""))
             if twin is not None and twin.state == "paused":
-                await self._write(
+                await self.db.write(
                     lambda c: s.update_twin(c, twin.id, state="linked" if twin.remote_id else "pending")
                 )
             try:
@@ -2080,12 +2068,12 @@ class SyncEngine:
                     pending_replica=None,
                 )
 
-        await self._write(write)
+        await self.db.write(write)
         return self._error_view(await self._get_error(error_id))
 
     async def conflicts(self, connection: str | None = None) -> list[ConflictView]:
         conn_id = self._rt(connection).row.id if connection else None
-        rows = await self._read(
+        rows = await self.db.read(
             lambda c: c.execute(
                 "SELECT id, conn_id, entity, field, local_value, remote_value, winner, at FROM conflicts "
                 "WHERE (? IS NULL OR conn_id = ?) ORDER BY id",
@@ -2143,11 +2131,11 @@ class SyncEngine:
                 ).fetchone()
             )
 
-        return self._trigger_view(await self._write(write))
+        return self._trigger_view(await self.db.write(write))
 
     async def list_triggers(self, connection: str | None = None) -> list[TriggerView]:
         conn_id = self._rt(connection).row.id if connection else None
-        rows = await self._read(
+        rows = await self.db.read(
             lambda c: c.execute(
                 f"SELECT {self._TRIGGER_COLS} FROM triggers WHERE (? IS NULL OR conn_id = ?) ORDER BY id",
                 (conn_id, conn_id),
@@ -2164,13 +2152,13 @@ class SyncEngine:
             ).fetchone()
             return None if row is None else tuple(row)
 
-        row = await self._write(write)
+        row = await self.db.write(write)
         if row is None:
             raise NotFound(f"no trigger with id {trigger_id}")
         return self._trigger_view(row)
 
     async def remove_trigger(self, trigger_id: int) -> None:
-        gone = await self._write(
+        gone = await self.db.write(
             lambda c: c.execute("DELETE FROM triggers WHERE id = ?", (trigger_id,)).rowcount
         )
         if not gone:
@@ -2202,7 +2190,7 @@ class SyncEngine:
             compile_query(query)
         except JqlError as exc:
             raise InvalidInput(f"invalid JQL: {exc}") from None
-        job_id = await self._write(
+        job_id = await self.db.write(
             lambda c: int(
                 c.execute(
                     "INSERT INTO bulk_jobs (conn_id, query, state, started_at) VALUES (?, ?, 'running', ?)",
@@ -2215,7 +2203,7 @@ class SyncEngine:
         return await self.bulk_job(job_id)
 
     async def _run_bulk(self, job_id: int) -> None:
-        row = await self._read(
+        row = await self.db.read(
             lambda c: c.execute(
                 "SELECT conn_id, query, listed, page_token FROM bulk_jobs WHERE id = ?", (job_id,)
             ).fetchone()
@@ -2233,7 +2221,7 @@ class SyncEngine:
             # page's keys and the token of the page after it are stored together BEFORE its issues
             # are sent; after a crash, items still 'todo' are read again (get_issues) and sent,
             # then listing goes on from the stored token.
-            todo = await self._read(
+            todo = await self.db.read(
                 lambda c: [
                     str(r[0])
                     for r in c.execute(
@@ -2286,7 +2274,7 @@ class SyncEngine:
                             )
                         }
 
-                    still = await self._write(write)
+                    still = await self.db.write(write)
                     if not listed:
                         next_page = asyncio.create_task(
                             self.adapter.search(query, page_token=token, page_size=step)
@@ -2317,7 +2305,7 @@ class SyncEngine:
                     except (TrackerError, SyncError) as exc:
                         error = str(exc)
                 state = "failed" if error else "done"
-                await self._write(
+                await self.db.write(
                     lambda c: (
                         c.execute(
                             "UPDATE bulk_items SET state = ?, error = ? WHERE job_id = ? AND issue_key = ?",
@@ -2330,7 +2318,7 @@ class SyncEngine:
         await asyncio.gather(*(one(i) for i in issues))
 
     async def _end_bulk(self, job_id: int, state: str, error: str | None) -> None:
-        await self._write(
+        await self.db.write(
             lambda c: c.execute(
                 "UPDATE bulk_jobs SET state = ?, error = ?, finished_at = ? WHERE id = ?",
                 (state, error, s.now(), job_id),
@@ -2354,7 +2342,7 @@ class SyncEngine:
     _BULK_COLS = "id, conn_id, query, state, total, done, failed, started_at, finished_at, error"
 
     async def bulk_job(self, job_id: int) -> BulkJobView:
-        row = await self._read(
+        row = await self.db.read(
             lambda c: c.execute(f"SELECT {self._BULK_COLS} FROM bulk_jobs WHERE id = ?", (job_id,)).fetchone()
         )
         if row is None:
@@ -2362,14 +2350,14 @@ class SyncEngine:
         return self._bulk_view(row)
 
     async def list_bulk_jobs(self) -> list[BulkJobView]:
-        rows = await self._read(
+        rows = await self.db.read(
             lambda c: c.execute(f"SELECT {self._BULK_COLS} FROM bulk_jobs ORDER BY id").fetchall()
         )
         return [self._bulk_view(r) for r in rows]
 
     async def unlink(self, key: str, connection: str) -> TwinView:
         rt = self._rt(connection)
-        twins = [t for t in await self._read(lambda c: s.twins_of_issue(c, key)) if t.conn_id == rt.row.id]
+        twins = [t for t in await self.db.read(lambda c: s.twins_of_issue(c, key)) if t.conn_id == rt.row.id]
         if not twins or twins[0].local_id is None:
             raise NotFound(f"{key!r} is not synced on connection {connection!r}")
         twin = twins[0]
@@ -2386,12 +2374,12 @@ class SyncEngine:
                 )
             except ManagerError as exc:
                 raise SyncError(f"cannot tell the peer: {exc}") from None
-            await self._write(lambda c: s.update_twin(c, twin.id, state="unlinked", last_result="unlinked"))
+            await self.db.write(lambda c: s.update_twin(c, twin.id, state="unlinked", last_result="unlinked"))
         views = await self.status(key)
         return next(v for v in views if v.connection == rt.name)
 
     async def status(self, key: str) -> list[TwinView]:
-        rows = await self._read(lambda c: s.twins_of_issue(c, key))
+        rows = await self.db.read(lambda c: s.twins_of_issue(c, key))
         out: list[TwinView] = []
         for t in rows:
             if t.local_id is None:
@@ -2438,7 +2426,7 @@ class SyncEngine:
     async def rules(self, connection: str, direction: Direction) -> list[RuleVersionView]:
         rt = self._rt(connection)
         direction = self._check_direction(direction)
-        rows = await self._read(
+        rows = await self.db.read(
             lambda c: c.execute(
                 "SELECT version, mode, source, state, created_at FROM rulesets WHERE conn_id = ? AND "
                 "direction = ? "
@@ -2485,10 +2473,10 @@ class SyncEngine:
             )
             return (version, mode, source, "draft", s.now())
 
-        return self._rule_view(rt, direction, await self._write(write))
+        return self._rule_view(rt, direction, await self.db.write(write))
 
     async def _draft(self, conn_id: bytes, direction: Direction) -> RuleSet | None:
-        row = await self._read(
+        row = await self.db.read(
             lambda c: c.execute(
                 "SELECT version, mode, source FROM rulesets WHERE conn_id = ? AND direction = ? AND state "
                 "= 'draft'",
@@ -2534,7 +2522,7 @@ class SyncEngine:
             )
             return (version, draft.mode, draft.source, "published", t)
 
-        row = await self._write(write)
+        row = await self.db.write(write)
         self._rules[(conn_id, direction)] = compiled
         return self._rule_view(rt, direction, row)
 
@@ -2585,7 +2573,7 @@ class SyncEngine:
             )
             return (version, target[1], target[2], "published", t)
 
-        row = await self._write(write)
+        row = await self.db.write(write)
         self._rules.pop((conn_id, direction), None)
         return self._rule_view(rt, direction, row)
 
@@ -2608,7 +2596,7 @@ class SyncEngine:
             if not key:
                 raise InvalidInput("an outgoing test run needs a local issue key")
             snapshot = await self._snapshot(key)
-            received = await self._read(
+            received = await self.db.read(
                 lambda c: (
                     s.received_comment_ids(c, conn_id, snapshot.id),
                     s.received_attachment_ids(c, conn_id, snapshot.id),
@@ -2622,7 +2610,7 @@ class SyncEngine:
             local = None
             if key:
                 local = await self._snapshot(key)
-                twin = await self._read(lambda c: s.twin_by_local(c, conn_id, local.id if local else ""))
+                twin = await self.db.read(lambda c: s.twin_by_local(c, conn_id, local.id if local else ""))
             previous = None
             if replica is not None:
                 try:
@@ -2639,7 +2627,7 @@ class SyncEngine:
                 raise InvalidInput(
                     "an incoming test run needs a replica (pasted, or stored for a synced issue KEY)"
                 )
-            maps = await self._read(
+            maps = await self.db.read(
                 lambda c: (
                     (s.comment_map(c, conn_id, local.id), s.attachment_map(c, conn_id, local.id))
                     if local

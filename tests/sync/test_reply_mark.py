@@ -4,6 +4,8 @@ reply), and after the restart the replica is answered, once, with its comments r
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 from node.sync.engine import SimulatedCrash
@@ -19,11 +21,10 @@ async def _unprocessed(side: Any) -> int:
     return int(row[0])
 
 
-async def test_a_crash_while_the_reply_is_queued_leaves_the_replica_to_answer_again(pair: Pair) -> None:
-    sup, eng = pair.support, pair.engineering
-    key = await sup.create("Reply and mark")
-    await sup.human.add_comment(key, from_plain_text("first words"))
-    manager: Any = eng.engine.manager
+@contextlib.contextmanager
+def crash_on_reply(side: Any) -> Iterator[list[int]]:
+    """``side``'s engine crashes as it queues a ``Result`` (each crash's message count is listed)."""
+    manager: Any = side.engine.manager
     real_send = manager.send
     crashed: list[int] = []
 
@@ -35,6 +36,16 @@ async def test_a_crash_while_the_reply_is_queued_leaves_the_replica_to_answer_ag
 
     manager.send = crashing_send
     try:
+        yield crashed
+    finally:
+        manager.send = real_send
+
+
+async def test_a_crash_while_the_reply_is_queued_leaves_the_replica_to_answer_again(pair: Pair) -> None:
+    sup, eng = pair.support, pair.engineering
+    key = await sup.create("Reply and mark")
+    await sup.human.add_comment(key, from_plain_text("first words"))
+    with crash_on_reply(eng) as crashed:
         await sup.engine.sync(key, sup.connection)
 
         async def crashed_once() -> bool:
@@ -42,8 +53,6 @@ async def test_a_crash_while_the_reply_is_queued_leaves_the_replica_to_answer_ag
 
         await eventually(crashed_once, what="the apply to crash while queuing its reply")
         assert await _unprocessed(eng) == 1  # applied and recorded, but not answered: not marked
-    finally:
-        manager.send = real_send
     await eng.restart_engine()
     twin = await pair.twin_of(sup, key)
     await pair.settle()
@@ -61,18 +70,7 @@ async def test_a_replica_paused_by_a_rule_error_is_marked_with_its_reply(pair: P
     await eng.engine.save_draft(eng.connection, "incoming", "script", "fridays = 0\nratio = 1 / fridays\n")
     await eng.engine.publish(eng.connection, "incoming")
     key = await sup.create("Paused on arrival")
-    manager: Any = eng.engine.manager
-    real_send = manager.send
-    crashed: list[int] = []
-
-    async def crashing_send(rt: Any, messages: Any, processed: Any = ()) -> Any:
-        if any(isinstance(m, Result) for m in messages):
-            crashed.append(len(messages))
-            raise SimulatedCrash("queue the reply")
-        return await real_send(rt, messages, processed=processed)
-
-    manager.send = crashing_send
-    try:
+    with crash_on_reply(eng) as crashed:
         await sup.engine.sync(key, sup.connection)
 
         async def paused() -> list[object]:
@@ -80,8 +78,6 @@ async def test_a_replica_paused_by_a_rule_error_is_marked_with_its_reply(pair: P
 
         await eventually(paused, what="the rule error, then a crash while queuing its reply")
         assert await _unprocessed(eng) == 1  # paused and recorded, but not answered: not marked
-    finally:
-        manager.send = real_send
     await eng.restart_engine()
 
     async def told() -> str | None:
