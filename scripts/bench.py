@@ -30,7 +30,7 @@ Phases:
   runs both emulators).
 3. **Baseline**: with the nodes stopped, a plain copier process (``scripts/bench.py _baseline``)
   copies the same issues from A to a fresh project in B with the fewest calls it can: search pages
-  of 100 with the comments embedded, ``POST issue/bulk`` by 50, one ``POST comment`` per comment, 8
+  of 100 with the comments embedded (node A's own query, ``project = BLK``), ``POST issue/bulk`` by 50, one ``POST comment`` per comment, 8
   requests in flight. Its clock starts once the copier process is up (interpreter and imports
   ready), as the bulk's starts with node A running. Its table rows include the CPU seconds both
   emulators (this process) and the copier used: the emulators' share bounds what any copier,
@@ -48,6 +48,7 @@ import contextlib
 import gc
 import json
 import os
+import signal
 import statistics
 import sys
 import tempfile
@@ -438,35 +439,54 @@ class BulkResult:
     gc: tuple[float, int] = (0.0, 0)  # the emulators' process in its garbage collector: seconds, full ones
 
 
+async def spy_on(profile: Path | None, phase: str, pids: dict[str, int]) -> list[asyncio.subprocess.Process]:
+    """py-spy (raw stacks, 50 Hz) on each of ``pids`` until :func:`stop_spies`: ``profile/PHASE-NAME.txt``."""
+    if profile is None:
+        return []
+    os.makedirs(profile, exist_ok=True)
+    spies = []
+    for name, pid in pids.items():
+        spies.append(
+            await asyncio.create_subprocess_exec(
+                str(Path(sys.executable).parent / "py-spy"),
+                "record",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "-r",
+                "50",
+                "-d",
+                str(int(BULK_TIMEOUT)),
+                "-o",
+                str(profile / f"{phase}-{name}.txt"),
+                "--pid",
+                str(pid),
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )
+        )
+    await asyncio.sleep(0.5)  # py-spy attaches before the phase starts
+    return spies
+
+
+async def stop_spies(spies: list[asyncio.subprocess.Process]) -> None:
+    """Stop each py-spy as Ctrl-C does: it writes its stacks and exits."""
+    for spy in spies:
+        if spy.returncode is None:
+            spy.send_signal(signal.SIGINT)
+    for spy in spies:
+        await spy.wait()
+
+
 async def bulk(
     sites: Sites, a: NodeProc, b: NodeProc, issues: int, comments: int, profile: Path | None = None
 ) -> BulkResult:
     before = await sites.stats_total()
     assert a.proc is not None and b.proc is not None
-    spies = []
-    if profile is not None:  # py-spy on both nodes and on this process (the emulators)
-        os.makedirs(profile, exist_ok=True)
-        for name, pid in (("node-a", a.proc.pid), ("node-b", b.proc.pid), ("emulators", os.getpid())):
-            spies.append(
-                await asyncio.create_subprocess_exec(
-                    str(Path(sys.executable).parent / "py-spy"),
-                    "record",
-                    "--format",
-                    "raw",
-                    "--nonblocking",
-                    "-r",
-                    "50",
-                    "-d",
-                    "30",
-                    "-o",
-                    str(profile / f"{name}.txt"),
-                    "--pid",
-                    str(pid),
-                    stdout=asyncio.subprocess.DEVNULL,
-                    stderr=asyncio.subprocess.DEVNULL,
-                )
-            )
     pids = {"node A": a.proc.pid, "node B": b.proc.pid, "emulators + driver": os.getpid()}
+    spies = await spy_on(
+        profile, "bulk", {"node-a": a.proc.pid, "node-b": b.proc.pid, "emulators": os.getpid()}
+    )
     hooks = sites.b.app.dispatcher.stats
     hooks0 = (hooks.delivered, hooks.dropped)
     gc0 = GC.mark()
@@ -496,8 +516,7 @@ async def bulk(
     echoes = (hooks.delivered - hooks0[0], hooks.dropped - hooks0[1])
     collected = GC.since(gc0)
     calls = await sites.stats_total() - before
-    for spy in spies:
-        await spy.wait()
+    await stop_spies(spies)
     if profile is not None:  # the routes each emulator served (whole run)
         async with aiohttp.ClientSession() as s:
             for side, url in (("a", sites.a_url), ("b", sites.b_url)):
@@ -555,7 +574,8 @@ async def baseline_copy(src: str, dst: str, project: str, into: str, concurrency
                 "GET",
                 f"{src}/rest/api/2/search",
                 params={
-                    "jql": f"project = {project} ORDER BY key",
+                    # node A's bulk query: the emulator orders it newest first, cheaper than by key
+                    "jql": f"project = {project}",
                     "startAt": start,
                     "maxResults": 100,
                     "fields": fields,
@@ -575,7 +595,7 @@ async def baseline_copy(src: str, dst: str, project: str, into: str, concurrency
 
 
 async def baseline(
-    sites: Sites, issues: int, comments: int
+    sites: Sites, issues: int, comments: int, profile: Path | None = None
 ) -> tuple[float, int, float, float, tuple[float, int]]:
     """Wall seconds, API calls, CPU seconds of this process (both emulators) and of the copier, and
     this process's garbage collection (seconds, full collections)."""
@@ -593,12 +613,14 @@ async def baseline(
         stdout=asyncio.subprocess.PIPE,
     )
     assert proc.stdin is not None and proc.stdout is not None
+    spies: list[asyncio.subprocess.Process] = []
     try:
         # The clock starts once the copier has started and imported what it needs (as the bulk's
         # starts with node A running) and stops at its "done" (as the bulk's at the last comment):
         # its CPU figure is what it used in between.
         ready = (await asyncio.wait_for(proc.stdout.readline(), 60)).split()
         assert ready[:1] == [b"ready"], f"the baseline copier did not start: {ready!r}"
+        spies += await spy_on(profile, "baseline", {"copier": proc.pid, "emulators": os.getpid()})
         gc0 = GC.mark()
         cpu0 = cpu_seconds(os.getpid())
         t0 = time.perf_counter()
@@ -610,6 +632,7 @@ async def baseline(
         collected = GC.since(gc0)
         rc = await proc.wait()
     finally:
+        await stop_spies(spies)
         if proc.returncode is None:  # the driver failed: the copier must not go on alone
             proc.kill()
             await proc.wait()
@@ -658,7 +681,7 @@ async def run(args: argparse.Namespace) -> None:
             await asyncio.to_thread(cluster.close)
             sites.b.state.webhooks.clear()
             sites.a.state.webhooks.clear()
-            results["baseline"] = await baseline(sites, args.issues, args.comments)
+            results["baseline"] = await baseline(sites, args.issues, args.comments, args.profile)
         finally:
             for c in clusters:
                 await asyncio.to_thread(c.close)
@@ -732,7 +755,7 @@ def main() -> None:
         "--profile",
         type=Path,
         default=None,
-        help="py-spy the nodes and emulators for 30 s of the bulk (raw stacks)",
+        help="py-spy every process through the bulk and the baseline (raw stacks, one file each)",
     )
     parser.add_argument(
         "--apply-concurrency",
