@@ -30,12 +30,13 @@ Phases:
   runs both emulators).
 3. **Baseline**: with the nodes stopped, a plain copier process (``scripts/bench.py _baseline``)
   copies the same issues from A to a fresh project in B with the fewest calls it can: search pages
-  of 100 with the comments embedded (node A's own query, ``project = BLK``), ``POST issue/bulk`` by 50, one ``POST comment`` per comment, 8
-  requests in flight. Its clock starts once the copier process is up (interpreter and imports
-  ready), as the bulk's starts with node A running. Its table rows include the CPU seconds both
-  emulators (this process) and the copier used: the emulators' share bounds what any copier,
-  Tandem included, can reach. Both phases also show how much of the emulators' CPU went to
-  their garbage collector (about a quarter in each: stop-the-world passes over the sites' heaps).
+  of 100 with the comments embedded (node A's own query, ``project = BLK``), ``POST issue/bulk`` by
+  50, one ``POST comment`` per comment, 8 requests in flight. Its clock starts once the copier
+  process is up (interpreter and imports ready), as the bulk's starts with node A running. Its table
+  rows include the CPU seconds both emulators (this process) and the copier used: the emulators'
+  share bounds what any copier, Tandem included, can reach. Both phases also show how much of the
+  emulators' CPU went to their garbage collector (about a quarter in each: stop-the-world passes
+  over the sites' heaps).
 
 Not a test (``tests/bench`` only checks that a tiny run prints the table): run it by hand.
 """
