@@ -34,7 +34,6 @@ import dataclasses
 import gc
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -54,7 +53,7 @@ from node.store.rows import (  # noqa: E402
     inbox_mark_processed,
     inbox_put,
     insert_connection,
-    outbox_put,
+    outbox_put_replies,
 )
 from node.sync.engine import SyncEngine  # noqa: E402
 from node.sync.settings import SyncSettings  # noqa: E402
@@ -165,12 +164,9 @@ class StandInManager:
             items.append((session.send_next, message.t, encode_message(message)))
             session.send_next += 1
 
-        def commit(c: sqlite3.Connection) -> None:
-            outbox_put(c, rt.row.id, items, session.send_next, time.time())
-            if processed:
-                inbox_mark_processed(c, rt.row.id, list(processed), time.time())
-
-        await self.db.write(commit)
+        await self.db.write(
+            lambda c: outbox_put_replies(c, rt.row.id, items, session.send_next, list(processed), time.time())
+        )
         self.sent += len(items)
         return [seq for seq, _, _ in items]
 

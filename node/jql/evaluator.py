@@ -16,7 +16,6 @@ Pure: no I/O.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -278,10 +277,7 @@ def version_key(v: str) -> tuple[tuple[int, Any], ...]:
     return tuple((0, int(p)) if p.isdigit() else (1, p) for p in re.findall(r"\d+|[a-z]+", v.lower()))
 
 
-@functools.lru_cache(maxsize=1 << 16)
 def key_key(v: str) -> tuple[str, int] | None:
-    """``ABC-12`` → ``("abc", 12)``, how keys order (None: not a key). Memoised: a search ordered by
-    key ranks every matching issue's key, again on every page."""
     m = _KEY.match(v)
     return (m.group(1).lower(), int(m.group(2))) if m else None
 

@@ -67,21 +67,23 @@ def test_a_plain_run_normalises_as_the_general_rules_do(nodes: list[Any]) -> Non
     assert normalize_inlines(nodes) == _normalize_inlines(nodes)
 
 
-inline_nodes = st.builds(
-    lambda t, marks: {"type": "text", "text": t, **marks},
-    texts | st.sampled_from(["a", "b c", " "]),
-    st.sampled_from(
-        [
-            {},
-            {"marks": [{"type": "strong"}]},
-            {"marks": [{"type": "em"}, {"type": "strong"}]},
-            {"marks": [{"type": "strong"}, {"type": "em"}]},
-            {"marks": [{"type": "link", "attrs": {"href": "https://x.example"}}]},
-            {"marks": [{"type": "code"}]},
-            {"marks": [{"type": "sub"}, {"type": "sup"}]},
-        ]
-    ),
-) | st.just({"type": "hard_break"})
+def text_nodes(
+    words: st.SearchStrategy[str], marks: list[dict[str, Any]]
+) -> st.SearchStrategy[dict[str, Any]]:
+    """Text nodes of ``words``, each with one of the ``marks`` choices (in the order given)."""
+    return st.builds(lambda t, m: {"type": "text", "text": t, **m}, words, st.sampled_from(marks))
+
+
+MARKS: list[dict[str, Any]] = [
+    {},
+    {"marks": [{"type": "strong"}]},
+    {"marks": [{"type": "em"}, {"type": "strong"}]},
+    {"marks": [{"type": "strong"}, {"type": "em"}]},
+    {"marks": [{"type": "link", "attrs": {"href": "https://x.example"}}]},
+    {"marks": [{"type": "code"}]},
+    {"marks": [{"type": "sub"}, {"type": "sup"}]},
+]
+inline_nodes = text_nodes(texts | st.sampled_from(["a", "b c", " "]), MARKS) | st.just({"type": "hard_break"})
 
 
 @settings(max_examples=1000, deadline=None)
@@ -241,16 +243,7 @@ raw_adf = st.builds(to_adf, docs("adf")) | st.builds(
     st.lists(
         st.builds(
             lambda texts: {"type": "paragraph", "content": texts},
-            st.lists(
-                st.builds(
-                    lambda t, marks: {"type": "text", "text": t, **marks},
-                    texts | st.sampled_from([" a ", "b", "\n"]),
-                    st.sampled_from(
-                        [{}, {"marks": [{"type": "strong"}]}, {"marks": [{"type": "em"}, {"type": "strong"}]}]
-                    ),
-                ),
-                max_size=4,
-            ),
+            st.lists(text_nodes(texts | st.sampled_from([" a ", "b", "\n"]), MARKS[:3]), max_size=4),
         ),
         max_size=3,
     ),
