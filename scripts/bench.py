@@ -35,8 +35,8 @@ Phases:
   process is up (interpreter and imports ready), as the bulk's starts with node A running. Its table
   rows include the CPU seconds both emulators (this process) and the copier used: the emulators'
   share bounds what any copier, Tandem included, can reach. Both phases also show how much of the
-  emulators' CPU went to their garbage collector (about a quarter in each: stop-the-world passes
-  over the sites' heaps).
+  emulators' CPU went to their garbage collector (at 10,000 × 7 about a sixth in the bulk, a tenth
+  to a sixth in the baseline: stop-the-world passes over the sites' heaps).
 
 Not a test (``tests/bench`` only checks that a tiny run prints the table): run it by hand.
 """
